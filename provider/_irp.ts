@@ -1,0 +1,127 @@
+/**
+ * Internal helpers that play the IRP's part: one completion per call, cancellation through an
+ * AbortSignal, and deadlines.
+ *
+ * @module
+ */
+
+import {
+  NT_SUCCESS,
+  type NTSTATUS,
+  STATUS_CANCELLED,
+  STATUS_INVALID_PARAMETER,
+  STATUS_IO_TIMEOUT,
+  STATUS_SUCCESS,
+} from "./status.ts";
+import type { WskCompletion, WskIrp } from "./types.ts";
+import { statusFromError } from "./_errors.ts";
+
+/** A successful completion. */
+export function success(information = 0): WskCompletion {
+  return { status: STATUS_SUCCESS, information };
+}
+
+/** A failed completion; `information` is always 0. */
+export function failure(status: NTSTATUS, message: string, cause?: unknown): WskCompletion {
+  return cause === undefined
+    ? { status, information: 0, message }
+    : { status, information: 0, message, cause };
+}
+
+/** Turns a host error into a failed completion, with `what` naming the action that failed. */
+export function hostFailure(error: unknown, what: string): WskCompletion {
+  const mapped = statusFromError(error);
+  return failure(mapped.status, `${what}: ${mapped.message}`, mapped.cause);
+}
+
+/** Checks the IRP stand-in; returns a failed completion when it is malformed. */
+export function checkIrp(irp: WskIrp | undefined): WskCompletion | null {
+  if (irp === undefined) return null;
+  if (typeof irp !== "object" || irp === null) {
+    return failure(STATUS_INVALID_PARAMETER, "The IRP argument is not an object");
+  }
+  if (irp.signal !== undefined && !(irp.signal instanceof AbortSignal)) {
+    return failure(STATUS_INVALID_PARAMETER, "The IRP signal is not an AbortSignal");
+  }
+  const t = irp.timeout;
+  if (t !== undefined && (typeof t !== "number" || !Number.isFinite(t) || t < 0)) {
+    return failure(STATUS_INVALID_PARAMETER, `Invalid timeout "${String(t)}": expected ms >= 0`);
+  }
+  return null;
+}
+
+/**
+ * One pending call. It completes exactly once: the first of `complete` and a cancellation
+ * (signal or deadline) wins, and later attempts are ignored.
+ */
+export class PendingCall<T extends WskCompletion = WskCompletion> {
+  readonly promise: Promise<T>;
+  /** Aborted when the call is cancelled or times out; handy for host APIs that take a signal. */
+  readonly signal: AbortSignal;
+  #resolve!: (completion: T) => void;
+  #done = false;
+  #controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #irpSignal: AbortSignal | undefined;
+  #onAbort = () => this.cancel(STATUS_CANCELLED, "Cancelled");
+  #onCancel: ((status: NTSTATUS) => void) | null = null;
+
+  constructor(irp: WskIrp | undefined) {
+    this.signal = this.#controller.signal;
+    this.promise = new Promise((resolve) => this.#resolve = resolve);
+    this.#irpSignal = irp?.signal;
+    if (this.#irpSignal?.aborted) {
+      this.cancel(STATUS_CANCELLED, "Cancelled before the call started");
+      return;
+    }
+    this.#irpSignal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (irp?.timeout !== undefined) {
+      const ms = irp.timeout;
+      this.#timer = setTimeout(
+        () => this.cancel(STATUS_IO_TIMEOUT, `Timed out after ${ms} ms`),
+        ms,
+      );
+    }
+  }
+
+  /** True once the call has completed (either way). */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Registers what to undo when the call is cancelled (called at most once). */
+  onCancel(handler: (status: NTSTATUS) => void): void {
+    this.#onCancel = handler;
+  }
+
+  /** Completes the call, unless it already completed. Returns whether this call won. */
+  complete(completion: T): boolean {
+    if (this.#done) return false;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#irpSignal?.removeEventListener("abort", this.#onAbort);
+    this.#resolve(completion);
+    return true;
+  }
+
+  /** Cancels the call with `status` (STATUS_CANCELLED or STATUS_IO_TIMEOUT). */
+  cancel(status: NTSTATUS, message: string): boolean {
+    // Every extra field of a completion type is optional, so a bare failure fits T.
+    if (!this.complete(failure(status, message) as T)) return false;
+    this.#controller.abort();
+    const handler = this.#onCancel;
+    this.#onCancel = null;
+    handler?.(status);
+    return true;
+  }
+}
+
+/** True for statuses that mean "the IRP was cancelled or timed out by the model". */
+export function isCancellation(status: NTSTATUS): boolean {
+  return status === STATUS_CANCELLED || status === STATUS_IO_TIMEOUT;
+}
+
+/** Whether a completion is a success. */
+export function succeeded(completion: WskCompletion): boolean {
+  return NT_SUCCESS(completion.status);
+}

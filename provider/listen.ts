@@ -1,0 +1,501 @@
+/**
+ * The listening socket and its dispatch table, `WSK_PROVIDER_LISTEN_DISPATCH`.
+ *
+ * @module
+ */
+
+import {
+  type NTSTATUS,
+  STATUS_CANCELLED,
+  STATUS_INVALID_DEVICE_STATE,
+  STATUS_INVALID_HANDLE,
+  STATUS_INVALID_PARAMETER,
+  STATUS_NOT_SUPPORTED,
+  STATUS_REQUEST_NOT_ACCEPTED,
+  STATUS_SUCCESS,
+} from "./status.ts";
+import { type AddressFamily, isSockAddr, type SockAddr, sockAddrFromNetAddr } from "./address.ts";
+import {
+  SO_WSK_EVENT_CALLBACK,
+  SOL_SOCKET,
+  WSK_EVENT_ACCEPT,
+  WSK_EVENT_DISCONNECT,
+  WSK_EVENT_RECEIVE,
+  WSK_EVENT_SEND_BACKLOG,
+  type WskClientConnectionDispatch,
+  type WskCompletion,
+  type WskControlSocketType,
+  WskGetOption,
+  WskIoctl,
+  type WskIrp,
+  WskSetOption,
+} from "./types.ts";
+import { denoBacking } from "./_backing.ts";
+import { checkIrp, failure, hostFailure, PendingCall, success } from "./_irp.ts";
+import {
+  type ControlInput,
+  isCompletion,
+  parseEventRequest,
+  unsupportedIoctl,
+  unsupportedOption,
+} from "./_control.ts";
+import {
+  adoptAcceptedSocket,
+  allocateSocketId,
+  checkFlags,
+  newAcceptedSocket,
+  type WskConnectionSocket,
+} from "./connection.ts";
+
+/** States of a listening socket: created, bound and listening, closed. */
+export type ListenState = "INIT" | "LISTENING" | "CLOSED";
+
+/** What WskAcceptEvent may return: a status, or a status with the new socket's context. */
+export type WskAcceptEventResult = NTSTATUS | {
+  readonly status: NTSTATUS;
+  readonly context?: unknown;
+  readonly dispatch?: WskClientConnectionDispatch | null;
+};
+
+/** WSK_CLIENT_LISTEN_DISPATCH. Only WskAcceptEvent is modelled (no conditional accept). */
+export interface WskClientListenDispatch {
+  /**
+   * A connection was accepted while no WskAccept was waiting. `acceptSocket` is null when the
+   * listening socket died. Return STATUS_SUCCESS to take the socket (optionally with its
+   * context and callbacks) or STATUS_REQUEST_NOT_ACCEPTED to have the provider close it.
+   */
+  readonly WskAcceptEvent?: (
+    socketContext: unknown,
+    flags: number,
+    localAddress: SockAddr,
+    remoteAddress: SockAddr,
+    acceptSocket: WskConnectionSocket | null,
+  ) => WskAcceptEventResult;
+}
+
+/** The completion of WskAccept: the new socket and both addresses on success. */
+export interface WskAcceptCompletion extends WskCompletion {
+  /** The accepted, connected socket (`Irp->IoStatus.Information` in C). */
+  readonly socket?: WskConnectionSocket;
+  /** The local address of the new connection. */
+  readonly localAddress?: SockAddr;
+  /** The peer's address. */
+  readonly remoteAddress?: SockAddr;
+}
+
+/** Options of a listening socket, given to WskSocket. */
+export interface WskListenOptions {
+  /** The kernel's accept backlog (`listen(2)`); Deno's default is 511. */
+  readonly backlog?: number;
+}
+
+interface AcceptRequest {
+  readonly call: PendingCall<WskAcceptCompletion>;
+  readonly context: unknown;
+  readonly dispatch: WskClientConnectionDispatch | null;
+}
+
+const LISTEN_EVENTS = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT |
+  WSK_EVENT_SEND_BACKLOG;
+const INHERITED_EVENTS = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
+/** Connections the model holds for a later WskAccept before it stops accepting. */
+const HELD_LIMIT = 1024;
+
+/** Creates a listening socket, as WskSocket does (internal to provider/). */
+export let newListenSocket: (
+  family: AddressFamily,
+  context: unknown,
+  dispatch: WskClientListenDispatch | null,
+  options: WskListenOptions,
+) => WskListenSocket;
+
+/** The one listen dispatch table every listening socket points at. */
+export let WSK_PROVIDER_LISTEN_DISPATCH: WskProviderListenDispatch;
+
+/**
+ * A listening WSK socket. WskBind starts listening; WskAccept (or WskAcceptEvent) hands out
+ * connection sockets.
+ *
+ * @example Accept one connection
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WskCaptureProviderNPI } from "./provider.ts";
+ * import { parseSockAddr } from "./address.ts";
+ * import { AF_INET } from "./address.ts";
+ * import { IPPROTO_TCP, SOCK_STREAM, WSK_FLAG_LISTEN_SOCKET } from "./types.ts";
+ * import { STATUS_SUCCESS } from "./status.ts";
+ *
+ * const { Client, Dispatch } = WskCaptureProviderNPI();
+ * const created = await Dispatch.WskSocket(
+ *   Client, AF_INET, SOCK_STREAM, IPPROTO_TCP, WSK_FLAG_LISTEN_SOCKET,
+ * );
+ * const listener = created.listenSocket!;
+ * await listener.Dispatch.WskBind(listener, parseSockAddr("127.0.0.1:0"));
+ * const local = await listener.Dispatch.WskGetLocalAddress(listener);
+ * const accepting = listener.Dispatch.WskAccept(listener);
+ * using client = await Deno.connect({ hostname: "127.0.0.1", port: local.address!.port });
+ * const accepted = await accepting;
+ * assert.equal(accepted.status, STATUS_SUCCESS);
+ * assert.equal(accepted.remoteAddress!.port, client.localAddr.port);
+ * await accepted.socket!.Dispatch.WskCloseSocket(accepted.socket!);
+ * await listener.Dispatch.WskCloseSocket(listener);
+ * ```
+ */
+export class WskListenSocket {
+  /** A number that names this socket within the process. */
+  readonly id: number = allocateSocketId();
+  /** The address family given at creation. */
+  readonly family: AddressFamily;
+  /** The client's context for this listening socket. */
+  readonly context: unknown;
+  #dispatch: WskClientListenDispatch | null;
+  #options: WskListenOptions;
+  #state: ListenState = "INIT";
+  #listener: Deno.TcpListener | null = null;
+  #local: SockAddr | null = null;
+  #accepts: AcceptRequest[] = [];
+  #held: Deno.TcpConn[] = [];
+  #looping = false;
+  #events = 0;
+
+  private constructor(
+    family: AddressFamily,
+    context: unknown,
+    dispatch: WskClientListenDispatch | null,
+    options: WskListenOptions,
+  ) {
+    this.family = family;
+    this.context = context;
+    this.#dispatch = dispatch;
+    this.#options = options;
+  }
+
+  /** The provider's function table for this socket. */
+  get Dispatch(): WskProviderListenDispatch {
+    return WSK_PROVIDER_LISTEN_DISPATCH;
+  }
+
+  /** The socket's state. */
+  get state(): ListenState {
+    return this.#state;
+  }
+
+  /** Closes the socket if it is still open (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state !== "CLOSED") await this.#close();
+  }
+
+  #refuse(allowed: ListenState, call: string): WskCompletion | null {
+    if (this.#state === allowed) return null;
+    if (this.#state === "CLOSED") {
+      return failure(STATUS_INVALID_HANDLE, `${call} on a closed socket`);
+    }
+    return failure(STATUS_INVALID_DEVICE_STATE, `${call} is not valid in state ${this.#state}`);
+  }
+
+  #bind(address: SockAddr, flags: number, irp: WskIrp | undefined): WskCompletion {
+    const bad = this.#refuse("INIT", "WskBind") ?? checkIrp(irp) ?? checkFlags(flags, 0, "WskBind");
+    if (bad) return bad;
+    if (!isSockAddr(address) || address.family !== this.family) {
+      return failure(
+        STATUS_INVALID_PARAMETER,
+        "The local address is not a SOCKADDR of the socket's family",
+      );
+    }
+    const backlog = this.#options.backlog;
+    try {
+      this.#listener = Deno.listen({
+        hostname: address.address,
+        port: address.port,
+        ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
+      });
+    } catch (error) {
+      return hostFailure(error, `Listen on ${address.address} port ${address.port}`);
+    }
+    this.#local = sockAddrFromNetAddr(this.#listener.addr);
+    this.#state = "LISTENING";
+    return success();
+  }
+
+  #accept(
+    flags: number,
+    context: unknown,
+    dispatch: WskClientConnectionDispatch | null,
+    irp: WskIrp | undefined,
+  ): Promise<WskAcceptCompletion> {
+    const bad = this.#refuse("LISTENING", "WskAccept") ?? checkIrp(irp) ??
+      checkFlags(flags, 0, "WskAccept");
+    if (bad) return Promise.resolve(bad);
+    const call = new PendingCall<WskAcceptCompletion>(irp);
+    if (call.done) return call.promise;
+    const held = this.#held.shift();
+    if (held !== undefined) {
+      call.complete(this.#accepted(held, context, dispatch, 0));
+      return call.promise;
+    }
+    this.#accepts.push({ call, context, dispatch });
+    void this.#loop();
+    return call.promise;
+  }
+
+  #accepted(
+    conn: Deno.TcpConn,
+    context: unknown,
+    dispatch: WskClientConnectionDispatch | null,
+    events: number,
+  ): WskAcceptCompletion {
+    const socket = newAcceptedSocket({ backing: denoBacking(conn), context, dispatch, events });
+    return {
+      ...success(),
+      socket,
+      localAddress: sockAddrFromNetAddr(conn.localAddr),
+      remoteAddress: sockAddrFromNetAddr(conn.remoteAddr),
+    };
+  }
+
+  #wantsConnections(): boolean {
+    this.#accepts = this.#accepts.filter((request) => !request.call.done);
+    if (this.#accepts.length > 0) return true;
+    return (this.#events & WSK_EVENT_ACCEPT) !== 0 && this.#held.length < HELD_LIMIT;
+  }
+
+  /**
+   * The one accepting loop. It runs while a WskAccept waits or the accept event is on, and
+   * stops when the socket closes. A connection nobody asked for any more (its WskAccept was
+   * cancelled meanwhile) is held for the next WskAccept rather than dropped.
+   */
+  async #loop(): Promise<void> {
+    if (this.#looping) return;
+    this.#looping = true;
+    try {
+      while (this.#state === "LISTENING" && this.#wantsConnections()) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await this.#listener!.accept();
+        } catch (error) {
+          if (this.#state !== "LISTENING") return;
+          const mapped = hostFailure(error, "Accept");
+          for (const request of this.#accepts) request.call.complete(mapped);
+          this.#accepts = [];
+          return;
+        }
+        this.#deliver(conn);
+      }
+    } finally {
+      this.#looping = false;
+    }
+  }
+
+  #deliver(conn: Deno.TcpConn): void {
+    if (this.#state !== "LISTENING") {
+      conn.close();
+      return;
+    }
+    for (;;) {
+      const request = this.#accepts.shift();
+      if (request === undefined) break;
+      if (request.call.done) continue;
+      request.call.complete(this.#accepted(conn, request.context, request.dispatch, 0));
+      return;
+    }
+    const callback = this.#dispatch?.WskAcceptEvent;
+    if ((this.#events & WSK_EVENT_ACCEPT) !== 0 && callback !== undefined) {
+      const accepted = this.#accepted(conn, undefined, null, 0);
+      const socket = accepted.socket!;
+      let result: WskAcceptEventResult;
+      try {
+        result = callback(this.context, 0, accepted.localAddress!, accepted.remoteAddress!, socket);
+      } catch {
+        result = STATUS_REQUEST_NOT_ACCEPTED;
+      }
+      const status = typeof result === "number" ? result : result.status;
+      if (status !== STATUS_SUCCESS) {
+        void socket.Dispatch.WskCloseSocket(socket);
+        return;
+      }
+      if (typeof result !== "number") {
+        adoptAcceptedSocket(
+          socket,
+          result.context,
+          result.dispatch ?? null,
+          this.#events & INHERITED_EVENTS,
+        );
+      }
+      return;
+    }
+    this.#held.push(conn);
+  }
+
+  #getLocalAddress(irp: WskIrp | undefined): WskCompletion & { address?: SockAddr } {
+    const bad = this.#refuse("LISTENING", "WskGetLocalAddress") ?? checkIrp(irp);
+    if (bad) return bad;
+    return { ...success(), address: this.#local! };
+  }
+
+  #control(
+    requestType: WskControlSocketType,
+    controlCode: number,
+    level: number,
+    input: ControlInput,
+    irp: WskIrp | undefined,
+  ): WskCompletion {
+    if (this.#state === "CLOSED") {
+      return failure(STATUS_INVALID_HANDLE, "WskControlSocket on a closed socket");
+    }
+    const bad = checkIrp(irp);
+    if (bad) return bad;
+    const code = controlCode >>> 0;
+    if (requestType === WskIoctl) {
+      const unsupported = unsupportedIoctl(code);
+      return unsupported
+        ? failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`)
+        : failure(STATUS_INVALID_PARAMETER, `Unknown IOCTL 0x${code.toString(16)}`);
+    }
+    if (requestType !== WskSetOption && requestType !== WskGetOption) {
+      return failure(STATUS_INVALID_PARAMETER, `Unknown request type ${String(requestType)}`);
+    }
+    if (level === SOL_SOCKET && code === SO_WSK_EVENT_CALLBACK && requestType === WskSetOption) {
+      const request = parseEventRequest(input, LISTEN_EVENTS);
+      if (isCompletion(request)) return request;
+      const refused = this.#refuse("LISTENING", "Enabling events");
+      if (refused) return refused;
+      if (request.disable) {
+        if ((request.events & INHERITED_EVENTS) !== 0) {
+          return failure(
+            STATUS_INVALID_PARAMETER,
+            "Connection events enabled on a listening socket cannot be disabled",
+          );
+        }
+        this.#events &= ~request.events;
+        return success();
+      }
+      if (irp !== undefined) {
+        return failure(STATUS_INVALID_PARAMETER, "Enabling event callbacks takes no IRP");
+      }
+      if ((request.events & WSK_EVENT_ACCEPT) !== 0 && !this.#dispatch?.WskAcceptEvent) {
+        return failure(STATUS_INVALID_PARAMETER, "No WskAcceptEvent callback was given");
+      }
+      this.#events |= request.events;
+      // Held connections go to the newly enabled callback first.
+      if ((request.events & WSK_EVENT_ACCEPT) !== 0) {
+        const held = this.#held;
+        this.#held = [];
+        for (const conn of held) this.#deliver(conn);
+        void this.#loop();
+      }
+      return success();
+    }
+    const unsupported = unsupportedOption(level, code);
+    if (unsupported) return failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`);
+    return failure(
+      STATUS_INVALID_PARAMETER,
+      `Unknown option 0x${code.toString(16)} at level 0x${(level >>> 0).toString(16)}`,
+    );
+  }
+
+  #close(): Promise<WskCompletion> {
+    if (this.#state === "CLOSED") {
+      return Promise.resolve(failure(STATUS_INVALID_HANDLE, "WskCloseSocket on a closed socket"));
+    }
+    this.#state = "CLOSED";
+    for (const request of this.#accepts) {
+      request.call.complete(failure(STATUS_CANCELLED, "The socket was closed"));
+    }
+    this.#accepts = [];
+    for (const conn of this.#held) conn.close();
+    this.#held = [];
+    try {
+      this.#listener?.close();
+    } catch {
+      // Already closed.
+    }
+    return Promise.resolve(success());
+  }
+
+  static {
+    newListenSocket = (family, context, dispatch, options) =>
+      new WskListenSocket(family, context, dispatch, options);
+
+    const withListen = <T extends WskCompletion>(
+      socket: unknown,
+      body: (socket: WskListenSocket) => Promise<T>,
+    ): Promise<T | WskCompletion> => {
+      if (!(typeof socket === "object" && socket !== null && #state in socket)) {
+        return Promise.resolve(
+          failure(STATUS_INVALID_HANDLE, "The socket argument is not a listening socket"),
+        );
+      }
+      return body(socket);
+    };
+
+    const table: WskProviderListenDispatch = {
+      WskControlSocket(socket, requestType, controlCode, level, input, _output, irp) {
+        return withListen(
+          socket,
+          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, irp)),
+        );
+      },
+      WskCloseSocket(socket, _irp) {
+        return withListen(socket, (s) => s.#close());
+      },
+      WskBind(socket, localAddress, flags = 0, irp) {
+        return withListen(socket, (s) => Promise.resolve(s.#bind(localAddress, flags, irp)));
+      },
+      WskAccept(socket, flags = 0, context, dispatch = null, irp) {
+        return withListen(socket, (s) => s.#accept(flags, context, dispatch, irp));
+      },
+      WskInspectComplete(_socket, ..._args) {
+        return Promise.resolve(
+          failure(
+            STATUS_NOT_SUPPORTED,
+            "Conditional accept (SO_CONDITIONAL_ACCEPT) is not modelled",
+          ),
+        );
+      },
+      WskGetLocalAddress(socket, irp) {
+        return withListen(socket, (s) => Promise.resolve(s.#getLocalAddress(irp)));
+      },
+    };
+    WSK_PROVIDER_LISTEN_DISPATCH = Object.freeze(table);
+  }
+}
+
+/**
+ * WSK_PROVIDER_LISTEN_DISPATCH, in C member order (the Basic members first).
+ */
+export interface WskProviderListenDispatch {
+  /** Sets or gets an option (SO_WSK_EVENT_CALLBACK for WskAcceptEvent), or issues an IOCTL. */
+  WskControlSocket(
+    socket: WskListenSocket,
+    requestType: WskControlSocketType,
+    controlCode: number,
+    level: number,
+    input?: ControlInput,
+    output?: Uint8Array | null,
+    irp?: WskIrp,
+  ): Promise<WskCompletion>;
+  /** Stops listening; pending WskAccept calls complete with STATUS_CANCELLED. */
+  WskCloseSocket(socket: WskListenSocket, irp?: WskIrp): Promise<WskCompletion>;
+  /** Binds and starts listening. */
+  WskBind(
+    socket: WskListenSocket,
+    localAddress: SockAddr,
+    flags?: number,
+    irp?: WskIrp,
+  ): Promise<WskCompletion>;
+  /** Waits for a connection and returns it as a connection socket. */
+  WskAccept(
+    socket: WskListenSocket,
+    flags?: number,
+    acceptSocketContext?: unknown,
+    acceptSocketDispatch?: WskClientConnectionDispatch | null,
+    irp?: WskIrp,
+  ): Promise<WskAcceptCompletion>;
+  /** Conditional accept is not modelled: always STATUS_NOT_SUPPORTED. */
+  WskInspectComplete(socket: WskListenSocket, ...args: unknown[]): Promise<WskCompletion>;
+  /** The address the socket listens on, with the kernel's port. */
+  WskGetLocalAddress(
+    socket: WskListenSocket,
+    irp?: WskIrp,
+  ): Promise<WskCompletion & { address?: SockAddr }>;
+}
