@@ -215,8 +215,13 @@ class NodeBacking implements ConnectionBacking {
 
   write(from: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Bad resource ID"));
+    // After a reset the stream is destroyed; report the reset, not the destroyed stream.
+    if (this.#error !== null) return Promise.reject(this.#error);
     return new Promise((resolve, reject) => {
-      this.#socket.write(from, (error) => error ? reject(error) : resolve(from.length));
+      this.#socket.write(from, (error) => {
+        if (!error) resolve(from.length);
+        else reject(this.#error ?? error);
+      });
     });
   }
 

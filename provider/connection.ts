@@ -108,8 +108,8 @@ export interface WskSocketOptions {
 const STASH_LIMIT = 1 << 20;
 /** Read size when the model reads on its own account (events, or data ahead of a receive). */
 const EVENT_READ_SIZE = 64 * 1024;
-/** Read size for WSK_FLAG_DRAIN. */
-const DRAIN_READ_SIZE = 256 * 1024;
+/** Most the model reads at once into its own buffer (cancellable receives, WSK_FLAG_DRAIN). */
+const STAGE_READ_SIZE = 256 * 1024;
 /** The model's ideal send backlog (SIO_WSK_QUERY_IDEAL_SEND_BACKLOG, WskSendBacklogEvent). */
 export const IDEAL_SEND_BACKLOG = 256 * 1024;
 
@@ -121,6 +121,8 @@ interface ReceiveRequest {
   readonly parts: Uint8Array[];
   readonly length: number;
   readonly flags: number;
+  /** True when the IRP has a signal or a deadline, so the receive may end before its read. */
+  readonly cancellable: boolean;
   filled: number;
 }
 
@@ -257,6 +259,7 @@ export class WskConnectionSocket {
   #backing: ConnectionBacking | null = null;
   #local: SockAddr | null = null;
   #remote: SockAddr | null = null;
+  #target: SockAddr | null = null;
   #pendingConnect: PendingCall | null = null;
   #abortStatus: NTSTATUS = STATUS_CONNECTION_ABORTED;
 
@@ -267,7 +270,7 @@ export class WskConnectionSocket {
   #peerFin = false;
   #readFailure: WskCompletion | null = null;
   #servicing = false;
-  #drainScratch: Uint8Array | null = null;
+  #readScratch: Uint8Array | null = null;
 
   // Send side: sends, final data and FIN run in the order they were issued.
   #sendChain: Promise<void> = Promise.resolve();
@@ -310,6 +313,19 @@ export class WskConnectionSocket {
   /** The socket's state in the model's state machine. */
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /**
+   * The local address as far as the model knows it, without a dispatch call: the kernel's once
+   * connected, the bound one before, null before WskBind. For reports and tools.
+   */
+  get localAddress(): SockAddr | null {
+    return this.#local ?? this.#bound;
+  }
+
+  /** The peer's address once connected; before that, the target of the last connect attempt. */
+  get remoteAddress(): SockAddr | null {
+    return this.#remote ?? this.#target;
   }
 
   /** Which host socket backs this socket once connected, or null before. */
@@ -430,6 +446,7 @@ export class WskConnectionSocket {
       return await pending.promise;
     }
     this.#state = "CONNECTING";
+    this.#target = remote;
     this.#pendingConnect = pending;
     pending.onCancel(() => {
       if (this.#state === "CONNECTING") this.#state = "FAILED";
@@ -493,6 +510,12 @@ export class WskConnectionSocket {
     if (this.#local) return { ...success(), address: this.#local };
     const bound = this.#bound!;
     if (bound.port === 0 && this.#state === "BOUND") {
+      if (this.#options.backing === "deno") {
+        return failure(
+          STATUS_NOT_SUPPORTED,
+          "The deno backing cannot fix the local port before connecting; use backing node",
+        );
+      }
       // WSK fixes a TCP port at bind. The host cannot bind without connecting, so the model asks
       // the kernel for a free port now and connects from exactly that port later (node backing).
       const port = probeBind(bound);
@@ -613,13 +636,14 @@ export class WskConnectionSocket {
       parts: segments.parts,
       length: segments.length,
       flags,
+      cancellable: irp?.signal !== undefined || irp?.timeout !== undefined,
       filled: 0,
     };
     if (request.call.done) return request.call.promise;
     this.#receives.push(request);
     request.call.onCancel(() => {
       // The request stays queued until the service loop skips it; a host read already in
-      // flight into its buffer is salvaged into the stash when it returns.
+      // flight for it lands in the model's buffer and is kept for the next receive.
       void this.#service();
     });
     void this.#service();
@@ -682,9 +706,12 @@ export class WskConnectionSocket {
   }
 
   /**
-   * The one reader of the host socket. It completes receive requests in order, reading
-   * straight into the head request's buffer when nothing is stashed (no copy), and reads on its
-   * own account only for enabled events. Exit conditions, checked each round:
+   * The one reader of the host socket. It completes receive requests in order and reads on its
+   * own account only for enabled events. A receive that cannot be cancelled (no signal, no
+   * timeout) is read into straight, with no copy. A cancellable one is read into the model's
+   * own buffer and copied, because a host read cannot be called off without closing the
+   * connection, and the client's buffer must not change after its receive has completed.
+   * Exit conditions, checked each round:
    * - no pending receive and no event wants data: stop (TCP flow control takes over);
    * - the peer's FIN or a read failure was seen: stop (everything left completes from state);
    * - the socket has no host connection (closed or never connected): stop.
@@ -702,13 +729,19 @@ export class WskConnectionSocket {
         const head = this.#receives[0];
         let target: Uint8Array;
         let direct: ReceiveRequest | null = null;
-        let scratch = false;
+        let staged: ReceiveRequest | null = null;
         if (head !== undefined && (head.flags & WSK_FLAG_DRAIN) !== 0) {
-          target = this.#drainScratch ??= new Uint8Array(DRAIN_READ_SIZE);
-          scratch = true;
+          staged = head;
+          target = this.#scratch(STAGE_READ_SIZE);
         } else if (head !== undefined && this.#stashBytes === 0) {
-          direct = head;
-          target = regionAt(head.parts, head.filled);
+          const region = regionAt(head.parts, head.filled);
+          if (head.cancellable) {
+            staged = head;
+            target = this.#scratch(Math.min(region.length, STAGE_READ_SIZE));
+          } else {
+            direct = head;
+            target = region;
+          }
         } else if (head === undefined && this.#wantsReadAhead()) {
           target = new Uint8Array(EVENT_READ_SIZE);
         } else return;
@@ -725,10 +758,14 @@ export class WskConnectionSocket {
         }
         this.#bytesReceived += n;
         if (direct !== null) {
-          if (!direct.call.done) direct.filled += n;
-          else this.#pushStash(target.slice(0, n));
-        } else if (scratch) {
-          if (head!.call.done) this.#pushStash(target.slice(0, n));
+          direct.filled += n;
+        } else if (staged !== null) {
+          if (staged.call.done) this.#pushStash(target.slice(0, n));
+          else if ((staged.flags & WSK_FLAG_DRAIN) === 0) {
+            // The staged read never exceeds the region, which lies within one part.
+            regionAt(staged.parts, staged.filled).set(target.subarray(0, n));
+            staged.filled += n;
+          }
         } else {
           this.#pushStash(n === target.length ? target : target.subarray(0, n));
         }
@@ -736,6 +773,14 @@ export class WskConnectionSocket {
     } finally {
       this.#servicing = false;
     }
+  }
+
+  /** The model's reusable read buffer, at least `size` bytes (grown on demand). */
+  #scratch(size: number): Uint8Array {
+    if (this.#readScratch === null || this.#readScratch.length < size) {
+      this.#readScratch = new Uint8Array(size);
+    }
+    return this.#readScratch.subarray(0, size);
   }
 
   #onPeerFin(): void {

@@ -175,6 +175,11 @@ export class WskListenSocket {
     return WSK_PROVIDER_LISTEN_DISPATCH;
   }
 
+  /** The address it listens on (with the kernel's port), or null before WskBind. */
+  get localAddress(): SockAddr | null {
+    return this.#local;
+  }
+
   /** The socket's state. */
   get state(): ListenState {
     return this.#state;

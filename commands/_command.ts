@@ -1,0 +1,77 @@
+/**
+ * How commands are declared and run: the global options every command takes, and the wrapper
+ * that gives an action its {@linkcode Run} and turns the outcome into an exit code.
+ *
+ * @module
+ */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import { Reporter, type TextSink } from "./_report.ts";
+import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "./_run.ts";
+import { parseTimeout } from "./_parse.ts";
+
+/** The process around the CLI; tests give their own. */
+export interface CliContext {
+  /** Status lines (and help) for stdout. */
+  readonly stdout: TextSink;
+  /** Error lines for stderr. */
+  readonly stderr: TextSink;
+  /** Raw payload bytes to stdout. */
+  writePayload(bytes: Uint8Array): Promise<void>;
+  /** Standard input, streamed. */
+  readonly stdin: () => ReadableStream<Uint8Array>;
+  /** Colour the status names. */
+  readonly color: boolean;
+  /** Set by the command that ran: 0, 1 (a call failed) or 3 (an expectation failed). */
+  exitCode: number;
+}
+
+/** A new subcommand with the global options and help that names its dispatch calls. */
+export function wskCommand(name: string, summary: string, calls: string, examples: string[]) {
+  return new Command(name)
+    .description(`${summary}\n\nDispatch calls: ${calls}`)
+    .addOption(new Option("--json", "write JSON Lines, one object per dispatch call"))
+    .addOption(
+      new Option("--timeout <ms>", "bound every pending call (milliseconds)")
+        .default(DEFAULT_TIMEOUT)
+        .argParser(parseTimeout),
+    )
+    .addOption(new Option("--verbose", "add the underlying system error to failures"))
+    .addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}\n`)
+    .showHelpAfterError(false);
+}
+
+/**
+ * Runs an action body with a fresh {@linkcode Run}: Ctrl-C cancels pending calls, and the
+ * exit code becomes 1 when any call failed unexpectedly.
+ */
+export async function runAction(
+  ctx: CliContext,
+  command: { getOptionValueSource(key: string): string | undefined },
+  options: GlobalOptions,
+  body: (run: Run) => Promise<void>,
+  setup: (reporter: Reporter) => void = () => {},
+): Promise<void> {
+  const reporter = new Reporter(ctx.stdout, ctx.stderr, {
+    json: options.json === true,
+    verbose: options.verbose === true,
+    color: ctx.color && options.json !== true,
+  });
+  setup(reporter);
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort();
+  let listening = false;
+  try {
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    listening = true;
+  } catch {
+    // No signal support here (e.g. a restricted test runtime): Ctrl-C then ends the process.
+  }
+  const timeoutGiven = command.getOptionValueSource("timeout") === "cli";
+  try {
+    await body(new Run(reporter, options.timeout, timeoutGiven, controller.signal));
+  } finally {
+    if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (ctx.exitCode === 0 && reporter.failed) ctx.exitCode = 1;
+}

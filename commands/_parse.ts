@@ -1,0 +1,262 @@
+/**
+ * Value parsers for command-line arguments. Each throws commander's InvalidArgumentError with
+ * a one-line message that quotes the bad value; commander turns it into `error: …` and exit 2.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from "@commander-js/extra-typings";
+import {
+  type AddressFamily,
+  FIONREAD,
+  IPPROTO_IPV6,
+  IPPROTO_TCP,
+  IPV6_V6ONLY,
+  isIpLiteral,
+  looksNumeric,
+  SIO_KEEPALIVE_VALS,
+  SIO_WSK_QUERY_IDEAL_SEND_BACKLOG,
+  SIO_WSK_QUERY_RECEIVE_BACKLOG,
+  SO_EXCLUSIVEADDRUSE,
+  SO_KEEPALIVE,
+  SO_RCVBUF,
+  SO_REUSEADDR,
+  SO_SNDBUF,
+  type SockAddr,
+  sockAddr,
+  SOL_SOCKET,
+  TCP_FASTOPEN,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+  TCP_MAXRT,
+  TCP_NODELAY,
+} from "../provider/mod.ts";
+
+/**
+ * An endpoint as typed: an IP literal (already a SOCKADDR), a host name still to resolve, or
+ * only a port (a wildcard local address whose family follows the remote one).
+ */
+export type Endpoint =
+  | { readonly kind: "literal"; readonly address: SockAddr; readonly text: string }
+  | { readonly kind: "name"; readonly host: string; readonly port: number; readonly text: string }
+  | { readonly kind: "port"; readonly port: number; readonly text: string };
+
+const HOST_NAME =
+  /^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
+
+function bad(what: string, value: string, why: string): never {
+  throw new InvalidArgumentError(`Cannot parse ${what} "${value}": ${why}`);
+}
+
+/** Parses a decimal port 0–65535. */
+export function parsePort(text: string, what = "port"): number {
+  if (!/^\d{1,5}$/.test(text)) bad(what, text, "expected an integer from 0 to 65535");
+  const port = Number(text);
+  if (port > 65535) bad(what, text, "expected an integer from 0 to 65535");
+  return port;
+}
+
+function parseEndpointText(text: string, allowPortOnly: boolean): Endpoint {
+  let host: string;
+  let portText: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0) bad("address", text, "missing ']' after the IPv6 address");
+    host = text.slice(1, close);
+    const rest = text.slice(close + 1);
+    if (!rest.startsWith(":")) bad("address", text, "expected [IPV6]:PORT");
+    portText = rest.slice(1);
+    if (isIpLiteral(host) !== 23) bad("address", text, "not an IPv6 literal inside brackets");
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) bad("address", text, "expected HOST:PORT (a port is required)");
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(":")) bad("address", text, "an IPv6 address needs brackets: [IPV6]:PORT");
+  }
+  if (portText === "") bad("address", text, "the port is missing");
+  const port = parsePort(portText, "port in");
+  if (host === "") {
+    if (!allowPortOnly) bad("address", text, "the host is missing");
+    return { kind: "port", port, text };
+  }
+  if (isIpLiteral(host) !== undefined) {
+    try {
+      return { kind: "literal", address: sockAddr(host, port), text };
+    } catch (error) {
+      bad("address", text, error instanceof Error ? error.message : String(error));
+    }
+  }
+  // Looks like an IP but is not one (999.1.1.1, 1.2.3): refuse it without any name lookup.
+  if (looksNumeric(host)) bad("address", text, "not a valid IPv4 or IPv6 literal");
+  if (!HOST_NAME.test(host)) bad("address", text, "not an IP literal or a valid host name");
+  return { kind: "name", host, port, text };
+}
+
+/** Parses a remote endpoint: `HOST:PORT` or `[IPV6]:PORT`. */
+export function parseRemote(text: string): Endpoint {
+  return parseEndpointText(text, false);
+}
+
+/** Parses a local endpoint: as a remote one, or `:PORT` for the wildcard address. */
+export function parseLocal(text: string): Endpoint {
+  return parseEndpointText(text, true);
+}
+
+/** Parses an integer within bounds. */
+export function parseInteger(text: string, what: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text)) bad(what, text, `expected an integer from ${min} to ${max}`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    bad(what, text, `expected an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** Parses `--timeout` milliseconds. */
+export function parseTimeout(text: string): number {
+  return parseInteger(text, "timeout", 0, 2_147_483_647);
+}
+
+/** Parses a positive count (connections, bytes). */
+export function parseCount(text: string): number {
+  return parseInteger(text, "count", 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** Parses a byte count that may be 0. */
+export function parseByteCount(text: string): number {
+  return parseInteger(text, "byte count", 0, Number.MAX_SAFE_INTEGER);
+}
+
+/** Parses `--family`. */
+export function parseFamily(text: string): AddressFamily {
+  if (text === "inet" || text === "4") return 2;
+  if (text === "inet6" || text === "6") return 23;
+  return bad("family", text, "expected inet or inet6");
+}
+
+/**
+ * Decodes `--data` text: `\r`, `\n`, `\t`, `\0`, `\\` and `\xNN` escapes; the rest as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseData } from "./_parse.ts";
+ *
+ * assert.deepEqual(parseData("a\\r\\n\\x00"), new Uint8Array([0x61, 0x0d, 0x0a, 0x00]));
+ * ```
+ */
+export function parseData(text: string): Uint8Array {
+  const out: number[] = [];
+  const encoder = new TextEncoder();
+  let plain = "";
+  const flush = () => {
+    if (plain) out.push(...encoder.encode(plain));
+    plain = "";
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== "\\") {
+      plain += c;
+      continue;
+    }
+    const next = text[i + 1];
+    const simple: Record<string, number> = { r: 13, n: 10, t: 9, "0": 0, "\\": 92 };
+    if (next !== undefined && next in simple) {
+      flush();
+      out.push(simple[next]!);
+      i++;
+    } else if (next === "x" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
+      flush();
+      out.push(parseInt(text.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else {
+      bad("data", text, `unknown escape "\\${next ?? ""}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
+    }
+  }
+  flush();
+  return new Uint8Array(out);
+}
+
+/** A socket option or IOCTL the CLI can name. */
+export interface OptionSpec {
+  readonly name: string;
+  readonly kind: "option" | "ioctl";
+  readonly level: number;
+  readonly code: number;
+  /** Output size for a get or IOCTL (ULONG 4, SIZE_T 8). */
+  readonly size: 4 | 8;
+}
+
+const OPTION_TABLE: readonly OptionSpec[] = [
+  { name: "SO_KEEPALIVE", kind: "option", level: SOL_SOCKET, code: SO_KEEPALIVE, size: 4 },
+  { name: "SO_REUSEADDR", kind: "option", level: SOL_SOCKET, code: SO_REUSEADDR, size: 4 },
+  {
+    name: "SO_EXCLUSIVEADDRUSE",
+    kind: "option",
+    level: SOL_SOCKET,
+    code: SO_EXCLUSIVEADDRUSE,
+    size: 4,
+  },
+  { name: "SO_RCVBUF", kind: "option", level: SOL_SOCKET, code: SO_RCVBUF, size: 4 },
+  { name: "SO_SNDBUF", kind: "option", level: SOL_SOCKET, code: SO_SNDBUF, size: 4 },
+  { name: "TCP_NODELAY", kind: "option", level: IPPROTO_TCP, code: TCP_NODELAY, size: 4 },
+  { name: "TCP_KEEPIDLE", kind: "option", level: IPPROTO_TCP, code: TCP_KEEPIDLE, size: 4 },
+  { name: "TCP_KEEPCNT", kind: "option", level: IPPROTO_TCP, code: TCP_KEEPCNT, size: 4 },
+  { name: "TCP_KEEPINTVL", kind: "option", level: IPPROTO_TCP, code: TCP_KEEPINTVL, size: 4 },
+  { name: "TCP_MAXRT", kind: "option", level: IPPROTO_TCP, code: TCP_MAXRT, size: 4 },
+  { name: "TCP_FASTOPEN", kind: "option", level: IPPROTO_TCP, code: TCP_FASTOPEN, size: 4 },
+  { name: "IPV6_V6ONLY", kind: "option", level: IPPROTO_IPV6, code: IPV6_V6ONLY, size: 4 },
+  {
+    name: "SIO_WSK_QUERY_RECEIVE_BACKLOG",
+    kind: "ioctl",
+    level: 0,
+    code: SIO_WSK_QUERY_RECEIVE_BACKLOG,
+    size: 8,
+  },
+  {
+    name: "SIO_WSK_QUERY_IDEAL_SEND_BACKLOG",
+    kind: "ioctl",
+    level: 0,
+    code: SIO_WSK_QUERY_IDEAL_SEND_BACKLOG,
+    size: 8,
+  },
+  { name: "FIONREAD", kind: "ioctl", level: 0, code: FIONREAD, size: 4 },
+  { name: "SIO_KEEPALIVE_VALS", kind: "ioctl", level: 0, code: SIO_KEEPALIVE_VALS, size: 4 },
+];
+
+/** The option and IOCTL names `controlsocket` knows. */
+export const OPTION_NAMES: readonly string[] = OPTION_TABLE.map((spec) => spec.name);
+
+/** Parses an option name for `--get` (case-insensitive). */
+export function parseOptionName(text: string): OptionSpec {
+  const spec = OPTION_TABLE.find((entry) => entry.name === text.toUpperCase());
+  if (!spec) bad("option", text, `expected one of ${OPTION_NAMES.join(", ")}`);
+  return spec;
+}
+
+/** A `--set NAME=VALUE` request. */
+export interface OptionSetting {
+  readonly spec: OptionSpec;
+  readonly value: number;
+}
+
+/** Parses `NAME=VALUE` for `--set` (VALUE: an integer, or on/off/true/false). */
+export function parseOptionSetting(text: string): OptionSetting {
+  const eq = text.indexOf("=");
+  if (eq < 0) bad("option setting", text, "expected NAME=VALUE");
+  const spec = parseOptionName(text.slice(0, eq));
+  if (spec.kind !== "option") bad("option setting", text, `${spec.name} is an IOCTL; use --get`);
+  const raw = text.slice(eq + 1).toLowerCase();
+  const named: Record<string, number> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
+  const value = raw in named ? named[raw]! : parseInteger(raw, "option value", 0, 0xffffffff);
+  return { spec, value };
+}
+
+/** Collects repeated options into an array (commander's variadic helper). */
+export function collect<T>(
+  parse: (text: string) => T,
+): (text: string, previous: T[] | undefined) => T[] {
+  return (text, previous) => [...(previous ?? []), parse(text)];
+}

@@ -1,0 +1,281 @@
+/**
+ * All status output of the CLI: one line per dispatch call (or event), human or JSON Lines.
+ *
+ * The human line grammar, stable for scripts:
+ *
+ * ```text
+ * <Call> <STATUS_NAME> 0x<8 HEX> socket=<id> [local=<addr>] [remote=<addr>] bytes=<n> [calls=<n>]
+ *   [value=<v>] time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
+ * ```
+ *
+ * (on one line). Addresses are `127.0.0.1:80` or `[::1]:80`. Quoted values use JSON string
+ * escapes. Payload bytes that go to an output stream never pass through here.
+ *
+ * @module
+ */
+
+import {
+  formatNtStatus,
+  formatSockAddr,
+  NT_SUCCESS,
+  type NTSTATUS,
+  ntStatusName,
+  type SockAddr,
+} from "../provider/mod.ts";
+import { hostErrorCode } from "../provider/_errors.ts";
+
+/** One reported call. */
+export interface CallRecord {
+  /** The WSK call or event name, e.g. "WskConnect" or "WskReceiveEvent". */
+  readonly call: string;
+  /** Its completion status. */
+  readonly status: NTSTATUS;
+  /** `IoStatus.Information`: bytes for data calls (a total when `calls` > 1). */
+  readonly information: number;
+  /** The socket id within this run. */
+  readonly socket?: number;
+  /** Local endpoint, when known. */
+  readonly local?: SockAddr | null;
+  /** Remote endpoint, when known. */
+  readonly remote?: SockAddr | null;
+  /** Wall time the call (or the calls) took, in milliseconds. */
+  readonly elapsedMs: number;
+  /** How many calls this line stands for, when a loop issued several. */
+  readonly calls?: number;
+  /** An option value read or written by WskControlSocket. */
+  readonly value?: string | number;
+  /** The option or IOCTL name for WskControlSocket. */
+  readonly option?: string;
+  /** Received payload to show (not payload that went to an output stream). */
+  readonly data?: Uint8Array;
+  /** Failure explanation. */
+  readonly message?: string;
+  /** The host error behind a failure (shown with --verbose). */
+  readonly cause?: unknown;
+  /** Extra fields for JSON only (e.g. step and line in scripts). */
+  readonly extra?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** How records are written. */
+export interface ReportOptions {
+  /** JSON Lines instead of human lines. */
+  readonly json: boolean;
+  /** Include the host error behind failures. */
+  readonly verbose: boolean;
+  /** Colour the status name (only ever true on a TTY without NO_COLOR). */
+  readonly color: boolean;
+}
+
+/** Longest payload shown inline in a human line before it is cut. */
+const DATA_PREVIEW = 256;
+
+/** Formats the milliseconds of a call: 3 significant decimals under 10 ms. */
+export function formatElapsed(ms: number): string {
+  return ms < 10 ? ms.toFixed(3) : ms < 1000 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+/** Escapes bytes for a human line: JSON string form of the UTF-8 text, bytes as \xNN. */
+export function escapeBytes(bytes: Uint8Array, limit = DATA_PREVIEW): string {
+  const shown = bytes.length > limit ? bytes.subarray(0, limit) : bytes;
+  let out = "";
+  for (const byte of shown) {
+    if (byte === 0x22) out += '\\"';
+    else if (byte === 0x5c) out += "\\\\";
+    else if (byte === 0x0a) out += "\\n";
+    else if (byte === 0x0d) out += "\\r";
+    else if (byte === 0x09) out += "\\t";
+    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+    else out += "\\x" + byte.toString(16).padStart(2, "0");
+  }
+  return bytes.length > limit ? `${out}...(+${bytes.length - limit} bytes)` : out;
+}
+
+/** A short text for a host error: its code and message. */
+export function describeCause(cause: unknown): string {
+  if (cause === undefined || cause === null) return "";
+  const code = hostErrorCode(cause);
+  const message = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  return code && !message.includes(code) ? `${code} ${message}` : message;
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text);
+}
+
+/**
+ * Formats one record as a human line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatHuman } from "./_report.ts";
+ * import { sockAddr } from "../provider/mod.ts";
+ *
+ * const line = formatHuman({
+ *   call: "WskConnect", status: 0xC0000236, information: 0, socket: 1,
+ *   remote: sockAddr("::1", 9), elapsedMs: 0.25,
+ * }, { json: false, verbose: false, color: false });
+ * assert.equal(
+ *   line,
+ *   "WskConnect STATUS_CONNECTION_REFUSED 0xC0000236 socket=1 remote=[::1]:9 bytes=0 time=0.250ms",
+ * );
+ * ```
+ */
+export function formatHuman(record: CallRecord, options: ReportOptions): string {
+  const name = ntStatusName(record.status);
+  const painted = options.color
+    ? `\x1b[${NT_SUCCESS(record.status) ? 32 : 31}m${name}\x1b[39m`
+    : name;
+  const parts = [record.call, painted, formatNtStatus(record.status)];
+  if (record.socket !== undefined) parts.push(`socket=${record.socket}`);
+  if (record.local) parts.push(`local=${formatSockAddr(record.local)}`);
+  if (record.remote) parts.push(`remote=${formatSockAddr(record.remote)}`);
+  parts.push(`bytes=${record.information}`);
+  if (record.calls !== undefined) parts.push(`calls=${record.calls}`);
+  if (record.option !== undefined) parts.push(`option=${record.option}`);
+  if (record.value !== undefined) parts.push(`value=${record.value}`);
+  parts.push(`time=${formatElapsed(record.elapsedMs)}ms`);
+  if (record.data !== undefined && record.data.length > 0) {
+    parts.push(`data="${escapeBytes(record.data)}"`);
+  }
+  if (!NT_SUCCESS(record.status) && record.message) parts.push(`message=${quote(record.message)}`);
+  if (options.verbose && record.cause !== undefined) {
+    parts.push(`cause=${quote(describeCause(record.cause))}`);
+  }
+  return parts.join(" ");
+}
+
+/** Encodes bytes as base64. */
+function base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Formats one record as a JSON Lines object (no trailing newline).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatJson } from "./_report.ts";
+ *
+ * const line = formatJson({
+ *   call: "WskReceive", status: 0, information: 2, socket: 3, elapsedMs: 1,
+ *   data: new Uint8Array([0x68, 0x69]),
+ * }, { json: true, verbose: false, color: false });
+ * assert.deepEqual(JSON.parse(line), {
+ *   call: "WskReceive", status: "STATUS_SUCCESS", ntstatus: "0x00000000", information: 2,
+ *   socket: 3, elapsed_ms: 1, data: "hi",
+ * });
+ * ```
+ */
+export function formatJson(record: CallRecord, options: ReportOptions): string {
+  const object: Record<string, unknown> = {
+    call: record.call,
+    status: ntStatusName(record.status),
+    ntstatus: formatNtStatus(record.status),
+    information: record.information,
+  };
+  if (record.socket !== undefined) object.socket = record.socket;
+  if (record.local) object.local = formatSockAddr(record.local);
+  if (record.remote) object.remote = formatSockAddr(record.remote);
+  if (record.calls !== undefined) object.calls = record.calls;
+  if (record.option !== undefined) object.option = record.option;
+  if (record.value !== undefined) object.value = record.value;
+  object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
+  if (record.data !== undefined && record.data.length > 0) {
+    try {
+      object.data = strictUtf8.decode(record.data);
+    } catch {
+      object.base64 = base64(record.data);
+    }
+  }
+  if (!NT_SUCCESS(record.status) && record.message) object.message = record.message;
+  if (options.verbose && record.cause !== undefined) object.cause = describeCause(record.cause);
+  if (record.extra) Object.assign(object, record.extra);
+  return JSON.stringify(object);
+}
+
+/** Where text goes; tests give their own. */
+export interface TextSink {
+  /** Writes one complete line (the newline is added). */
+  line(text: string): void;
+}
+
+/** Wraps a Deno writer as a line sink (synchronous writes keep line order across streams). */
+export function writerSink(writer: { writeSync(p: Uint8Array): number }): TextSink {
+  const encoder = new TextEncoder();
+  return {
+    line(text: string): void {
+      const bytes = encoder.encode(text + "\n");
+      let offset = 0;
+      while (offset < bytes.length) offset += writer.writeSync(bytes.subarray(offset));
+    },
+  };
+}
+
+/**
+ * Writes records and remembers whether any call failed unexpectedly. One Reporter per run.
+ */
+export class Reporter {
+  #out: TextSink;
+  #err: TextSink;
+  #options: ReportOptions;
+  #statusToErr = false;
+  #failed = false;
+  #lines = 0;
+
+  constructor(out: TextSink, err: TextSink, options: ReportOptions) {
+    this.#out = out;
+    this.#err = err;
+    this.#options = options;
+  }
+
+  /** True when status lines must leave stdout free for payload (`--output -`). */
+  set payloadOnStdout(value: boolean) {
+    this.#statusToErr = value;
+  }
+
+  /** Whether JSON Lines are written. */
+  get json(): boolean {
+    return this.#options.json;
+  }
+
+  /** Whether any call completed with an unexpected failure. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** How many records were written. */
+  get lines(): number {
+    return this.#lines;
+  }
+
+  /**
+   * Writes a record. A failure status counts against the exit code unless it is `expected`
+   * (e.g. the STATUS_CANCELLED that `closesocket` sets out to show).
+   */
+  record(record: CallRecord, expected?: NTSTATUS): void {
+    if (!NT_SUCCESS(record.status) && record.status !== expected) this.#failed = true;
+    const text = this.#options.json
+      ? formatJson(record, this.#options)
+      : formatHuman(record, this.#options);
+    (this.#statusToErr ? this.#err : this.#out).line(text);
+    this.#lines++;
+  }
+
+  /** Marks the run failed without a record (e.g. a failed expectation is reported elsewhere). */
+  fail(): void {
+    this.#failed = true;
+  }
+
+  /** A free-form note on stderr (never on stdout, so JSON output stays clean). */
+  note(text: string): void {
+    this.#err.line(text);
+  }
+}

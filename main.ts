@@ -1,0 +1,109 @@
+/**
+ * wsk: exercise TCP connection sockets from a terminal, one named WSK dispatch call at a time.
+ *
+ * `main(args)` runs the CLI without touching the process (tests call it directly); the entry
+ * line at the bottom is the only place that sets the exit code.
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import type { CliContext } from "./commands/_command.ts";
+import { writerSink } from "./commands/_report.ts";
+import { UsageError } from "./commands/_usage.ts";
+import { socketCommand } from "./commands/socket.ts";
+import { bindCommand } from "./commands/bind.ts";
+import { connectCommand } from "./commands/connect.ts";
+import { connectexCommand } from "./commands/connectex.ts";
+import { socketconnectCommand } from "./commands/socketconnect.ts";
+import { getlocaladdressCommand } from "./commands/getlocaladdress.ts";
+import { getremoteaddressCommand } from "./commands/getremoteaddress.ts";
+import { sendCommand } from "./commands/send.ts";
+import { receiveCommand } from "./commands/receive.ts";
+import { disconnectCommand } from "./commands/disconnect.ts";
+import { releaseCommand } from "./commands/release.ts";
+import { controlsocketCommand } from "./commands/controlsocket.ts";
+import { closesocketCommand } from "./commands/closesocket.ts";
+import { acceptCommand } from "./commands/accept.ts";
+import { demoCommand } from "./commands/demo.ts";
+
+/** The version `wsk -V` prints. */
+export const VERSION = "0.1.0";
+
+/** The context of a real process: Deno's stdio, colour only on a TTY without NO_COLOR. */
+export function processContext(): CliContext {
+  return {
+    stdout: writerSink(Deno.stdout),
+    stderr: writerSink(Deno.stderr),
+    async writePayload(bytes: Uint8Array): Promise<void> {
+      for (let offset = 0; offset < bytes.length;) {
+        offset += await Deno.stdout.write(bytes.subarray(offset));
+      }
+    },
+    stdin: () => Deno.stdin.readable,
+    color: Deno.stdout.isTerminal() && !Deno.noColor,
+    exitCode: 0,
+  };
+}
+
+/**
+ * Runs wsk with `args` and returns the exit code: 0 every call succeeded, 1 a dispatch call
+ * failed, 2 bad arguments or usage, 3 a failed expectation.
+ */
+export async function main(args: string[], ctx: CliContext = processContext()): Promise<number> {
+  const output = {
+    writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
+    writeErr: (text: string) => ctx.stderr.line(text.replace(/\n$/, "")),
+    // Commander reads colour settings from the environment unless told; wsk needs no env access.
+    getOutHasColors: () => false,
+    getErrHasColors: () => false,
+  };
+  const program = new Command("wsk")
+    .description(
+      "Exercise TCP connection sockets one Winsock Kernel (WSK) dispatch call at a time.\n" +
+        "Each command prints one line per call: the call, its NTSTATUS name and hex value,\n" +
+        "the local and remote addresses, the bytes moved and the time it took.",
+    )
+    .version(VERSION, "-V, --version")
+    .configureOutput(output)
+    .exitOverride()
+    .showSuggestionAfterError(true);
+  const commands = [
+    socketCommand,
+    bindCommand,
+    connectCommand,
+    connectexCommand,
+    socketconnectCommand,
+    getlocaladdressCommand,
+    getremoteaddressCommand,
+    sendCommand,
+    receiveCommand,
+    disconnectCommand,
+    releaseCommand,
+    controlsocketCommand,
+    closesocketCommand,
+    acceptCommand,
+    demoCommand,
+  ];
+  for (const make of commands) {
+    program.addCommand(make(ctx).configureOutput(output).exitOverride());
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; every other commander error is a usage error.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof UsageError) {
+      ctx.stderr.line(`error: ${error.message}`);
+      return 2;
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    ctx.stderr.line(`error: internal error: ${detail}`);
+    return 1;
+  }
+  return ctx.exitCode;
+}
+
+if (import.meta.main) Deno.exitCode = await main(Deno.args);
