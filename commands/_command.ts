@@ -29,6 +29,7 @@ export interface CliContext {
 /** A new subcommand with the global options and help that names its dispatch calls. */
 export function wskCommand(name: string, summary: string, calls: string, examples: string[]) {
   return new Command(name)
+    .summary(summary)
     .description(`${summary}\n\nDispatch calls: ${calls}`)
     .addOption(new Option("--json", "write JSON Lines, one object per dispatch call"))
     .addOption(

@@ -73,14 +73,15 @@ export class Run {
    */
   async call<T extends WskCompletion>(
     call: string,
-    socket: Described | null,
+    socket: Described | null | ((completion: T) => Described | null),
     issue: () => Promise<T>,
     extra: Partial<CallRecord> = {},
     expected?: NTSTATUS,
   ): Promise<T> {
     const start = performance.now();
     const completion = await issue();
-    this.report(call, socket, completion, performance.now() - start, extra, expected);
+    const described = typeof socket === "function" ? socket(completion) : socket;
+    this.report(call, described, completion, performance.now() - start, extra, expected);
     return completion;
   }
 

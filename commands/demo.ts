@@ -114,7 +114,6 @@ async function explicitRoute(run: Run, server: string): Promise<void> {
     s,
     () => d.WskReceive(s, wskBuf(reply), WSK_FLAG_WAITALL, run.irp()),
   );
-  run.reporter.note;
   if (NT_SUCCESS(echoed.status) && new TextDecoder().decode(reply) !== "hello, wsk") {
     run.reporter.fail();
   }

@@ -7,21 +7,21 @@
 
 import assert from "node:assert/strict";
 import {
+  type AddressFamily,
   AF_INET,
   AF_INET6,
-  type AddressFamily,
   formatNtStatus,
   IPPROTO_TCP,
   ntStatusName,
   SOCK_STREAM,
   sockAddr,
+  wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
   WskCaptureProviderNPI,
   type WskClientConnectionDispatch,
   type WskCompletion,
   type WskConnectionSocket,
   type WskSocketOptions,
-  wildcard,
 } from "../provider/mod.ts";
 
 export const npi = WskCaptureProviderNPI();
@@ -159,3 +159,76 @@ export const text = {
 };
 
 export { AF_INET, AF_INET6 };
+
+/** What a spawned CLI run produced. */
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly stdoutBytes: Uint8Array;
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** The argv that runs the CLI the way `deno task wsk` does. */
+export function cliCommand(args: string[]): string[] {
+  return ["run", "--allow-net", "--allow-read", "--allow-write", MAIN, ...args];
+}
+
+/**
+ * Spawns the CLI (`deno run main.ts …`) with NO_COLOR=1 and returns its exit code and output.
+ * `stdin` is written and closed; `timeoutMs` kills a run that hangs (the test then fails on
+ * the exit code, 143 or similar).
+ */
+export async function runCli(
+  args: string[],
+  options: { stdin?: Uint8Array | string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliCommand(args),
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, options.timeoutMs ?? 30_000);
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    const bytes = typeof options.stdin === "string" ? text.encode(options.stdin) : options.stdin;
+    try {
+      await writer.write(bytes);
+      await writer.close();
+    } catch {
+      // The CLI may exit before reading all of its input (usage errors).
+    }
+  }
+  const out = await child.output();
+  clearTimeout(timer);
+  return {
+    code: out.code,
+    stdout: text.decode(out.stdout),
+    stderr: text.decode(out.stderr),
+    stdoutBytes: out.stdout,
+  };
+}
+
+/** Parses the `key=value` fields of a human status line (quoted values unescaped). */
+export function parseLine(line: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const [call, status, hex] = line.split(" ", 3);
+  fields.call = call ?? "";
+  fields.status = status ?? "";
+  fields.ntstatus = hex ?? "";
+  const re = /(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g;
+  for (const match of line.matchAll(re)) {
+    const value = match[2]!;
+    fields[match[1]!] = value.startsWith('"') ? JSON.parse(value) : value;
+  }
+  return fields;
+}
