@@ -74,7 +74,10 @@ export function formatElapsed(ms: number): string {
   return ms < 10 ? ms.toFixed(3) : ms < 1000 ? ms.toFixed(1) : ms.toFixed(0);
 }
 
-/** Escapes bytes for a human line: JSON string form of the UTF-8 text, bytes as \xNN. */
+/**
+ * Escapes bytes for a human line so the quoted value is a valid JSON string: printable ASCII
+ * as is, `\n` `\r` `\t` `\"` `\\`, and every other byte as `\u00NN` (one per byte).
+ */
 export function escapeBytes(bytes: Uint8Array, limit = DATA_PREVIEW): string {
   const shown = bytes.length > limit ? bytes.subarray(0, limit) : bytes;
   let out = "";
@@ -85,7 +88,7 @@ export function escapeBytes(bytes: Uint8Array, limit = DATA_PREVIEW): string {
     else if (byte === 0x0d) out += "\\r";
     else if (byte === 0x09) out += "\\t";
     else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
-    else out += "\\x" + byte.toString(16).padStart(2, "0");
+    else out += "\\u00" + byte.toString(16).padStart(2, "0");
   }
   return bytes.length > limit ? `${out}...(+${bytes.length - limit} bytes)` : out;
 }

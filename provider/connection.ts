@@ -146,6 +146,8 @@ export interface AcceptedInit {
   readonly context: unknown;
   readonly dispatch: WskClientConnectionDispatch | null;
   readonly events: number;
+  /** SO_KEEPALIVE inherited from the listening socket. */
+  readonly keepAlive: boolean;
 }
 
 /** Creates the socket WskAccept and WskAcceptEvent deliver (internal to provider/). */
@@ -232,6 +234,7 @@ export class WskConnectionSocket {
         init.dispatch,
         {},
       );
+      socket.#keepAlive = init.keepAlive;
       socket.#attach(init.backing);
       socket.#events = init.events;
       if (init.events !== 0) socket.#afterEventsEnabled(init.events);

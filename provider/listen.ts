@@ -16,6 +16,7 @@ import {
 } from "./status.ts";
 import { type AddressFamily, isSockAddr, type SockAddr, sockAddrFromNetAddr } from "./address.ts";
 import {
+  SO_KEEPALIVE,
   SO_WSK_EVENT_CALLBACK,
   SOL_SOCKET,
   WSK_EVENT_ACCEPT,
@@ -36,8 +37,10 @@ import {
   type ControlInput,
   isCompletion,
   parseEventRequest,
+  readUlong,
   unsupportedIoctl,
   unsupportedOption,
+  writeUnsigned,
 } from "./_control.ts";
 import {
   adoptAcceptedSocket,
@@ -155,8 +158,9 @@ export class WskListenSocket {
   #local: SockAddr | null = null;
   #accepts: AcceptRequest[] = [];
   #held: Deno.TcpConn[] = [];
-  #looping = false;
+  #looping: Promise<void> | null = null;
   #events = 0;
+  #keepAlive = false;
 
   private constructor(
     family: AddressFamily,
@@ -249,7 +253,13 @@ export class WskListenSocket {
     dispatch: WskClientConnectionDispatch | null,
     events: number,
   ): WskAcceptCompletion {
-    const socket = newAcceptedSocket({ backing: denoBacking(conn), context, dispatch, events });
+    const socket = newAcceptedSocket({
+      backing: denoBacking(conn),
+      context,
+      dispatch,
+      events,
+      keepAlive: this.#keepAlive,
+    });
     return {
       ...success(),
       socket,
@@ -269,25 +279,24 @@ export class WskListenSocket {
    * stops when the socket closes. A connection nobody asked for any more (its WskAccept was
    * cancelled meanwhile) is held for the next WskAccept rather than dropped.
    */
-  async #loop(): Promise<void> {
-    if (this.#looping) return;
-    this.#looping = true;
-    try {
-      while (this.#state === "LISTENING" && this.#wantsConnections()) {
-        let conn: Deno.TcpConn;
-        try {
-          conn = await this.#listener!.accept();
-        } catch (error) {
-          if (this.#state !== "LISTENING") return;
-          const mapped = hostFailure(error, "Accept");
-          for (const request of this.#accepts) request.call.complete(mapped);
-          this.#accepts = [];
-          return;
-        }
-        this.#deliver(conn);
+  #loop(): Promise<void> {
+    this.#looping ??= this.#acceptLoop().finally(() => this.#looping = null);
+    return this.#looping;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (this.#state === "LISTENING" && this.#wantsConnections()) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener!.accept();
+      } catch (error) {
+        if (this.#state !== "LISTENING") return;
+        const mapped = hostFailure(error, "Accept");
+        for (const request of this.#accepts) request.call.complete(mapped);
+        this.#accepts = [];
+        return;
       }
-    } finally {
-      this.#looping = false;
+      this.#deliver(conn);
     }
   }
 
@@ -342,6 +351,7 @@ export class WskListenSocket {
     controlCode: number,
     level: number,
     input: ControlInput,
+    output: Uint8Array | null | undefined,
     irp: WskIrp | undefined,
   ): WskCompletion {
     if (this.#state === "CLOSED") {
@@ -390,6 +400,17 @@ export class WskListenSocket {
       }
       return success();
     }
+    if (level === SOL_SOCKET && code === SO_KEEPALIVE) {
+      // Accepted sockets inherit the listener's keep-alive setting (applied at accept).
+      if (requestType === WskGetOption) {
+        const written = writeUnsigned(output, this.#keepAlive ? 1 : 0, 4);
+        return isCompletion(written) ? written : success(written);
+      }
+      const value = readUlong(input);
+      if (isCompletion(value)) return value;
+      this.#keepAlive = value !== 0;
+      return success();
+    }
     const unsupported = unsupportedOption(level, code);
     if (unsupported) return failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`);
     return failure(
@@ -398,9 +419,9 @@ export class WskListenSocket {
     );
   }
 
-  #close(): Promise<WskCompletion> {
+  async #close(): Promise<WskCompletion> {
     if (this.#state === "CLOSED") {
-      return Promise.resolve(failure(STATUS_INVALID_HANDLE, "WskCloseSocket on a closed socket"));
+      return failure(STATUS_INVALID_HANDLE, "WskCloseSocket on a closed socket");
     }
     this.#state = "CLOSED";
     for (const request of this.#accepts) {
@@ -414,7 +435,10 @@ export class WskListenSocket {
     } catch {
       // Already closed.
     }
-    return Promise.resolve(success());
+    // Deno releases the listening socket only once a pending accept() has been called off, so
+    // wait for the accepting loop to end: after the close completes, connects are refused.
+    await this.#looping;
+    return success();
   }
 
   static {
@@ -434,10 +458,10 @@ export class WskListenSocket {
     };
 
     const table: WskProviderListenDispatch = {
-      WskControlSocket(socket, requestType, controlCode, level, input, _output, irp) {
+      WskControlSocket(socket, requestType, controlCode, level, input, output, irp) {
         return withListen(
           socket,
-          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, irp)),
+          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, output, irp)),
         );
       },
       WskCloseSocket(socket, _irp) {
