@@ -138,7 +138,7 @@ export function acceptCommand(ctx: CliContext) {
         const d = run.npi.Dispatch;
         const made = await run.call(
           "WskSocket",
-          null,
+          (c) => c.listenSocket ?? null,
           () =>
             d.WskSocket(
               run.npi.Client,

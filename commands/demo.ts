@@ -168,7 +168,7 @@ async function closeWithPending(run: Run, server: string): Promise<void> {
   const d = run.npi.Dispatch;
   const made = await run.call(
     "WskSocketConnect",
-    null,
+    (c) => c.socket ?? null,
     () =>
       d.WskSocketConnect(
         run.npi.Client,
@@ -205,7 +205,7 @@ export function demoCommand(ctx: CliContext) {
       const d = run.npi.Dispatch;
       const made = await run.call(
         "WskSocket",
-        null,
+        (c) => c.listenSocket ?? null,
         () =>
           d.WskSocket(
             run.npi.Client,
@@ -240,7 +240,7 @@ export function demoCommand(ctx: CliContext) {
         for (let i = 0; i < 3; i++) {
           const accepted = await run.call(
             "WskAccept",
-            listener,
+            (c) => c.socket ?? listener,
             () => l.WskAccept(listener, 0, undefined, null, run.irp()),
           );
           if (!accepted.socket) break;

@@ -30,7 +30,7 @@ export async function createAndBind(
   const flags = listen ? WSK_FLAG_LISTEN_SOCKET : WSK_FLAG_CONNECTION_SOCKET;
   const made = await run.call(
     "WskSocket",
-    null,
+    (c) => c.socket ?? c.listenSocket ?? null,
     () =>
       d.WskSocket(
         run.npi.Client,
