@@ -95,6 +95,10 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
       // Help and version exit 0; every other commander error is a usage error.
       return error.exitCode === 0 ? 0 : 2;
     }
+    if (error instanceof Deno.errors.BrokenPipe) {
+      ctx.stderr.line("error: standard output was closed before all received data was written");
+      return 1;
+    }
     if (error instanceof UsageError) {
       ctx.stderr.line(`error: ${error.message}`);
       return 2;

@@ -213,11 +213,19 @@ export interface TextSink {
 /** Wraps a Deno writer as a line sink (synchronous writes keep line order across streams). */
 export function writerSink(writer: { writeSync(p: Uint8Array): number }): TextSink {
   const encoder = new TextEncoder();
+  let closed = false;
   return {
     line(text: string): void {
+      if (closed) return;
       const bytes = encoder.encode(text + "\n");
-      let offset = 0;
-      while (offset < bytes.length) offset += writer.writeSync(bytes.subarray(offset));
+      try {
+        let offset = 0;
+        while (offset < bytes.length) offset += writer.writeSync(bytes.subarray(offset));
+      } catch (error) {
+        // The reader went away (`wsk … | head -3`): stop writing status lines, as nc does.
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+        closed = true;
+      }
     },
   };
 }
