@@ -158,7 +158,8 @@ export class WskListenSocket {
   #local: SockAddr | null = null;
   #accepts: AcceptRequest[] = [];
   #held: Deno.TcpConn[] = [];
-  #looping: Promise<void> | null = null;
+  #looping = false;
+  #loopDone: Promise<void> = Promise.resolve();
   #events = 0;
   #keepAlive = false;
 
@@ -243,7 +244,7 @@ export class WskListenSocket {
       return call.promise;
     }
     this.#accepts.push({ call, context, dispatch });
-    void this.#loop();
+    this.#loop();
     return call.promise;
   }
 
@@ -279,24 +280,31 @@ export class WskListenSocket {
    * stops when the socket closes. A connection nobody asked for any more (its WskAccept was
    * cancelled meanwhile) is held for the next WskAccept rather than dropped.
    */
-  #loop(): Promise<void> {
-    this.#looping ??= this.#acceptLoop().finally(() => this.#looping = null);
-    return this.#looping;
+  #loop(): void {
+    // The flag is set and cleared synchronously, so a WskAccept issued the moment the loop
+    // ends always finds it clear and starts a new loop.
+    if (this.#looping) return;
+    this.#looping = true;
+    this.#loopDone = this.#acceptLoop();
   }
 
   async #acceptLoop(): Promise<void> {
-    while (this.#state === "LISTENING" && this.#wantsConnections()) {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await this.#listener!.accept();
-      } catch (error) {
-        if (this.#state !== "LISTENING") return;
-        const mapped = hostFailure(error, "Accept");
-        for (const request of this.#accepts) request.call.complete(mapped);
-        this.#accepts = [];
-        return;
+    try {
+      while (this.#state === "LISTENING" && this.#wantsConnections()) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await this.#listener!.accept();
+        } catch (error) {
+          if (this.#state !== "LISTENING") return;
+          const mapped = hostFailure(error, "Accept");
+          for (const request of this.#accepts) request.call.complete(mapped);
+          this.#accepts = [];
+          return;
+        }
+        this.#deliver(conn);
       }
-      this.#deliver(conn);
+    } finally {
+      this.#looping = false;
     }
   }
 
@@ -396,7 +404,7 @@ export class WskListenSocket {
         const held = this.#held;
         this.#held = [];
         for (const conn of held) this.#deliver(conn);
-        void this.#loop();
+        this.#loop();
       }
       return success();
     }
@@ -437,7 +445,7 @@ export class WskListenSocket {
     }
     // Deno releases the listening socket only once a pending accept() has been called off, so
     // wait for the accepting loop to end: after the close completes, connects are refused.
-    await this.#looping;
+    await this.#loopDone;
     return success();
   }
 

@@ -915,3 +915,25 @@ Deno.test("WskGetAddressInfo() completes with STATUS_NOT_SUPPORTED for an unknow
   assertStatus(c, STATUS_NOT_SUPPORTED);
   assert.equal(c.addresses, undefined);
 });
+
+Deno.test("WskAccept() issued right after another completed still gets the next connection", async () => {
+  const { listen, port } = await boundListenSocket(AF_INET);
+  await using _listen = listen;
+  const sockets: WskConnectionSocket[] = [];
+  const clients: Deno.TcpConn[] = [];
+  try {
+    // One at a time, each WskAccept issued the moment the previous one completed: the accept
+    // loop that served the first must not be mistaken for one still running.
+    for (let i = 0; i < 3; i++) {
+      const accepting = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 3000 });
+      clients.push(await connectTo(AF_INET, port));
+      const accepted = await accepting;
+      assertStatus(accepted, STATUS_SUCCESS, `accept #${i + 1}`);
+      sockets.push(acceptedSocket(accepted));
+      assert.equal(accepted.remoteAddress?.port, clients[i]!.localAddr.port);
+    }
+  } finally {
+    for (const socket of sockets) await socket.Dispatch.WskCloseSocket(socket);
+    for (const client of clients) client.close();
+  }
+});
