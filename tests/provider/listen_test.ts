@@ -921,18 +921,30 @@ Deno.test("WskAccept() issued right after another completed still gets the next 
   await using _listen = listen;
   const sockets: WskConnectionSocket[] = [];
   const clients: Deno.TcpConn[] = [];
-  try {
-    // One at a time, each WskAccept issued the moment the previous one completed: the accept
-    // loop that served the first must not be mistaken for one still running.
+  // A server loop that issues each WskAccept the moment the previous one completed, while the
+  // clients arrive later, one by one: the accept loop that served the first connection must
+  // not be mistaken for one still running.
+  const serving = (async () => {
     for (let i = 0; i < 3; i++) {
-      const accepting = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 3000 });
-      clients.push(await connectTo(AF_INET, port));
-      const accepted = await accepting;
+      const accepted = await listen.Dispatch.WskAccept(listen, 0, undefined, null, {
+        timeout: 3000,
+      });
       assertStatus(accepted, STATUS_SUCCESS, `accept #${i + 1}`);
       sockets.push(acceptedSocket(accepted));
-      assert.equal(accepted.remoteAddress?.port, clients[i]!.localAddr.port);
     }
+  })();
+  try {
+    for (let i = 0; i < 3; i++) {
+      await sleep(50);
+      clients.push(await connectTo(AF_INET, port));
+    }
+    await serving;
+    assert.deepEqual(
+      sockets.map((s) => s.remoteAddress?.port),
+      clients.map((c) => c.localAddr.port),
+    );
   } finally {
+    await serving.catch(() => {});
     for (const socket of sockets) await socket.Dispatch.WskCloseSocket(socket);
     for (const client of clients) client.close();
   }
