@@ -1,0 +1,678 @@
+// `wsk send` and `wsk receive` end to end: the spawned CLI against python3 peers on loopback.
+// Every peer binds port 0 and prints the port it got, then one JSON line describing what it
+// saw (its peer address, the bytes and SHA-256 of what it received and sent). Scratch files are
+// made and removed by python too, so these tests need no --allow-write of their own.
+
+import assert from "node:assert/strict";
+import { closedPort, parseLine, runCli, text } from "../_helpers.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers local to this file
+
+const MiB = 1024 * 1024;
+const HEX_STATUS = /^0x[0-9A-F]{8}$/;
+
+/** Reads a stream to its end in the background; lines can be awaited with a bound. */
+class Collector {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #chunks: Uint8Array[] = [];
+  #length = 0;
+  #finished = false;
+  #waiters = new Set<() => void>();
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+    this.done = this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      for (;;) {
+        const { value, done } = await this.#reader.read();
+        if (done) break;
+        this.#chunks.push(value);
+        this.#length += value.length;
+        for (const wake of [...this.#waiters]) wake();
+      }
+    } catch {
+      // Cancelled.
+    } finally {
+      this.#finished = true;
+      for (const wake of [...this.#waiters]) wake();
+    }
+  }
+
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.#length);
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return out;
+  }
+
+  text(): string {
+    return text.decode(this.bytes());
+  }
+
+  /** Complete lines so far. */
+  lines(): string[] {
+    const all = this.text().split("\n");
+    all.pop();
+    return all;
+  }
+
+  /** Resolves with the first defined result of `find`, checked whenever data arrives. */
+  waitFor<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      const check = () => {
+        const found = find();
+        if (found !== undefined) {
+          finish();
+          resolve(found);
+        } else if (this.#finished) {
+          finish();
+          reject(new Error(`${what}: the stream ended first; got ${JSON.stringify(this.text())}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`${what}: not within ${ms} ms; got ${JSON.stringify(this.text())}`));
+      }, ms);
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  async cancel(): Promise<void> {
+    if (!this.#finished) await this.#reader.cancel().catch(() => {});
+    await this.done;
+  }
+}
+
+/** What a python peer reports when its connection is over. */
+interface PeerReport {
+  /** The CLI's address as the peer saw it. */
+  readonly peer: string;
+  readonly peerPort: number;
+  readonly received: number;
+  readonly receivedSha256: string;
+  /** Base64 of the first 64 KiB received. */
+  readonly receivedHead: string;
+  readonly sent?: number;
+  readonly sentSha256?: string;
+  /** The CLI reset the connection. */
+  readonly reset?: boolean;
+}
+
+/**
+ * The python3 peer. argv: MODE HOST ARG. It listens on HOST port 0, prints the port, serves one
+ * connection, then prints a JSON report. Modes:
+ * - sink: read until EOF.
+ * - reply HEX: read until EOF, send HEX, close.
+ * - source HEX: send HEX, half-close, read until EOF.
+ * - random N: send N random bytes, half-close, read until EOF.
+ * - chunks HEX,HEX…: send each part 200 ms apart, half-close, read until EOF.
+ * - reset: close with SO_LINGER 0 (a reset) at once.
+ * - silent: send nothing, read until EOF.
+ */
+const PEER = String.raw`
+import base64, hashlib, json, os, socket, struct, sys, time
+mode, host, arg = sys.argv[1], sys.argv[2], sys.argv[3]
+srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+srv.bind((host, 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+conn, peer = srv.accept()
+srv.close()
+out = {"peer": peer[0], "peerPort": peer[1]}
+def read_all():
+    h, n, head = hashlib.sha256(), 0, b""
+    while True:
+        try:
+            b = conn.recv(65536)
+        except ConnectionResetError:
+            out["reset"] = True
+            break
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+        head += b[:65536 - len(head)]
+    out.update(received=n, receivedSha256=h.hexdigest(),
+               receivedHead=base64.b64encode(head).decode())
+def send(data):
+    conn.sendall(data)
+    out["sent"] = out.get("sent", 0) + len(data)
+    out["sentSha256"] = hashlib.sha256(data).hexdigest()
+if mode == "sink" or mode == "silent":
+    read_all()
+elif mode == "reply":
+    read_all()
+    send(bytes.fromhex(arg))
+elif mode in ("source", "random", "chunks"):
+    if mode == "source":
+        send(bytes.fromhex(arg))
+    elif mode == "random":
+        send(os.urandom(int(arg)))
+    else:
+        for i, part in enumerate(arg.split(",")):
+            if i:
+                time.sleep(0.2)
+            conn.sendall(bytes.fromhex(part))
+    conn.shutdown(socket.SHUT_WR)
+    read_all()
+elif mode == "reset":
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+print(json.dumps(out), flush=True)
+`;
+
+/** A python3 peer process; `await using` kills it if it is still running. */
+class Peer implements AsyncDisposable {
+  readonly port: number;
+  readonly #child: Deno.ChildProcess;
+  readonly #out: Collector;
+  readonly #err: Collector;
+
+  private constructor(child: Deno.ChildProcess, out: Collector, err: Collector, port: number) {
+    this.#child = child;
+    this.#out = out;
+    this.#err = err;
+    this.port = port;
+  }
+
+  static async start(mode: string, arg = "", host = "127.0.0.1"): Promise<Peer> {
+    const child = new Deno.Command("python3", {
+      args: ["-c", PEER, mode, host, arg],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = new Collector(child.stdout);
+    const err = new Collector(child.stderr);
+    try {
+      const port = await out.waitFor(
+        () => {
+          const first = out.lines()[0];
+          return first === undefined ? undefined : Number(first);
+        },
+        10_000,
+        `python ${mode} peer port`,
+      );
+      return new Peer(child, out, err, port);
+    } catch (error) {
+      child.kill("SIGKILL");
+      await child.status;
+      await out.cancel();
+      await err.cancel();
+      throw error;
+    }
+  }
+
+  /** The peer's JSON report, once its connection is over. */
+  async report(): Promise<PeerReport> {
+    const line = await this.#out.waitFor(
+      () => this.#out.lines()[1],
+      15_000,
+      `python peer report (stderr: ${this.#err.text()})`,
+    );
+    return JSON.parse(line);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.#child.status;
+    await this.#out.cancel();
+    await this.#err.cancel();
+  }
+}
+
+/** Runs a short python program with arguments and returns its stdout (fails on exit ≠ 0). */
+async function python(program: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("python3", {
+    args: ["-c", program, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, text.decode(out.stderr));
+  return text.decode(out.stdout).trim();
+}
+
+/** A scratch directory made and removed by python. */
+async function scratchDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await python("import tempfile; print(tempfile.mkdtemp(prefix='wsk-data-test-'))");
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await python("import shutil, sys; shutil.rmtree(sys.argv[1])", path);
+    },
+  };
+}
+
+/** Writes `size` random bytes to `path` with python and returns python's SHA-256 of them. */
+function writeRandomFile(path: string, size: number): Promise<string> {
+  return python(
+    "import hashlib, os, sys\n" +
+      "data = os.urandom(int(sys.argv[2]))\n" +
+      "open(sys.argv[1], 'wb').write(data)\n" +
+      "print(hashlib.sha256(data).hexdigest())",
+    path,
+    String(size),
+  );
+}
+
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(out.subarray(offset, offset + 65536));
+  }
+  return out;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function fromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+/** Every line of `output` as a parsed status line; fails on anything that is not one. */
+function statusLines(output: string): Record<string, string>[] {
+  const lines = output.split("\n");
+  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
+  return lines.map((line) => {
+    const fields = parseLine(line);
+    assert.match(fields.call!, /^Wsk[A-Za-z]+$/, `not a status line: ${line}`);
+    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
+    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
+    assert.match(fields.time ?? "", /^\d+(\.\d+)?ms$/, `no time in: ${line}`);
+    return fields;
+  });
+}
+
+function callsOf(lines: Record<string, string>[]): string[] {
+  return lines.map((line) => line.call!);
+}
+
+/** The only line for `call`. */
+function lineOf(lines: Record<string, string>[], call: string): Record<string, string> {
+  const found = lines.filter((line) => line.call === call);
+  assert.equal(found.length, 1, `expected one ${call} line in ${JSON.stringify(lines)}`);
+  return found[0]!;
+}
+
+function assertAllSucceeded(lines: Record<string, string>[]): void {
+  for (const line of lines) {
+    assert.equal(line.status, "STATUS_SUCCESS", `${line.call}: ${JSON.stringify(line)}`);
+    assert.equal(line.ntstatus, "0x00000000");
+  }
+}
+
+/** Checks the connect line against what the peer saw. */
+function assertEndpoints(
+  lines: Record<string, string>[],
+  peer: Peer,
+  report: PeerReport,
+): void {
+  const connect = lineOf(lines, "WskConnect");
+  assert.equal(connect.remote, `127.0.0.1:${peer.port}`);
+  assert.equal(connect.local, `${report.peer}:${report.peerPort}`);
+  // Every later line of the connection shows the same endpoints.
+  for (const line of lines.slice(lines.indexOf(connect))) {
+    assert.equal(line.socket, connect.socket);
+    assert.equal(line.local, connect.local, `${line.call} local`);
+    assert.equal(line.remote, connect.remote, `${line.call} remote`);
+  }
+}
+
+/** The calls of a send or receive whose peer closes after the CLI's FIN. */
+const SEND_CHAIN = [
+  "WskSocket",
+  "WskBind",
+  "WskConnect",
+  "WskSend",
+  "WskDisconnect",
+  "WskReceive",
+  "WskCloseSocket",
+];
+
+// ---------------------------------------------------------------------------------------------
+// send
+
+Deno.test("send delivers --data with \\r \\n \\t \\\\ and \\xNN escapes byte-exact to the peer", async () => {
+  await using peer = await Peer.start("sink");
+  const result = await runCli([
+    "send",
+    `127.0.0.1:${peer.port}`,
+    "--data",
+    String.raw`GET / HTTP/1.0\r\n\x00\xff\t\\x\r\n`,
+  ]);
+  const report = await peer.report();
+  const expected = new Uint8Array([
+    ...text.encode("GET / HTTP/1.0\r\n"),
+    0x00,
+    0xff,
+    0x09,
+    0x5c,
+    0x78,
+    0x0d,
+    0x0a,
+  ]);
+  assert.deepEqual(fromBase64(report.receivedHead), expected);
+  assert.equal(report.received, expected.length);
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0);
+  const lines = statusLines(result.stdout);
+  assert.deepEqual(callsOf(lines), SEND_CHAIN);
+  assertAllSucceeded(lines);
+  assert.equal(lineOf(lines, "WskSend").bytes, String(expected.length));
+  assert.equal(lineOf(lines, "WskReceive").bytes, "0");
+  assertEndpoints(lines, peer, report);
+});
+
+Deno.test("send streams a multi-megabyte --file, `--file -` and piped stdin byte-exact", async () => {
+  await using dir = await scratchDir();
+  const size = 3 * MiB + 12_345;
+  const path = `${dir.path}/random.bin`;
+  const written = await writeRandomFile(path, size);
+  const fileBytes = await Deno.readFile(path);
+  assert.equal(await sha256(fileBytes), written);
+  const piped = randomBytes(size + 1);
+  const cases: { args: string[]; stdin?: Uint8Array; bytes: Uint8Array<ArrayBuffer> }[] = [
+    { args: ["--file", path], bytes: fileBytes },
+    { args: ["--file", "-"], stdin: piped, bytes: piped },
+    { args: [], stdin: piped, bytes: piped },
+  ];
+  for (const { args, stdin, bytes } of cases) {
+    await using peer = await Peer.start("sink");
+    const result = await runCli(
+      ["send", `127.0.0.1:${peer.port}`, ...args],
+      stdin ? { stdin } : {},
+    );
+    const report = await peer.report();
+    const note = `send ${args.join(" ") || "(stdin)"}`;
+    assert.equal(report.received, bytes.length, note);
+    assert.equal(report.receivedSha256, await sha256(bytes), note);
+    assert.equal(result.stderr, "", note);
+    assert.equal(result.code, 0, note);
+    const lines = statusLines(result.stdout);
+    assert.deepEqual(callsOf(lines), SEND_CHAIN, note);
+    assertAllSucceeded(lines);
+    const send = lineOf(lines, "WskSend");
+    assert.equal(send.bytes, String(bytes.length), note);
+    assert.ok(
+      Number(send.calls) >= Math.ceil(bytes.length / (256 * 1024)),
+      `${note}: ${send.calls}`,
+    );
+    assertEndpoints(lines, peer, report);
+  }
+});
+
+Deno.test("send --receive half-closes, puts the reply byte-exact on stdout and every status line on stderr", async () => {
+  const reply = new Uint8Array([
+    ...text.encode("HTTP/1.0 200 OK\r\n\r\n"),
+    ...Array.from({ length: 256 }, (_, i) => i),
+  ]);
+  await using peer = await Peer.start("reply", hex(reply));
+  const result = await runCli([
+    "send",
+    `127.0.0.1:${peer.port}`,
+    "--data",
+    String.raw`GET / HTTP/1.0\r\n\r\n`,
+    "--receive",
+  ]);
+  const report = await peer.report();
+  assert.equal(text.decode(fromBase64(report.receivedHead)), "GET / HTTP/1.0\r\n\r\n");
+  assert.equal(report.sent, reply.length);
+  assert.deepEqual(result.stdoutBytes, reply);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = statusLines(result.stderr);
+  assert.deepEqual(callsOf(lines), SEND_CHAIN);
+  assertAllSucceeded(lines);
+  assert.equal(lineOf(lines, "WskSend").bytes, "18");
+  assert.equal(lineOf(lines, "WskReceive").bytes, String(reply.length));
+  assertEndpoints(lines, peer, report);
+});
+
+/** Asserts a usage failure: exit 2, nothing on stdout, one `error:` line naming `quoted`. */
+function assertUsageError(
+  result: { code: number; stdout: string; stderr: string },
+  quoted: string,
+) {
+  assert.equal(result.stdout, "", "no status line: nothing was opened");
+  const lines = result.stderr.split("\n");
+  assert.equal(lines.pop(), "");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0]!, /^error: /);
+  assert.ok(lines[0]!.includes(`"${quoted}"`), `the message quotes ${quoted}: ${lines[0]}`);
+  assert.equal(result.code, 2);
+}
+
+Deno.test("send exits 2 quoting the path and opens no socket when --file does not exist", async () => {
+  await using dir = await scratchDir();
+  const path = `${dir.path}/missing.bin`;
+  await using peer = await Peer.start("sink");
+  assertUsageError(await runCli(["send", `127.0.0.1:${peer.port}`, "--file", path]), path);
+});
+
+Deno.test("send exits 2 quoting the path and opens no socket when --file is a directory", async () => {
+  await using dir = await scratchDir();
+  await using peer = await Peer.start("sink");
+  assertUsageError(await runCli(["send", `127.0.0.1:${peer.port}`, "--file", dir.path]), dir.path);
+});
+
+Deno.test("send exits 2 with one error line when --data and --file are both given", async () => {
+  const result = await runCli([
+    "send",
+    `127.0.0.1:${closedPort()}`,
+    "--data",
+    "x",
+    "--file",
+    "/dev/null",
+  ]);
+  assert.equal(result.stdout, "");
+  const lines = result.stderr.split("\n");
+  assert.equal(lines.pop(), "");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0]!, /^error: .*--data.*--file/);
+  assert.equal(result.code, 2);
+});
+
+Deno.test("send exits 1 when refused, 0 when delivered and 2 on a usage error", async () => {
+  const port = closedPort();
+  const refused = await runCli(["send", `127.0.0.1:${port}`, "--data", "x"]);
+  assert.equal(refused.stderr, "");
+  const refusedLines = statusLines(refused.stdout);
+  assert.deepEqual(callsOf(refusedLines), ["WskSocket", "WskBind", "WskConnect", "WskCloseSocket"]);
+  const connect = lineOf(refusedLines, "WskConnect");
+  assert.equal(connect.status, "STATUS_CONNECTION_REFUSED");
+  assert.equal(connect.ntstatus, "0xC0000236");
+  assert.equal(connect.remote, `127.0.0.1:${port}`);
+  assert.equal(refused.code, 1);
+
+  await using peer = await Peer.start("sink");
+  const delivered = await runCli(["send", `127.0.0.1:${peer.port}`, "--data", "x"]);
+  assert.equal((await peer.report()).received, 1);
+  assert.equal(delivered.stderr, "");
+  const deliveredLines = statusLines(delivered.stdout);
+  assert.deepEqual(callsOf(deliveredLines), SEND_CHAIN);
+  assertAllSucceeded(deliveredLines);
+  assert.equal(delivered.code, 0);
+
+  const usage = await runCli(["send", "127.0.0.1", "--data", "x"]);
+  assert.equal(usage.stdout, "");
+  assert.match(usage.stderr, /^error: [^\n]*"127\.0\.0\.1"[^\n]*\n$/);
+  assert.equal(usage.code, 2);
+});
+
+// ---------------------------------------------------------------------------------------------
+// receive
+
+Deno.test("receive --output FILE writes a multi-megabyte transfer byte-exact with status lines on stdout", async () => {
+  await using dir = await scratchDir();
+  const size = 4 * MiB + 777;
+  const path = `${dir.path}/received.bin`;
+  await using peer = await Peer.start("random", String(size));
+  const result = await runCli(["receive", `127.0.0.1:${peer.port}`, "--output", path]);
+  const report = await peer.report();
+  assert.equal(report.sent, size);
+  const bytes = await Deno.readFile(path);
+  assert.equal(bytes.length, size);
+  assert.equal(await sha256(bytes), report.sentSha256);
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0);
+  const lines = statusLines(result.stdout);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskConnect",
+    "WskReceive",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ]);
+  assertAllSucceeded(lines);
+  assert.equal(lineOf(lines, "WskReceive").bytes, String(size));
+  assert.equal(report.received, 0);
+  assert.equal(report.reset, undefined, "the peer sees a FIN, not a reset");
+  assertEndpoints(lines, peer, report);
+});
+
+Deno.test("receive --output - (the default) puts the payload on stdout and status lines on stderr", async () => {
+  const payload = new Uint8Array([...Array.from({ length: 256 }, (_, i) => i), 0x0d, 0x0a]);
+  for (const args of [[], ["--output", "-"]]) {
+    await using peer = await Peer.start("source", hex(payload));
+    const result = await runCli(["receive", `127.0.0.1:${peer.port}`, ...args]);
+    const report = await peer.report();
+    assert.deepEqual(result.stdoutBytes, payload);
+    assert.equal(result.code, 0, result.stderr);
+    const lines = statusLines(result.stderr);
+    assert.deepEqual(callsOf(lines), [
+      "WskSocket",
+      "WskBind",
+      "WskConnect",
+      "WskReceive",
+      "WskDisconnect",
+      "WskCloseSocket",
+    ]);
+    assertAllSucceeded(lines);
+    assert.equal(lineOf(lines, "WskReceive").bytes, String(payload.length));
+    assertEndpoints(lines, peer, report);
+  }
+});
+
+Deno.test("receive --bytes 5 --waitall stops at 5 bytes and drains the rest on close", async () => {
+  await using peer = await Peer.start(
+    "chunks",
+    `${hex(text.encode("hel"))},${hex(text.encode("lo world"))}`,
+  );
+  const result = await runCli(["receive", `127.0.0.1:${peer.port}`, "--bytes", "5", "--waitall"]);
+  const report = await peer.report();
+  assert.equal(result.stdout, "hello");
+  assert.equal(result.code, 0, result.stderr);
+  const lines = statusLines(result.stderr);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskConnect",
+    "WskReceive",
+    "WskDisconnect",
+    "WskReceive",
+    "WskCloseSocket",
+  ]);
+  assertAllSucceeded(lines);
+  const [first, drained] = lines.filter((line) => line.call === "WskReceive");
+  assert.equal(first!.bytes, "5");
+  assert.equal(first!.calls, "1", "WSK_FLAG_WAITALL fills the 5 bytes in one call");
+  assert.equal(drained!.bytes, "6");
+  assert.equal(drained!.data, " world");
+  assert.equal(report.received, 0);
+  assertEndpoints(lines, peer, report);
+});
+
+Deno.test("receive --drain completes with STATUS_SUCCESS bytes=0 after the server closes", async () => {
+  await using peer = await Peer.start("random", String(MiB));
+  const result = await runCli(["receive", `127.0.0.1:${peer.port}`, "--drain"]);
+  const report = await peer.report();
+  assert.equal(report.sent, MiB);
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0);
+  const lines = statusLines(result.stdout);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskConnect",
+    "WskReceive",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ]);
+  assertAllSucceeded(lines);
+  assert.equal(lineOf(lines, "WskReceive").bytes, "0");
+  assertEndpoints(lines, peer, report);
+});
+
+Deno.test("receive completes with STATUS_CONNECTION_RESET and exits 1 when the peer resets", async () => {
+  await using peer = await Peer.start("reset");
+  const result = await runCli(["receive", `127.0.0.1:${peer.port}`]);
+  const report = await peer.report();
+  assert.equal(result.stdout, "");
+  const lines = statusLines(result.stderr);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskConnect",
+    "WskReceive",
+    "WskCloseSocket",
+  ]);
+  const receive = lineOf(lines, "WskReceive");
+  assert.equal(receive.status, "STATUS_CONNECTION_RESET");
+  assert.equal(receive.ntstatus, "0xC000020D");
+  assert.equal(receive.bytes, "0");
+  assert.ok(receive.message, "a failure line carries a message");
+  assert.equal(result.code, 1);
+  assertEndpoints(lines, peer, report);
+});
+
+Deno.test("receive --timeout 500 completes with STATUS_IO_TIMEOUT and exits 1 well under 5 s", async () => {
+  await using peer = await Peer.start("silent");
+  const start = performance.now();
+  const result = await runCli(["receive", `127.0.0.1:${peer.port}`, "--timeout", "500"], {
+    timeoutMs: 15_000,
+  });
+  const wall = performance.now() - start;
+  const report = await peer.report();
+  assert.equal(result.stdout, "");
+  const lines = statusLines(result.stderr);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskConnect",
+    "WskReceive",
+    "WskCloseSocket",
+  ]);
+  const receive = lineOf(lines, "WskReceive");
+  assert.equal(receive.status, "STATUS_IO_TIMEOUT");
+  assert.equal(receive.ntstatus, "0xC00000B5");
+  const waited = Number(receive.time!.replace(/ms$/, ""));
+  assert.ok(waited >= 450 && waited < 2000, `the receive waited ${waited} ms`);
+  assert.equal(result.code, 1);
+  assert.ok(wall < 5000, `the run took ${wall} ms`);
+  assertEndpoints(lines, peer, report);
+});
