@@ -53,7 +53,11 @@ export function processContext(): CliContext {
 export async function main(args: string[], ctx: CliContext = processContext()): Promise<number> {
   const output = {
     writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
-    writeErr: (text: string) => ctx.stderr.line(text.replace(/\n$/, "")),
+    // Commander puts "(Did you mean …?)" on a line of its own; errors stay on one line.
+    writeErr: (text: string) =>
+      ctx.stderr.line(
+        text.replace(/\n$/, "").replace(/\n\(Did you mean (.*)\)$/, " (did you mean $1)"),
+      ),
     // Commander reads colour settings from the environment unless told; wsk needs no env access.
     getOutHasColors: () => false,
     getErrHasColors: () => false,

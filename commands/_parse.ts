@@ -51,7 +51,7 @@ function bad(what: string, value: string, why: string): never {
 
 /** Parses a decimal port 0–65535. */
 export function parsePort(text: string, what = "port"): number {
-  if (!/^\d{1,5}$/.test(text)) bad(what, text, "expected an integer from 0 to 65535");
+  if (!/^(0|[1-9]\d{0,4})$/.test(text)) bad(what, text, "expected an integer from 0 to 65535");
   const port = Number(text);
   if (port > 65535) bad(what, text, "expected an integer from 0 to 65535");
   return port;
@@ -76,7 +76,10 @@ function parseEndpointText(text: string, allowPortOnly: boolean): Endpoint {
     if (host.includes(":")) bad("address", text, "an IPv6 address needs brackets: [IPV6]:PORT");
   }
   if (portText === "") bad("address", text, "the port is missing");
-  const port = parsePort(portText, "port in");
+  if (!/^(0|[1-9]\d{0,4})$/.test(portText) || Number(portText) > 65535) {
+    bad("address", text, `port "${portText}": expected an integer from 0 to 65535`);
+  }
+  const port = Number(portText);
   if (host === "") {
     if (!allowPortOnly) bad("address", text, "the host is missing");
     return { kind: "port", port, text };

@@ -409,7 +409,7 @@ Deno.test("connect --verbose adds the system error as cause= to the refused line
   const remote = `127.0.0.1:${closedPort()}`;
   const result = await runCli(["connect", remote, "--verbose"]);
   assert.equal(result.stderr, "");
-  const lines = assertLines(result.stdout, [
+  assertLines(result.stdout, [
     ok("WskSocket"),
     ok("WskBind", { local: "0.0.0.0:0" }),
     failed("WskConnect", "STATUS_CONNECTION_REFUSED", "0xC0000236", {
@@ -422,8 +422,8 @@ Deno.test("connect --verbose adds the system error as cause= to the refused line
   assert.equal(result.code, 1);
   // Without --verbose the same failure carries no cause.
   const quiet = await runCli(["connect", remote]);
+  assert.equal(quiet.code, 1);
   assert.equal(humanLines(quiet.stdout)[2]!.cause, undefined);
-  assert.ok(lines[2]!.cause!.length > 0);
 });
 
 Deno.test("connect reports STATUS_CONNECTION_RESET and exits 1 when the peer resets right after accept", async () => {

@@ -324,3 +324,439 @@ function okJson(call: string, fields: Record<string, unknown> = {}): Record<stri
   };
 }
 
+/** The connected prefix every command here starts with: WskSocket, WskBind, WskConnect. */
+function connectedPrefix(local: string, remote: string): Expected[] {
+  return [
+    ok("WskSocket"),
+    ok("WskBind", { local: "0.0.0.0:0" }),
+    ok("WskConnect", { local, remote }),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// disconnect
+
+Deno.test("disconnect without data sends a FIN, drains until the peer's FIN and exits 0", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["disconnect", peer.address]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, peer.address),
+    ...gracefulEnd(local, peer.address),
+  ]);
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "eof" });
+});
+
+Deno.test('disconnect --data "bye\\n" delivers the final data, then a FIN', async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["disconnect", peer.address, "--data", "bye\\n"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, peer.address),
+    ok("WskDisconnect", { local, remote: peer.address, bytes: "4" }),
+    ok("WskReceive", { local, remote: peer.address, calls: "1" }),
+    ok("WskCloseSocket", { local, remote: peer.address }),
+  ]);
+  assert.equal(result.code, 0);
+  // python read exactly the final data and then end of stream, not a reset.
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: hex("bye\n"), end: "eof" });
+});
+
+Deno.test("disconnect --abortive resets the connection, which the peer sees as ConnectionResetError", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["disconnect", peer.address, "--abortive"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  // No drain after an abortive disconnect: there is no FIN to wait for.
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, peer.address),
+    ok("WskDisconnect", { local, remote: peer.address }),
+    ok("WskCloseSocket", { local, remote: peer.address }),
+  ]);
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "reset" });
+});
+
+Deno.test("disconnect --json writes one JSON object per call, the final data counted in information", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["disconnect", peer.address, "--data", "bye\\n", "--json"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assert.deepEqual(jsonLines(result.stdout), [
+    okJson("WskSocket"),
+    okJson("WskBind", { local: "0.0.0.0:0" }),
+    okJson("WskConnect", { local, remote }),
+    okJson("WskDisconnect", { local, remote, information: 4 }),
+    okJson("WskReceive", { local, remote, calls: 1 }),
+    okJson("WskCloseSocket", { local, remote }),
+  ]);
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: hex("bye\n"), end: "eof" });
+});
+
+Deno.test("disconnect --json --abortive reports every call as a success and the peer sees a reset", async () => {
+  await using peer = await PythonPeer.start("drain", 6);
+  const result = await runCli(["disconnect", peer.address, "--abortive", "--json"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assert.deepEqual(jsonLines(result.stdout), [
+    okJson("WskSocket"),
+    okJson("WskBind", { local: "[::]:0" }),
+    okJson("WskConnect", { local, remote }),
+    okJson("WskDisconnect", { local, remote }),
+    okJson("WskCloseSocket", { local, remote }),
+  ]);
+  assert.equal(result.code, 0);
+  assert.equal(seen.end, "reset");
+});
+
+Deno.test("disconnect reports STATUS_CONNECTION_RESET in the drain and exits 1 when the peer answers the FIN with a reset", async () => {
+  await using peer = await PythonPeer.start("resetafter");
+  const result = await runCli(["disconnect", peer.address, "--data", "x"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, peer.address),
+    ok("WskDisconnect", { local, remote: peer.address, bytes: "1" }),
+    failed("WskReceive", "STATUS_CONNECTION_RESET", "0xC000020D", {
+      local,
+      remote: peer.address,
+      calls: "1",
+    }),
+    ok("WskCloseSocket", { local, remote: peer.address }),
+  ]);
+  assert.equal(result.code, 1);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: hex("x"), end: "eof" });
+});
+
+Deno.test("disconnect ends within --timeout with STATUS_IO_TIMEOUT and exits 1 when the peer never sends its FIN", async () => {
+  await using peer = await PythonPeer.start("hold");
+  const start = performance.now();
+  const result = await runCli(["disconnect", peer.address, "--timeout", "500"], {
+    timeoutMs: 15_000,
+  });
+  const elapsed = performance.now() - start;
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, peer.address),
+    ok("WskDisconnect", { local, remote: peer.address }),
+    failed("WskReceive", "STATUS_IO_TIMEOUT", "0xC00000B5", {
+      local,
+      remote: peer.address,
+      calls: "1",
+    }),
+    ok("WskCloseSocket", { local, remote: peer.address }),
+  ]);
+  assert.equal(result.code, 1);
+  assert.ok(elapsed < 5000, `the run took ${elapsed.toFixed(0)} ms`);
+  assert.equal(seen.end, "eof");
+});
+
+// ---------------------------------------------------------------------------------------------
+// controlsocket
+
+Deno.test("controlsocket --set TCP_NODELAY=1 --get TCP_NODELAY reads back value=1 and exits 0", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli([
+    "controlsocket",
+    peer.address,
+    "--set",
+    "TCP_NODELAY=1",
+    "--get",
+    "TCP_NODELAY",
+  ]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, remote),
+    ok("WskControlSocket", { local, remote, option: "TCP_NODELAY", value: "1" }),
+    ok("WskControlSocket", { local, remote, option: "TCP_NODELAY", value: "1", bytes: "4" }),
+    ...gracefulEnd(local, remote),
+  ]);
+  assert.equal(result.code, 0);
+  assert.equal(seen.end, "eof");
+});
+
+Deno.test("controlsocket --get SO_RCVBUF completes with STATUS_NOT_SUPPORTED, still closes gracefully, and exits 1", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["controlsocket", peer.address, "--get", "SO_RCVBUF"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, remote),
+    failed("WskControlSocket", "STATUS_NOT_SUPPORTED", "0xC00000BB", {
+      local,
+      remote,
+      option: "SO_RCVBUF",
+    }),
+    ...gracefulEnd(local, remote),
+  ]);
+  assert.equal(result.code, 1);
+  assert.equal(seen.end, "eof");
+});
+
+Deno.test("controlsocket --json writes option and value, and a message on the unsupported get", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli([
+    "controlsocket",
+    peer.address,
+    "--set",
+    "TCP_NODELAY=1",
+    "--get",
+    "TCP_NODELAY",
+    "--get",
+    "SO_RCVBUF",
+    "--json",
+  ]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assert.deepEqual(jsonLines(result.stdout), [
+    okJson("WskSocket"),
+    okJson("WskBind", { local: "0.0.0.0:0" }),
+    okJson("WskConnect", { local, remote }),
+    okJson("WskControlSocket", { local, remote, option: "TCP_NODELAY", value: 1 }),
+    okJson("WskControlSocket", {
+      local,
+      remote,
+      option: "TCP_NODELAY",
+      value: 1,
+      information: 4,
+    }),
+    {
+      call: "WskControlSocket",
+      status: "STATUS_NOT_SUPPORTED",
+      ntstatus: "0xC00000BB",
+      information: 0,
+      socket: 1,
+      local,
+      remote,
+      option: "SO_RCVBUF",
+      message: "<message>",
+    },
+    okJson("WskDisconnect", { local, remote }),
+    okJson("WskReceive", { local, remote, calls: 1 }),
+    okJson("WskCloseSocket", { local, remote }),
+  ]);
+  assert.equal(result.code, 1);
+  assert.equal(seen.end, "eof");
+});
+
+// ---------------------------------------------------------------------------------------------
+// release
+
+/**
+ * Checks the shape of a `release` run: the fixed prefix, then WskDisconnect and the
+ * WskReceiveEvent lines in either order (the echo may overtake the disconnect's completion),
+ * then WskDisconnectEvent, one WskRelease per kept indication, WskCloseSocket. Returns the
+ * WskReceiveEvent lines.
+ */
+function assertReleaseRun(
+  stdout: string,
+  local: string,
+  remote: string,
+  sent: number,
+): Record<string, string>[] {
+  const lines = humanLines(stdout);
+  const prefix: Expected[] = [
+    ...connectedPrefix(local, remote),
+    ok("WskControlSocket", {
+      local,
+      remote,
+      option: "SO_WSK_EVENT_CALLBACK",
+      value: "WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT",
+    }),
+    ok("WskSend", { local, remote, bytes: String(sent) }),
+  ];
+  prefix.forEach((e, i) => assertFields(lines[i] ?? {}, e, `line ${i + 1}; stdout:\n${stdout}`));
+  const gone = lines.findIndex((l) => l.call === "WskDisconnectEvent");
+  assert.ok(gone > prefix.length, `no WskDisconnectEvent after the send; stdout:\n${stdout}`);
+  const middle = lines.slice(prefix.length, gone);
+  const disconnects = middle.filter((l) => l.call === "WskDisconnect");
+  assert.equal(disconnects.length, 1, stdout);
+  assertFields(disconnects[0]!, ok("WskDisconnect", { local, remote }), "WskDisconnect");
+  const events = middle.filter((l) => l.call === "WskReceiveEvent");
+  assert.equal(events.length + 1, middle.length, `unexpected lines; stdout:\n${stdout}`);
+  assert.ok(events.length >= 1, stdout);
+  for (const event of events) {
+    assert.match(event.bytes!, /^[1-9]\d*$/);
+    assertFields(event, {
+      call: "WskReceiveEvent",
+      status: "STATUS_PENDING",
+      ntstatus: "0x00000103",
+      socket: "1",
+      local,
+      remote,
+      bytes: event.bytes!,
+      time: TIME,
+      data: SOME,
+    }, "WskReceiveEvent");
+    assert.equal(new TextEncoder().encode(event.data).length, Number(event.bytes));
+  }
+  assertFields(
+    lines[gone]!,
+    ok("WskDisconnectEvent", { local, remote, value: "graceful" }),
+    "WskDisconnectEvent",
+  );
+  const tail = lines.slice(gone + 1);
+  assert.equal(tail.length, events.length + 1, `one WskRelease per indication; stdout:\n${stdout}`);
+  events.forEach((event, i) => {
+    assertFields(tail[i]!, ok("WskRelease", { local, remote, bytes: event.bytes! }), "WskRelease");
+  });
+  assertFields(tail.at(-1)!, ok("WskCloseSocket", { local, remote }), "WskCloseSocket");
+  return events;
+}
+
+Deno.test('release --data "hello" keeps the echoed indications and returns each with WskRelease', async () => {
+  await using peer = await PythonPeer.start("echo");
+  const result = await runCli(["release", peer.address, "--data", "hello"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  assert.equal(result.stderr, "");
+  const events = assertReleaseRun(result.stdout, local, peer.address, 5);
+  assert.equal(events.map((e) => e.data).join(""), "hello");
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: hex("hello"), end: "eof" });
+});
+
+Deno.test("release --json carries the indicated data and one WskRelease per indication", async () => {
+  await using peer = await PythonPeer.start("echo", 6);
+  const result = await runCli(["release", peer.address, "--data", "hello", "--json"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  const lines = jsonLines(result.stdout);
+  const events = lines.filter((l) => l.call === "WskReceiveEvent");
+  assert.ok(events.length >= 1, result.stdout);
+  for (const event of events) {
+    assert.deepEqual(event, {
+      call: "WskReceiveEvent",
+      status: "STATUS_PENDING",
+      ntstatus: "0x00000103",
+      information: (event.data as string).length,
+      socket: 1,
+      local,
+      remote,
+      data: event.data,
+    });
+  }
+  assert.equal(events.map((e) => e.data).join(""), "hello");
+  const releases = lines.filter((l) => l.call === "WskRelease");
+  assert.deepEqual(
+    releases,
+    events.map((e) => okJson("WskRelease", { local, remote, information: e.information })),
+  );
+  assert.deepEqual(lines.at(-1), okJson("WskCloseSocket", { local, remote }));
+  assert.equal(result.code, 0);
+  assert.equal(seen.end, "eof");
+});
+
+Deno.test("release ends within --timeout with a STATUS_IO_TIMEOUT WskDisconnectEvent and exits 1 when the peer never sends its FIN", async () => {
+  await using peer = await PythonPeer.start("hold");
+  const start = performance.now();
+  const result = await runCli(["release", peer.address, "--data", "hi", "--timeout", "500"], {
+    timeoutMs: 15_000,
+  });
+  const elapsed = performance.now() - start;
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, remote),
+    ok("WskControlSocket", {
+      local,
+      remote,
+      option: "SO_WSK_EVENT_CALLBACK",
+      value: "WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT",
+    }),
+    ok("WskSend", { local, remote, bytes: "2" }),
+    ok("WskDisconnect", { local, remote }),
+    failed("WskDisconnectEvent", "STATUS_IO_TIMEOUT", "0xC00000B5", { local, remote }),
+    ok("WskCloseSocket", { local, remote }),
+  ]);
+  assert.equal(result.code, 1);
+  assert.ok(elapsed < 5000, `the run took ${elapsed.toFixed(0)} ms`);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: hex("hi"), end: "eof" });
+});
+
+// ---------------------------------------------------------------------------------------------
+// closesocket
+
+Deno.test("closesocket cancels the pending WskReceive (STATUS_CANCELLED), exits 0, and the peer sees a reset", async () => {
+  await using peer = await PythonPeer.start("drain");
+  const result = await runCli(["closesocket", peer.address]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ...connectedPrefix(local, remote),
+    ok("WskCloseSocket", { local, remote }),
+    failed("WskReceive", "STATUS_CANCELLED", "0xC0000120", { local, remote }),
+  ]);
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "reset" });
+});
+
+Deno.test("closesocket --json reports the cancelled receive after the close with its message", async () => {
+  await using peer = await PythonPeer.start("drain", 6);
+  const result = await runCli(["closesocket", peer.address, "--json"]);
+  const seen = await peer.report();
+  const local = endpoint(seen.peer);
+  const remote = peer.address;
+  assert.equal(result.stderr, "");
+  assert.deepEqual(jsonLines(result.stdout), [
+    okJson("WskSocket"),
+    okJson("WskBind", { local: "[::]:0" }),
+    okJson("WskConnect", { local, remote }),
+    okJson("WskCloseSocket", { local, remote }),
+    {
+      call: "WskReceive",
+      status: "STATUS_CANCELLED",
+      ntstatus: "0xC0000120",
+      information: 0,
+      socket: 1,
+      local,
+      remote,
+      message: "<message>",
+    },
+  ]);
+  assert.equal(result.code, 0);
+  assert.equal(seen.end, "reset");
+});
+
+Deno.test("closesocket completes with STATUS_CONNECTION_REFUSED and exits 1 when nothing listens", async () => {
+  const remote = `127.0.0.1:${closedPort()}`;
+  const result = await runCli(["closesocket", remote]);
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [
+    ok("WskSocket"),
+    ok("WskBind", { local: "0.0.0.0:0" }),
+    failed("WskConnect", "STATUS_CONNECTION_REFUSED", "0xC0000236", {
+      local: "0.0.0.0:0",
+      remote,
+    }),
+    ok("WskCloseSocket", { local: "0.0.0.0:0", remote }),
+  ]);
+  assert.equal(result.code, 1);
+});
