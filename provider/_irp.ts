@@ -56,25 +56,27 @@ export function checkIrp(irp: WskIrp | undefined): WskCompletion | null {
  */
 export class PendingCall<T extends WskCompletion = WskCompletion> {
   readonly promise: Promise<T>;
-  /** Aborted when the call is cancelled or times out; handy for host APIs that take a signal. */
-  readonly signal: AbortSignal;
+
   #resolve!: (completion: T) => void;
   #done = false;
-  #controller = new AbortController();
+  #cancelled = false;
+  #controller: AbortController | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #irpSignal: AbortSignal | undefined;
-  #onAbort = () => this.cancel(STATUS_CANCELLED, "Cancelled");
+  #onAbort: (() => void) | null = null;
   #onCancel: ((status: NTSTATUS) => void) | null = null;
 
   constructor(irp: WskIrp | undefined) {
-    this.signal = this.#controller.signal;
     this.promise = new Promise((resolve) => this.#resolve = resolve);
     this.#irpSignal = irp?.signal;
     if (this.#irpSignal?.aborted) {
       this.cancel(STATUS_CANCELLED, "Cancelled before the call started");
       return;
     }
-    this.#irpSignal?.addEventListener("abort", this.#onAbort, { once: true });
+    if (this.#irpSignal !== undefined) {
+      this.#onAbort = () => this.cancel(STATUS_CANCELLED, "Cancelled");
+      this.#irpSignal.addEventListener("abort", this.#onAbort, { once: true });
+    }
     if (irp?.timeout !== undefined) {
       const ms = irp.timeout;
       this.#timer = setTimeout(
@@ -84,9 +86,24 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
     }
   }
 
+  /**
+   * Aborted when the call is cancelled or times out; for host APIs that take a signal. Made on
+   * first use, so calls that never need one (most sends and receives) do not pay for it.
+   */
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    if (this.#done && !this.#controller.signal.aborted && this.#cancelled) this.#controller.abort();
+    return this.#controller.signal;
+  }
+
   /** True once the call has completed (either way). */
   get done(): boolean {
     return this.#done;
+  }
+
+  /** True when the call can end early: its IRP has a signal or a deadline. */
+  get cancellable(): boolean {
+    return this.#irpSignal !== undefined || this.#timer !== undefined;
   }
 
   /** Registers what to undo when the call is cancelled (called at most once). */
@@ -99,7 +116,7 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
     if (this.#done) return false;
     this.#done = true;
     clearTimeout(this.#timer);
-    this.#irpSignal?.removeEventListener("abort", this.#onAbort);
+    if (this.#onAbort !== null) this.#irpSignal?.removeEventListener("abort", this.#onAbort);
     this.#resolve(completion);
     return true;
   }
@@ -108,7 +125,8 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
   cancel(status: NTSTATUS, message: string): boolean {
     // Every extra field of a completion type is optional, so a bare failure fits T.
     if (!this.complete(failure(status, message) as T)) return false;
-    this.#controller.abort();
+    this.#cancelled = true;
+    this.#controller?.abort();
     const handler = this.#onCancel;
     this.#onCancel = null;
     handler?.(status);

@@ -121,8 +121,6 @@ interface ReceiveRequest {
   readonly parts: Uint8Array[];
   readonly length: number;
   readonly flags: number;
-  /** True when the IRP has a signal or a deadline, so the receive may end before its read. */
-  readonly cancellable: boolean;
   filled: number;
 }
 
@@ -277,6 +275,7 @@ export class WskConnectionSocket {
 
   // Send side: sends, final data and FIN run in the order they were issued.
   #sendChain: Promise<void> = Promise.resolve();
+  #writers = 0;
   #sends = new Set<SendRequest>();
   #pendingDisconnect: PendingCall | null = null;
 
@@ -554,51 +553,83 @@ export class WskConnectionSocket {
     const request: SendRequest = { call: new PendingCall(irp), parts, flags, started: false };
     if (request.call.done) return request.call.promise;
     this.#sends.add(request);
-    request.call.onCancel(() => {
-      this.#sends.delete(request);
-      // Bytes already handed to TCP cannot be taken back: the stream would be torn, so a send
-      // cancelled half-way aborts the connection.
-      if (request.started) this.#abortLocally("A send was cancelled part-way");
-    });
-    this.#sendChain = this.#sendChain.then(() => this.#runSend(request));
+    if (request.call.cancellable) {
+      request.call.onCancel(() => {
+        this.#sends.delete(request);
+        // Bytes already handed to TCP cannot be taken back: the stream would be torn, so a
+        // send cancelled half-way aborts the connection.
+        if (request.started) this.#abortLocally("A send was cancelled part-way");
+      });
+    }
+    this.#enqueueWrite(() => this.#runSend(request));
     return request.call.promise;
   }
 
+  /**
+   * Runs a job that writes to the host socket, after every write job issued before it. When
+   * nothing is in flight the job starts at once (no promise hop before the first write). Each
+   * job calls `#writeDone()` exactly once, before it completes its call, so a call issued from
+   * that completion already finds the writer free.
+   */
+  #enqueueWrite(job: () => Promise<void>): void {
+    this.#writers++;
+    const guarded = () => job().catch(() => {});
+    this.#sendChain = this.#writers === 1 ? guarded() : this.#sendChain.then(guarded);
+  }
+
+  #writeDone(): void {
+    this.#writers--;
+  }
+
   async #runSend(request: SendRequest): Promise<void> {
-    if (request.call.done) return;
+    const completion = await this.#writeAll(request);
+    this.#sends.delete(request);
+    this.#writeDone();
+    if (completion !== null) request.call.complete(completion);
+  }
+
+  /** Writes every byte of `parts` in order; null when `stop()` turned true part-way. */
+  async #writeParts(
+    backing: ConnectionBacking,
+    parts: Uint8Array[],
+    stop: () => boolean,
+  ): Promise<number | null> {
+    let sent = 0;
+    for (const part of parts) {
+      let offset = 0;
+      while (offset < part.length) {
+        if (stop()) return null;
+        const n = await backing.write(offset === 0 ? part : part.subarray(offset));
+        offset += n;
+        sent += n;
+        this.#bytesSent += n;
+      }
+    }
+    return sent;
+  }
+
+  /** Writes a send request; null when its call already completed (cancelled). */
+  async #writeAll(request: SendRequest): Promise<WskCompletion | null> {
+    if (request.call.done) return null;
     const backing = this.#backing;
     if (this.#state === "ABORTED" || backing === null) {
-      this.#sends.delete(request);
-      request.call.complete(this.#refuseData(STATES_NONE, "WskSend")!);
-      return;
+      return this.#refuseData(STATES_NONE, "WskSend")!;
     }
     request.started = true;
     const push = (request.flags & WSK_FLAG_NODELAY) !== 0 && !this.#noDelay;
-    let sent = 0;
+    let sent: number | null;
     try {
-      for (const part of request.parts) {
-        let offset = 0;
-        while (offset < part.length) {
-          if (request.call.done) return;
-          const n = await backing.write(offset === 0 ? part : part.subarray(offset));
-          offset += n;
-          sent += n;
-          this.#bytesSent += n;
-        }
-      }
+      sent = await this.#writeParts(backing, request.parts, () => request.call.done);
       // Setting TCP_NODELAY makes Linux push out whatever Nagle is holding back.
-      if (push) {
+      if (push && sent !== null) {
         backing.setNoDelay(true);
         backing.setNoDelay(false);
       }
     } catch (error) {
-      this.#sends.delete(request);
-      if (request.call.done) return;
-      request.call.complete(this.#dataFailure(error, "Send"));
-      return;
+      return request.call.done ? null : this.#dataFailure(error, "Send");
     }
-    this.#sends.delete(request);
-    request.call.complete(success(sent));
+    if (sent === null) return null;
+    return success(sent);
   }
 
   /** Maps a host error on the data path, moving the socket to ABORTED when the peer reset. */
@@ -639,16 +670,17 @@ export class WskConnectionSocket {
       parts: segments.parts,
       length: segments.length,
       flags,
-      cancellable: irp?.signal !== undefined || irp?.timeout !== undefined,
       filled: 0,
     };
     if (request.call.done) return request.call.promise;
     this.#receives.push(request);
-    request.call.onCancel(() => {
-      // The request stays queued until the service loop skips it; a host read already in
-      // flight for it lands in the model's buffer and is kept for the next receive.
-      void this.#service();
-    });
+    if (request.call.cancellable) {
+      request.call.onCancel(() => {
+        // The request stays queued until the service loop skips it; a host read already in
+        // flight for it lands in the model's buffer and is kept for the next receive.
+        void this.#service();
+      });
+    }
     void this.#service();
     return request.call.promise;
   }
@@ -738,7 +770,7 @@ export class WskConnectionSocket {
           target = this.#scratch(STAGE_READ_SIZE);
         } else if (head !== undefined && this.#stashBytes === 0) {
           const region = regionAt(head.parts, head.filled);
-          if (head.cancellable) {
+          if (head.call.cancellable) {
             staged = head;
             target = this.#scratch(Math.min(region.length, STAGE_READ_SIZE));
           } else {
@@ -934,31 +966,26 @@ export class WskConnectionSocket {
       // A disconnect that never got its FIN out is cured the documented way: by an abort.
       if (!finSent) this.#abortLocally("The graceful disconnect was cancelled");
     });
-    this.#sendChain = this.#sendChain.then(async () => {
-      if (pending.done) return;
-      const backing = this.#backing!;
-      let sent = 0;
+    this.#enqueueWrite(async () => {
+      let completion: WskCompletion | null;
       try {
-        for (const part of segments.parts) {
-          let offset = 0;
-          while (offset < part.length) {
-            const n = await backing.write(part.subarray(offset));
-            offset += n;
-            sent += n;
-            this.#bytesSent += n;
-          }
+        const sent = pending.done
+          ? null
+          : await this.#writeParts(this.#backing!, segments.parts, () => pending.done);
+        if (sent !== null) {
+          await this.#backing!.closeWrite();
+          finSent = true;
         }
-        await backing.closeWrite();
-        finSent = true;
+        // Information: the final data's bytes (0 without a buffer).
+        completion = sent === null ? null : success(sent);
       } catch (error) {
-        if (!pending.done) pending.complete(this.#dataFailure(error, "Disconnect"));
-        return;
-      } finally {
-        if (this.#pendingDisconnect === pending) this.#pendingDisconnect = null;
+        completion = pending.done ? null : this.#dataFailure(error, "Disconnect");
       }
-      // Information: the final data's bytes (0 without a buffer).
-      pending.complete(success(sent));
+      if (this.#pendingDisconnect === pending) this.#pendingDisconnect = null;
+      this.#writeDone();
+      if (completion !== null) pending.complete(completion);
     });
+
     return await pending.promise;
   }
 
