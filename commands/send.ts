@@ -87,7 +87,12 @@ export function sendCommand(ctx: CliContext) {
         if (options.file === undefined || options.file === "-") source = ctx.stdin();
         else {
           try {
-            source = (await Deno.open(options.file, { read: true })).readable;
+            const file = await Deno.open(options.file, { read: true });
+            if ((await file.stat()).isDirectory) {
+              file.close();
+              throw new Error("it is a directory");
+            }
+            source = file.readable;
           } catch (error) {
             throw new UsageError(
               `Cannot read file "${options.file}": ${
