@@ -462,7 +462,13 @@ export class WskConnectionSocket {
       backing = kind === "node" ? await connectNode(request) : await connectDeno(request);
     } catch (error) {
       if (this.#state === "CONNECTING") this.#state = "FAILED";
-      pending.complete(hostFailure(error, `Connect to ${formatSockAddr(remote)}`));
+      let mapped = hostFailure(error, `Connect to ${formatSockAddr(remote)}`);
+      // ENOTCONN from a connect means the peer accepted and reset before the handshake was
+      // reported: that is a reset, not a wrong state of ours.
+      if (mapped.status === STATUS_INVALID_DEVICE_STATE) {
+        mapped = failure(STATUS_CONNECTION_RESET, mapped.message ?? "Connection reset", error);
+      }
+      pending.complete(mapped);
       return await pending.promise;
     } finally {
       this.#pendingConnect = null;

@@ -72,7 +72,14 @@ class Collector {
         this.#waiters.delete(check);
       };
       const check = () => {
-        const found = find();
+        let found: T | undefined;
+        try {
+          found = find();
+        } catch (error) {
+          finish();
+          reject(error);
+          return;
+        }
         if (found !== undefined) {
           finish();
           resolve(found);
@@ -119,7 +126,7 @@ interface PeerReport {
  * - source HEX: send HEX, half-close, read until EOF.
  * - random N: send N random bytes, half-close, read until EOF.
  * - chunks HEX,HEX…: send each part 200 ms apart, half-close, read until EOF.
- * - reset: close with SO_LINGER 0 (a reset) at once.
+ * - reset: wait 300 ms (the CLI's connect is complete), then close with SO_LINGER 0: a reset.
  * - silent: send nothing, read until EOF.
  */
 const PEER = String.raw`
@@ -169,6 +176,7 @@ elif mode in ("source", "random", "chunks"):
     conn.shutdown(socket.SHUT_WR)
     read_all()
 elif mode == "reset":
+    time.sleep(0.3)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 conn.close()
 print(json.dumps(out), flush=True)
