@@ -16,6 +16,7 @@ import {
   STATUS_SUCCESS,
   wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
+  WSK_FLAG_LISTEN_SOCKET,
   WSK_FLAG_WAITALL,
   wskBuf,
   WskCaptureProviderNPI,
@@ -147,6 +148,36 @@ export class Run {
     );
     this.report("WskSocket", made.socket ?? null, made, performance.now() - start);
     return made.socket ?? null;
+  }
+
+  /**
+   * A listening socket on `local`: WskSocket (WSK_FLAG_LISTEN_SOCKET) then WskBind, which starts
+   * listening; both reported. Null (after closing what was made) when either fails.
+   */
+  async listen(local: SockAddr): Promise<WskListenSocket | null> {
+    const d = this.npi.Dispatch;
+    const made = await this.call("WskSocket", (c) => c.listenSocket ?? null, () =>
+      d.WskSocket(
+        this.npi.Client,
+        local.family,
+        SOCK_STREAM,
+        IPPROTO_TCP,
+        WSK_FLAG_LISTEN_SOCKET,
+        undefined,
+        null,
+        this.irp(),
+      ));
+    const listener = made.listenSocket;
+    if (!listener) return null;
+    const l = listener.Dispatch;
+    const bound = await this.call(
+      "WskBind",
+      listener,
+      () => l.WskBind(listener, local, 0, this.irp()),
+    );
+    if (NT_SUCCESS(bound.status)) return listener;
+    await this.close(listener);
+    return null;
   }
 
   /**

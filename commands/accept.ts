@@ -2,11 +2,8 @@
 
 import { Option } from "@commander-js/extra-typings";
 import {
-  IPPROTO_TCP,
   NT_SUCCESS,
   type NTSTATUS,
-  SOCK_STREAM,
-  WSK_FLAG_LISTEN_SOCKET,
   wskBuf,
   type WskCompletion,
   type WskConnectionSocket,
@@ -135,48 +132,27 @@ export function acceptCommand(ctx: CliContext) {
           ? await run.resolve(localEndpoint)
           : { family: 2 as const, address: "127.0.0.1", port: 0 };
         if (local === null) return;
-        const d = run.npi.Dispatch;
-        const made = await run.call(
-          "WskSocket",
-          (c) => c.listenSocket ?? null,
-          () =>
-            d.WskSocket(
-              run.npi.Client,
-              local.family,
-              SOCK_STREAM,
-              IPPROTO_TCP,
-              WSK_FLAG_LISTEN_SOCKET,
-              undefined,
-              null,
-              run.irp(),
-            ),
-        );
-        const listener = made.listenSocket;
+        const listener = await run.listen(local);
         if (!listener) return;
         const l = listener.Dispatch;
-        const bound = await run.call(
-          "WskBind",
-          listener,
-          () => l.WskBind(listener, local, 0, run.irp()),
-        );
         const handlers: Promise<void>[] = [];
-        if (NT_SUCCESS(bound.status)) {
-          const reply = options.reply ?? new Uint8Array(0);
-          for (let i = 0; i < options.count; i++) {
-            // Waiting for a connection is unbounded unless --timeout was given.
-            const start = performance.now();
-            const accepted = await l.WskAccept(
-              listener,
-              0,
-              undefined,
-              null,
-              run.irp(run.timeoutGiven ? run.timeout : null),
-            );
-            const socket = accepted.socket;
-            run.report("WskAccept", socket ?? listener, accepted, performance.now() - start);
-            if (!socket) break;
-            handlers.push(serve(run, ctx, socket, options.mode, reply));
-          }
+        const reply = options.reply ?? new Uint8Array(0);
+        for (let i = 0; i < options.count; i++) {
+          // Waiting for a connection is unbounded unless --timeout was given.
+          const accepted = await run.call(
+            "WskAccept",
+            (c) => c.socket ?? listener,
+            () =>
+              l.WskAccept(
+                listener,
+                0,
+                undefined,
+                null,
+                run.irp(run.timeoutGiven ? run.timeout : null),
+              ),
+          );
+          if (!accepted.socket) break;
+          handlers.push(serve(run, ctx, accepted.socket, options.mode, reply));
         }
         await Promise.all(handlers);
         await run.close(listener);

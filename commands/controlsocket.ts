@@ -1,6 +1,6 @@
 /** `wsk controlsocket`: WskControlSocket set, get and IOCTL. @module */
 
-import { NT_SUCCESS, WskGetOption, WskIoctl, WskSetOption } from "../provider/mod.ts";
+import { NT_SUCCESS, ulong, WskGetOption, WskIoctl, WskSetOption } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import {
@@ -14,12 +14,6 @@ import {
   parseRemote,
 } from "./_parse.ts";
 import { UsageError } from "./_usage.ts";
-
-function ulong(value: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, value, true);
-  return bytes;
-}
 
 function readValue(output: Uint8Array, size: number): number {
   const view = new DataView(output.buffer, output.byteOffset, output.byteLength);

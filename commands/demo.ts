@@ -20,9 +20,9 @@ import {
   STATUS_NOT_SUPPORTED,
   STATUS_PENDING,
   TCP_NODELAY,
+  ulong,
   WSK_EVENT_RECEIVE,
   WSK_FLAG_ABORTIVE,
-  WSK_FLAG_LISTEN_SOCKET,
   WSK_FLAG_WAITALL,
   wskBuf,
   type WskConnectionSocket,
@@ -37,10 +37,6 @@ import type { Run } from "./_run.ts";
 import { echo } from "./accept.ts";
 
 const text = new TextEncoder();
-
-function ulong(value: number): Uint8Array {
-  return new Uint8Array([value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24]);
-}
 
 /** Client A: the explicit route, options, data both ways, events and WskRelease, FIN. */
 async function explicitRoute(run: Run, server: string): Promise<void> {
@@ -202,30 +198,9 @@ export function demoCommand(ctx: CliContext) {
     ["wsk demo", "wsk demo --json"],
   ).action(async (options, command) => {
     await runAction(ctx, command, options, async (run) => {
-      const d = run.npi.Dispatch;
-      const made = await run.call(
-        "WskSocket",
-        (c) => c.listenSocket ?? null,
-        () =>
-          d.WskSocket(
-            run.npi.Client,
-            2,
-            SOCK_STREAM,
-            IPPROTO_TCP,
-            WSK_FLAG_LISTEN_SOCKET,
-            undefined,
-            null,
-            run.irp(),
-          ),
-      );
-      const listener = made.listenSocket;
+      const listener = await run.listen(parseSockAddr("127.0.0.1:0"));
       if (!listener) return;
       const l = listener.Dispatch;
-      await run.call(
-        "WskBind",
-        listener,
-        () => l.WskBind(listener, parseSockAddr("127.0.0.1:0"), 0, run.irp()),
-      );
       const local = await run.call(
         "WskGetLocalAddress",
         listener,

@@ -144,6 +144,23 @@ export const WSK_VERSION_1_0 = 0x0100;
 /** The NPI id that SO_WSK_EVENT_CALLBACK expects (`NPI_WSK_INTERFACE_ID`). */
 export const NPI_WSK_INTERFACE_ID = "2227E803-8D8B-11D4-ABAD-009027D4F8E7";
 
+/**
+ * Encodes an option value as the ULONG WskControlSocket expects (4 bytes, little-endian).
+ *
+ * @example Turn TCP_NODELAY on
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ulong } from "./types.ts";
+ *
+ * assert.deepEqual(ulong(1), new Uint8Array([1, 0, 0, 0]));
+ * ```
+ */
+export function ulong(value: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
+  return bytes;
+}
+
 /** Input of SO_WSK_EVENT_CALLBACK. */
 export interface WskEventCallbackControl {
   /** Must be {@linkcode NPI_WSK_INTERFACE_ID}. */
