@@ -51,6 +51,8 @@
 export * from "./status.ts";
 export * from "./address.ts";
 export * from "./types.ts";
+export type { BackingKind } from "./_backing.ts";
+export type { ControlInput } from "./_control.ts";
 export {
   type BackingPreference,
   type ConnectionState,

@@ -435,6 +435,7 @@ export class WskBasicSocket {
   readonly family: AddressFamily;
   #closed = false;
 
+  /** Made by WskSocket with WSK_FLAG_BASIC_SOCKET; constructing one directly is the same. */
   constructor(family: AddressFamily) {
     this.family = family;
   }

@@ -99,9 +99,9 @@ export const SO_CONDITIONAL_ACCEPT = 0x3002;
 /** Datagram broadcast; not valid on connection sockets. */
 export const SO_BROADCAST = 0x0020;
 /** Security descriptor for address sharing. */
-export const SO_WSK_SECURITY = WSK_SO_BASE + 1;
+export const SO_WSK_SECURITY: number = WSK_SO_BASE + 1;
 /** Enable or disable event callbacks; the input is a {@linkcode WskEventCallbackControl}. */
-export const SO_WSK_EVENT_CALLBACK = WSK_SO_BASE + 2;
+export const SO_WSK_EVENT_CALLBACK: number = WSK_SO_BASE + 2;
 /** Nagle's algorithm off (1) or on (0). */
 export const TCP_NODELAY = 0x0001;
 /** Keep-alive idle time in seconds (Winsock TCP_KEEPALIVE / TCP_KEEPIDLE). */
