@@ -4,115 +4,20 @@
 
 import assert from "node:assert/strict";
 import { cliCommand, parseLine, readAll, runCli, text } from "../_helpers.ts";
+import {
+  assertAllSucceeded,
+  callsOf,
+  Collector,
+  DISPATCH_CALLS,
+  HEX_STATUS,
+  portOf,
+  randomBytes,
+  statusLines,
+  within,
+} from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file
-
-const HEX_STATUS = /^0x[0-9A-F]{8}$/;
-
-/** Rejects when `promise` has not settled within `ms`; the timer never outlives the call. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Reads a stream to its end in the background; lines can be awaited with a bound. */
-class Collector {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #chunks: Uint8Array[] = [];
-  #length = 0;
-  #finished = false;
-  #waiters = new Set<() => void>();
-  readonly done: Promise<void>;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-    this.done = this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await this.#reader.read();
-        if (done) break;
-        this.#chunks.push(value);
-        this.#length += value.length;
-        for (const wake of [...this.#waiters]) wake();
-      }
-    } catch {
-      // Cancelled.
-    } finally {
-      this.#finished = true;
-      for (const wake of [...this.#waiters]) wake();
-    }
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
-  }
-
-  text(): string {
-    return text.decode(this.bytes());
-  }
-
-  /** Complete lines so far. */
-  lines(): string[] {
-    const all = this.text().split("\n");
-    all.pop();
-    return all;
-  }
-
-  /** Resolves with the first defined result of `find`, checked whenever data arrives. */
-  waitFor<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      const check = () => {
-        let found: T | undefined;
-        try {
-          found = find();
-        } catch (error) {
-          finish();
-          reject(error);
-          return;
-        }
-        if (found !== undefined) {
-          finish();
-          resolve(found);
-        } else if (this.#finished) {
-          finish();
-          reject(new Error(`${what}: the stream ended first; got ${JSON.stringify(this.text())}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`${what}: not within ${ms} ms; got ${JSON.stringify(this.text())}`));
-      }, ms);
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  async cancel(): Promise<void> {
-    if (!this.#finished) await this.#reader.cancel().catch(() => {});
-    await this.done;
-  }
-}
 
 /** The CLI as a long-running child; `await using` kills it if it is still running. */
 class CliChild implements AsyncDisposable {
@@ -164,46 +69,6 @@ class CliChild implements AsyncDisposable {
     await this.stdout.cancel();
     await this.stderr.cancel();
   }
-}
-
-/** The port of an `IP:PORT` or `[IPV6]:PORT` endpoint. */
-function portOf(endpoint: string): number {
-  const match = /:(\d+)$/.exec(endpoint);
-  assert.ok(match, `no port in ${endpoint}`);
-  return Number(match[1]);
-}
-
-/** Every line of `output` as a parsed status line; fails on anything that is not one. */
-function statusLines(output: string): Record<string, string>[] {
-  const lines = output.split("\n");
-  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
-  return lines.map((line) => {
-    const fields = parseLine(line);
-    assert.match(fields.call!, /^Wsk[A-Za-z]+$/, `not a status line: ${line}`);
-    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
-    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
-    assert.match(fields.time ?? "", /^\d+(\.\d+)?ms$/, `no time in: ${line}`);
-    return fields;
-  });
-}
-
-function callsOf(lines: Record<string, string>[]): string[] {
-  return lines.map((line) => line.call!);
-}
-
-function assertAllSucceeded(lines: Record<string, string>[]): void {
-  for (const line of lines) {
-    assert.equal(line.status, "STATUS_SUCCESS", `${line.call}: ${JSON.stringify(line)}`);
-    assert.equal(line.ntstatus, "0x00000000");
-  }
-}
-
-function randomBytes(size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(out.subarray(offset, offset + 65536));
-  }
-  return out;
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -258,6 +123,34 @@ function connectionLines(
   return own;
 }
 
+/** The calls on the connection of a client that sends, reads the echo and half-closes. */
+const ECHO_CONNECTION = ["WskReceive", "WskSend", "WskDisconnect", "WskCloseSocket"];
+
+/** The calls on the connection of a client whose bytes are taken and not answered. */
+const SINK_CONNECTION = ["WskReceive", "WskDisconnect", "WskCloseSocket"];
+
+/**
+ * Checks the status lines of an accept run that served one client: all succeeded, the listener's
+ * calls around the one connection's `calls`. Returns the connection's lines.
+ */
+function assertOneClientRun(
+  output: string,
+  listenerLocal: string,
+  clientLocal: string,
+  calls: string[],
+): Record<string, string>[] {
+  const lines = statusLines(output);
+  assertAllSucceeded(lines);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskAccept",
+    ...calls,
+    "WskCloseSocket",
+  ]);
+  return connectionLines(lines, listenerLocal, clientLocal, calls);
+}
+
 // ---------------------------------------------------------------------------------------------
 // accept
 
@@ -294,12 +187,7 @@ Deno.test("accept --count 50 --mode echo echoes 50 concurrent clients and report
   assert.equal(lines.length, 2 + count * 5 + 1);
   assert.equal(lines.filter((line) => line.call === "WskAccept").length, count);
   for (const run of runs) {
-    const own = connectionLines(lines, listenerLocal, run.local, [
-      "WskReceive",
-      "WskSend",
-      "WskDisconnect",
-      "WskCloseSocket",
-    ]);
+    const own = connectionLines(lines, listenerLocal, run.local, ECHO_CONNECTION);
     assert.notEqual(own[0]!.socket, listener);
     assert.equal(own[1]!.bytes, String(run.sent.length), `${run.local} WskReceive bytes`);
     assert.equal(own[2]!.bytes, String(run.sent.length), `${run.local} WskSend bytes`);
@@ -317,22 +205,7 @@ Deno.test("accept --mode discard counts the bytes received and sends nothing bac
   assert.equal(run.got.length, 0, "nothing comes back");
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   assert.equal(cli.stderr.text(), "");
-  const lines = statusLines(cli.stdout.text());
-  assertAllSucceeded(lines);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskAccept",
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-    "WskCloseSocket",
-  ]);
-  const own = connectionLines(lines, listenerLocal, run.local, [
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ]);
+  const own = assertOneClientRun(cli.stdout.text(), listenerLocal, run.local, SINK_CONNECTION);
   assert.equal(own[1]!.bytes, String(run.sent.length));
 });
 
@@ -351,22 +224,7 @@ Deno.test("accept --mode print writes the payload byte-exact to stdout and statu
   assert.equal(run.got.length, 0);
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   assert.deepEqual(cli.stdout.bytes(), payload);
-  const lines = statusLines(cli.stderr.text());
-  assertAllSucceeded(lines);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskAccept",
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-    "WskCloseSocket",
-  ]);
-  const own = connectionLines(lines, listenerLocal, run.local, [
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ]);
+  const own = assertOneClientRun(cli.stderr.text(), listenerLocal, run.local, SINK_CONNECTION);
   assert.equal(own[1]!.bytes, String(payload.length));
   assert.equal(own[1]!.data, undefined, "printed payload is not repeated in the status line");
 });
@@ -392,19 +250,7 @@ Deno.test("accept --mode reply sends the --reply bytes then a FIN", async () => 
   assert.equal(text.decode(got.bytes), "HTTP/1.0 200 OK\r\n\r\nhi");
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   assert.equal(cli.stderr.text(), "");
-  const lines = statusLines(cli.stdout.text());
-  assertAllSucceeded(lines);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskAccept",
-    "WskSend",
-    "WskDisconnect",
-    "WskReceive",
-    "WskCloseSocket",
-    "WskCloseSocket",
-  ]);
-  const own = connectionLines(lines, listenerLocal, clientLocal, [
+  const own = assertOneClientRun(cli.stdout.text(), listenerLocal, clientLocal, [
     "WskSend",
     "WskDisconnect",
     "WskReceive",
@@ -426,12 +272,7 @@ Deno.test("accept [::1]:0 listens on IPv6 loopback and shows bracketed addresses
   assert.equal(cli.stderr.text(), "");
   const lines = statusLines(cli.stdout.text());
   assertAllSucceeded(lines);
-  const own = connectionLines(lines, listenerLocal, run.local, [
-    "WskReceive",
-    "WskSend",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ]);
+  const own = connectionLines(lines, listenerLocal, run.local, ECHO_CONNECTION);
   assert.match(own[0]!.remote!, /^\[::1\]:\d+$/);
   assert.equal(own[1]!.bytes, "13");
   assert.equal(own[2]!.bytes, "13");
@@ -506,32 +347,13 @@ Deno.test("accept --json writes JSON Lines whose WskBind local has the real port
 // ---------------------------------------------------------------------------------------------
 // demo
 
-const EVERY_CALL = [
-  "WskSocket",
-  "WskSocketConnect",
-  "WskBind",
-  "WskConnect",
-  "WskConnectEx",
-  "WskGetLocalAddress",
-  "WskGetRemoteAddress",
-  "WskControlSocket",
-  "WskSend",
-  "WskReceive",
-  "WskSendEx",
-  "WskReceiveEx",
-  "WskRelease",
-  "WskDisconnect",
-  "WskAccept",
-  "WskCloseSocket",
-];
-
 Deno.test("demo walks every dispatch function, one parseable status line each, and exits 0", async () => {
   const result = await runCli(["demo"]);
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
   const lines = statusLines(result.stdout);
   const calls = new Set(callsOf(lines));
-  for (const call of EVERY_CALL) assert.ok(calls.has(call), `demo shows ${call}`);
+  for (const call of DISPATCH_CALLS) assert.ok(calls.has(call), `demo shows ${call}`);
   // The listener the demo binds is the one every WskAccept reports on.
   const bind = lines.find((line) => line.call === "WskBind")!;
   assert.match(bind.local!, /^127\.0\.0\.1:[1-9]\d*$/);
@@ -547,7 +369,7 @@ Deno.test("demo --json writes only JSON Lines with a call, a status and an 0x-he
   assert.equal(result.code, 0);
   const lines = result.stdout.split("\n");
   assert.equal(lines.pop(), "");
-  assert.ok(lines.length >= EVERY_CALL.length);
+  assert.ok(lines.length >= DISPATCH_CALLS.length);
   const calls = new Set<string>();
   for (const line of lines) {
     const object = JSON.parse(line);
@@ -558,5 +380,5 @@ Deno.test("demo --json writes only JSON Lines with a call, a status and an 0x-he
     assert.equal(typeof object.elapsed_ms, "number", line);
     calls.add(object.call);
   }
-  for (const call of EVERY_CALL) assert.ok(calls.has(call), `demo --json shows ${call}`);
+  for (const call of DISPATCH_CALLS) assert.ok(calls.has(call), `demo --json shows ${call}`);
 });

@@ -4,104 +4,20 @@
 // made and removed by python too, so these tests need no --allow-write of their own.
 
 import assert from "node:assert/strict";
-import { closedPort, parseLine, runCli, text } from "../_helpers.ts";
+import { closedPort, runCli, text } from "../_helpers.ts";
+import {
+  assertAllSucceeded,
+  callsOf,
+  hex,
+  PythonListener,
+  randomBytes,
+  statusLines,
+} from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file
 
 const MiB = 1024 * 1024;
-const HEX_STATUS = /^0x[0-9A-F]{8}$/;
-
-/** Reads a stream to its end in the background; lines can be awaited with a bound. */
-class Collector {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #chunks: Uint8Array[] = [];
-  #length = 0;
-  #finished = false;
-  #waiters = new Set<() => void>();
-  readonly done: Promise<void>;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-    this.done = this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await this.#reader.read();
-        if (done) break;
-        this.#chunks.push(value);
-        this.#length += value.length;
-        for (const wake of [...this.#waiters]) wake();
-      }
-    } catch {
-      // Cancelled.
-    } finally {
-      this.#finished = true;
-      for (const wake of [...this.#waiters]) wake();
-    }
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
-  }
-
-  text(): string {
-    return text.decode(this.bytes());
-  }
-
-  /** Complete lines so far. */
-  lines(): string[] {
-    const all = this.text().split("\n");
-    all.pop();
-    return all;
-  }
-
-  /** Resolves with the first defined result of `find`, checked whenever data arrives. */
-  waitFor<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      const check = () => {
-        let found: T | undefined;
-        try {
-          found = find();
-        } catch (error) {
-          finish();
-          reject(error);
-          return;
-        }
-        if (found !== undefined) {
-          finish();
-          resolve(found);
-        } else if (this.#finished) {
-          finish();
-          reject(new Error(`${what}: the stream ended first; got ${JSON.stringify(this.text())}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`${what}: not within ${ms} ms; got ${JSON.stringify(this.text())}`));
-      }, ms);
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  async cancel(): Promise<void> {
-    if (!this.#finished) await this.#reader.cancel().catch(() => {});
-    await this.done;
-  }
-}
 
 /** What a python peer reports when its connection is over. */
 interface PeerReport {
@@ -182,69 +98,15 @@ conn.close()
 print(json.dumps(out), flush=True)
 `;
 
-/** A python3 peer process; `await using` kills it if it is still running. */
-class Peer implements AsyncDisposable {
-  readonly port: number;
-  readonly #child: Deno.ChildProcess;
-  readonly #out: Collector;
-  readonly #err: Collector;
+/** A python3 peer running PEER; `await using` kills it if it is still running. */
+type Peer = PythonListener<PeerReport>;
 
-  private constructor(child: Deno.ChildProcess, out: Collector, err: Collector, port: number) {
-    this.#child = child;
-    this.#out = out;
-    this.#err = err;
-    this.port = port;
-  }
-
-  static async start(mode: string, arg = "", host = "127.0.0.1"): Promise<Peer> {
-    const child = new Deno.Command("python3", {
-      args: ["-c", PEER, mode, host, arg],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const out = new Collector(child.stdout);
-    const err = new Collector(child.stderr);
-    try {
-      const port = await out.waitFor(
-        () => {
-          const first = out.lines()[0];
-          return first === undefined ? undefined : Number(first);
-        },
-        10_000,
-        `python ${mode} peer port`,
-      );
-      return new Peer(child, out, err, port);
-    } catch (error) {
-      child.kill("SIGKILL");
-      await child.status;
-      await out.cancel();
-      await err.cancel();
-      throw error;
-    }
-  }
-
-  /** The peer's JSON report, once its connection is over. */
-  async report(): Promise<PeerReport> {
-    const line = await this.#out.waitFor(
-      () => this.#out.lines()[1],
-      15_000,
-      `python peer report (stderr: ${this.#err.text()})`,
-    );
-    return JSON.parse(line);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await this.#child.status;
-    await this.#out.cancel();
-    await this.#err.cancel();
-  }
-}
+const Peer = {
+  /** Starts a peer in `mode` with `arg` on 127.0.0.1 and waits for the port it bound. */
+  start(mode: string, arg = ""): Promise<Peer> {
+    return PythonListener.start<PeerReport>(PEER, "127.0.0.1", [mode, "127.0.0.1", arg]);
+  },
+};
 
 /** Runs a short python program with arguments and returns its stdout (fails on exit ≠ 0). */
 async function python(program: string, ...args: string[]): Promise<string> {
@@ -286,38 +148,8 @@ async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  for (let offset = 0; offset < size; offset += 65536) {
-    crypto.getRandomValues(out.subarray(offset, offset + 65536));
-  }
-  return out;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function fromBase64(b64: string): Uint8Array {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
-
-/** Every line of `output` as a parsed status line; fails on anything that is not one. */
-function statusLines(output: string): Record<string, string>[] {
-  const lines = output.split("\n");
-  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
-  return lines.map((line) => {
-    const fields = parseLine(line);
-    assert.match(fields.call!, /^Wsk[A-Za-z]+$/, `not a status line: ${line}`);
-    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
-    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
-    assert.match(fields.time ?? "", /^\d+(\.\d+)?ms$/, `no time in: ${line}`);
-    return fields;
-  });
-}
-
-function callsOf(lines: Record<string, string>[]): string[] {
-  return lines.map((line) => line.call!);
 }
 
 /** The only line for `call`. */
@@ -325,13 +157,6 @@ function lineOf(lines: Record<string, string>[], call: string): Record<string, s
   const found = lines.filter((line) => line.call === call);
   assert.equal(found.length, 1, `expected one ${call} line in ${JSON.stringify(lines)}`);
   return found[0]!;
-}
-
-function assertAllSucceeded(lines: Record<string, string>[]): void {
-  for (const line of lines) {
-    assert.equal(line.status, "STATUS_SUCCESS", `${line.call}: ${JSON.stringify(line)}`);
-    assert.equal(line.ntstatus, "0x00000000");
-  }
 }
 
 /** Checks the connect line against what the peer saw. */
@@ -351,16 +176,11 @@ function assertEndpoints(
   }
 }
 
+/** The calls that make a connected socket. */
+const CONNECT_CHAIN = ["WskSocket", "WskBind", "WskConnect"];
+
 /** The calls of a send or receive whose peer closes after the CLI's FIN. */
-const SEND_CHAIN = [
-  "WskSocket",
-  "WskBind",
-  "WskConnect",
-  "WskSend",
-  "WskDisconnect",
-  "WskReceive",
-  "WskCloseSocket",
-];
+const SEND_CHAIN = [...CONNECT_CHAIN, "WskSend", "WskDisconnect", "WskReceive", "WskCloseSocket"];
 
 // ---------------------------------------------------------------------------------------------
 // send
@@ -509,7 +329,7 @@ Deno.test("send exits 1 when refused, 0 when delivered and 2 on a usage error", 
   const refused = await runCli(["send", `127.0.0.1:${port}`, "--data", "x"]);
   assert.equal(refused.stderr, "");
   const refusedLines = statusLines(refused.stdout);
-  assert.deepEqual(callsOf(refusedLines), ["WskSocket", "WskBind", "WskConnect", "WskCloseSocket"]);
+  assert.deepEqual(callsOf(refusedLines), [...CONNECT_CHAIN, "WskCloseSocket"]);
   const connect = lineOf(refusedLines, "WskConnect");
   assert.equal(connect.status, "STATUS_CONNECTION_REFUSED");
   assert.equal(connect.ntstatus, "0xC0000236");
@@ -534,6 +354,27 @@ Deno.test("send exits 1 when refused, 0 when delivered and 2 on a usage error", 
 // ---------------------------------------------------------------------------------------------
 // receive
 
+/** The calls of a receive whose peer closes first: the CLI answers its FIN. */
+const RECEIVE_CHAIN = [...CONNECT_CHAIN, "WskReceive", "WskDisconnect", "WskCloseSocket"];
+
+/**
+ * Checks a receive that failed in its WskReceive with `status` (nothing on stdout, the status
+ * lines on stderr, no WskDisconnect) and returns the lines and that WskReceive line.
+ */
+function assertFailedReceive(
+  result: { stdout: string; stderr: string },
+  status: string,
+  ntstatus: string,
+): { lines: Record<string, string>[]; receive: Record<string, string> } {
+  assert.equal(result.stdout, "");
+  const lines = statusLines(result.stderr);
+  assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskCloseSocket"]);
+  const receive = lineOf(lines, "WskReceive");
+  assert.equal(receive.status, status);
+  assert.equal(receive.ntstatus, ntstatus);
+  return { lines, receive };
+}
+
 Deno.test("receive --output FILE writes a multi-megabyte transfer byte-exact with status lines on stdout", async () => {
   await using dir = await scratchDir();
   const size = 4 * MiB + 777;
@@ -548,14 +389,7 @@ Deno.test("receive --output FILE writes a multi-megabyte transfer byte-exact wit
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
   const lines = statusLines(result.stdout);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskConnect",
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ]);
+  assert.deepEqual(callsOf(lines), RECEIVE_CHAIN);
   assertAllSucceeded(lines);
   assert.equal(lineOf(lines, "WskReceive").bytes, String(size));
   assert.equal(report.received, 0);
@@ -572,14 +406,7 @@ Deno.test("receive --output - (the default) puts the payload on stdout and statu
     assert.deepEqual(result.stdoutBytes, payload);
     assert.equal(result.code, 0, result.stderr);
     const lines = statusLines(result.stderr);
-    assert.deepEqual(callsOf(lines), [
-      "WskSocket",
-      "WskBind",
-      "WskConnect",
-      "WskReceive",
-      "WskDisconnect",
-      "WskCloseSocket",
-    ]);
+    assert.deepEqual(callsOf(lines), RECEIVE_CHAIN);
     assertAllSucceeded(lines);
     assert.equal(lineOf(lines, "WskReceive").bytes, String(payload.length));
     assertEndpoints(lines, peer, report);
@@ -597,9 +424,7 @@ Deno.test("receive --bytes 5 --waitall stops at 5 bytes and drains the rest on c
   assert.equal(result.code, 0, result.stderr);
   const lines = statusLines(result.stderr);
   assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskConnect",
+    ...CONNECT_CHAIN,
     "WskReceive",
     "WskDisconnect",
     "WskReceive",
@@ -623,14 +448,7 @@ Deno.test("receive --drain completes with STATUS_SUCCESS bytes=0 after the serve
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
   const lines = statusLines(result.stdout);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskConnect",
-    "WskReceive",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ]);
+  assert.deepEqual(callsOf(lines), RECEIVE_CHAIN);
   assertAllSucceeded(lines);
   assert.equal(lineOf(lines, "WskReceive").bytes, "0");
   assertEndpoints(lines, peer, report);
@@ -640,18 +458,11 @@ Deno.test("receive completes with STATUS_CONNECTION_RESET and exits 1 when the p
   await using peer = await Peer.start("reset");
   const result = await runCli(["receive", `127.0.0.1:${peer.port}`]);
   const report = await peer.report();
-  assert.equal(result.stdout, "");
-  const lines = statusLines(result.stderr);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskConnect",
-    "WskReceive",
-    "WskCloseSocket",
-  ]);
-  const receive = lineOf(lines, "WskReceive");
-  assert.equal(receive.status, "STATUS_CONNECTION_RESET");
-  assert.equal(receive.ntstatus, "0xC000020D");
+  const { lines, receive } = assertFailedReceive(
+    result,
+    "STATUS_CONNECTION_RESET",
+    "0xC000020D",
+  );
   assert.equal(receive.bytes, "0");
   assert.ok(receive.message, "a failure line carries a message");
   assert.equal(result.code, 1);
@@ -666,18 +477,7 @@ Deno.test("receive --timeout 500 completes with STATUS_IO_TIMEOUT and exits 1 we
   });
   const wall = performance.now() - start;
   const report = await peer.report();
-  assert.equal(result.stdout, "");
-  const lines = statusLines(result.stderr);
-  assert.deepEqual(callsOf(lines), [
-    "WskSocket",
-    "WskBind",
-    "WskConnect",
-    "WskReceive",
-    "WskCloseSocket",
-  ]);
-  const receive = lineOf(lines, "WskReceive");
-  assert.equal(receive.status, "STATUS_IO_TIMEOUT");
-  assert.equal(receive.ntstatus, "0xC00000B5");
+  const { lines, receive } = assertFailedReceive(result, "STATUS_IO_TIMEOUT", "0xC00000B5");
   const waited = Number(receive.time!.replace(/ms$/, ""));
   assert.ok(waited >= 450 && waited < 2000, `the receive waited ${waited} ms`);
   assert.equal(result.code, 1);

@@ -48,6 +48,48 @@ const RESET_CAUSE = Object.assign(new Error("boom"), { code: "ECONNRESET" });
 // deno-lint-ignore no-control-regex
 const SGR_REGEXP = /\x1b\[[0-9;]*m/g;
 
+/** WskConnect from 127.0.0.1:50000 to 127.0.0.1:8080, a success. */
+const CONNECTED_V4: CallRecord = {
+  call: "WskConnect",
+  status: STATUS_SUCCESS,
+  information: 0,
+  socket: 1,
+  local: sockAddr("127.0.0.1", 50000),
+  remote: sockAddr("127.0.0.1", 8080),
+  elapsedMs: 1.5,
+};
+
+/** WskConnect refused by [::1]:9, with its message. */
+const REFUSED_V6: CallRecord = {
+  call: "WskConnect",
+  status: STATUS_CONNECTION_REFUSED,
+  information: 0,
+  socket: 2,
+  local: sockAddr("::1", 40000),
+  remote: sockAddr("::1", 9),
+  elapsedMs: 0.25,
+  message: "Connect to [::1]:9: Connection refused",
+};
+
+/** WskReceive reset by the peer, with its message and the host error behind it. */
+const RESET: CallRecord = {
+  call: "WskReceive",
+  status: STATUS_CONNECTION_RESET,
+  information: 0,
+  socket: 1,
+  elapsedMs: 1,
+  message: "reset",
+  cause: RESET_CAUSE,
+};
+
+/** A successful WskReceive on socket 1 that took 1 ms and got `data`. */
+function received(data: Uint8Array, information = data.length): CallRecord {
+  return { call: "WskReceive", status: STATUS_SUCCESS, information, socket: 1, elapsedMs: 1, data };
+}
+
+const RESET_LINE = "WskReceive STATUS_CONNECTION_RESET 0xC000020D socket=1 bytes=0 time=1.000ms " +
+  'message="reset"';
+
 const HUMAN_CASES: readonly {
   readonly name: string;
   readonly record: CallRecord;
@@ -56,30 +98,13 @@ const HUMAN_CASES: readonly {
 }[] = [
   {
     name: "a success with IPv4 endpoints",
-    record: {
-      call: "WskConnect",
-      status: STATUS_SUCCESS,
-      information: 0,
-      socket: 1,
-      local: sockAddr("127.0.0.1", 50000),
-      remote: sockAddr("127.0.0.1", 8080),
-      elapsedMs: 1.5,
-    },
+    record: CONNECTED_V4,
     expected: "WskConnect STATUS_SUCCESS 0x00000000 socket=1 local=127.0.0.1:50000 " +
       "remote=127.0.0.1:8080 bytes=0 time=1.500ms",
   },
   {
     name: "a failure with bracketed IPv6 endpoints and its message",
-    record: {
-      call: "WskConnect",
-      status: STATUS_CONNECTION_REFUSED,
-      information: 0,
-      socket: 2,
-      local: sockAddr("::1", 40000),
-      remote: sockAddr("::1", 9),
-      elapsedMs: 0.25,
-      message: "Connect to [::1]:9: Connection refused",
-    },
+    record: REFUSED_V6,
     expected: "WskConnect STATUS_CONNECTION_REFUSED 0xC0000236 socket=2 local=[::1]:40000 " +
       'remote=[::1]:9 bytes=0 time=0.250ms message="Connect to [::1]:9: Connection refused"',
   },
@@ -151,52 +176,24 @@ const HUMAN_CASES: readonly {
   },
   {
     name: "data with quotes, backslashes, control and binary bytes escaped",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 12,
-      socket: 1,
-      elapsedMs: 1,
-      data: new Uint8Array([...bytes('a"b\\c\n\r\t'), 0x00, 0x1b, 0x7f, 0xff]),
-    },
+    record: received(new Uint8Array([...bytes('a"b\\c\n\r\t'), 0x00, 0x1b, 0x7f, 0xff])),
     expected: "WskReceive STATUS_SUCCESS 0x00000000 socket=1 bytes=12 time=1.000ms " +
       'data="a\\"b\\\\c\\n\\r\\t\\u0000\\u001b\\u007f\\u00ff"',
   },
   {
     name: "multi-byte UTF-8 shown as one escape per byte",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 2,
-      socket: 1,
-      elapsedMs: 1,
-      data: bytes("é"),
-    },
+    record: received(bytes("é")),
     expected:
       'WskReceive STATUS_SUCCESS 0x00000000 socket=1 bytes=2 time=1.000ms data="\\u00c3\\u00a9"',
   },
   {
     name: "empty data left out",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      data: new Uint8Array(0),
-    },
+    record: received(new Uint8Array(0)),
     expected: "WskReceive STATUS_SUCCESS 0x00000000 socket=1 bytes=0 time=1.000ms",
   },
   {
     name: "long data cut after 256 bytes with the rest counted",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 300,
-      socket: 1,
-      elapsedMs: 1,
-      data: bytes("x".repeat(300)),
-    },
+    record: received(bytes("x".repeat(300))),
     expected: "WskReceive STATUS_SUCCESS 0x00000000 socket=1 bytes=300 time=1.000ms " +
       `data="${"x".repeat(256)}...(+44 bytes)"`,
   },
@@ -215,32 +212,14 @@ const HUMAN_CASES: readonly {
   },
   {
     name: "the cause left out without --verbose",
-    record: {
-      call: "WskReceive",
-      status: STATUS_CONNECTION_RESET,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      message: "reset",
-      cause: RESET_CAUSE,
-    },
-    expected: "WskReceive STATUS_CONNECTION_RESET 0xC000020D socket=1 bytes=0 time=1.000ms " +
-      'message="reset"',
+    record: RESET,
+    expected: RESET_LINE,
   },
   {
     name: "the cause shown with --verbose",
-    record: {
-      call: "WskReceive",
-      status: STATUS_CONNECTION_RESET,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      message: "reset",
-      cause: RESET_CAUSE,
-    },
+    record: RESET,
     options: VERBOSE,
-    expected: "WskReceive STATUS_CONNECTION_RESET 0xC000020D socket=1 bytes=0 time=1.000ms " +
-      'message="reset" cause="ECONNRESET Error: boom"',
+    expected: `${RESET_LINE} cause="ECONNRESET Error: boom"`,
   },
   {
     name: "a status without a name, named by its hex value",
@@ -278,18 +257,38 @@ for (const { name, record, options, expected } of HUMAN_CASES) {
 
 Deno.test("formatHuman() data parses back to one code unit per byte", () => {
   const data = new Uint8Array([0x00, 0x22, 0x5c, 0x0a, 0x41, 0x80, 0xff]);
-  const line = formatHuman({
-    call: "WskReceive",
-    status: STATUS_SUCCESS,
-    information: data.length,
-    socket: 1,
-    elapsedMs: 1,
-    data,
-  }, HUMAN);
+  const line = formatHuman(received(data), HUMAN);
   const shown = parseLine(line).data;
   assert.ok(shown !== undefined, line);
   assert.deepEqual([...shown].map((c) => c.charCodeAt(0)), [...data]);
 });
+
+/** What formatJson() writes for a successful WskReceive of `received()`, plus `fields`. */
+function receivedJson(
+  information: number,
+  fields: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    call: "WskReceive",
+    status: "STATUS_SUCCESS",
+    ntstatus: "0x00000000",
+    information,
+    socket: 1,
+    elapsed_ms: 1,
+    ...fields,
+  };
+}
+
+/** What formatJson() writes for RESET, without its cause. */
+const RESET_JSON = {
+  call: "WskReceive",
+  status: "STATUS_CONNECTION_RESET",
+  ntstatus: "0xC000020D",
+  information: 0,
+  socket: 1,
+  "elapsed_ms": 1,
+  message: "reset",
+};
 
 const JSON_CASES: readonly {
   readonly name: string;
@@ -299,16 +298,7 @@ const JSON_CASES: readonly {
 }[] = [
   {
     name: "a success with IPv4 endpoints and no message field",
-    record: {
-      call: "WskConnect",
-      status: STATUS_SUCCESS,
-      information: 0,
-      socket: 1,
-      local: sockAddr("127.0.0.1", 50000),
-      remote: sockAddr("127.0.0.1", 8080),
-      elapsedMs: 1.5,
-      message: "not on success",
-    },
+    record: { ...CONNECTED_V4, message: "not on success" },
     expected: {
       call: "WskConnect",
       status: "STATUS_SUCCESS",
@@ -322,16 +312,7 @@ const JSON_CASES: readonly {
   },
   {
     name: "a failure with bracketed IPv6 endpoints and its message",
-    record: {
-      call: "WskConnect",
-      status: STATUS_CONNECTION_REFUSED,
-      information: 0,
-      socket: 2,
-      local: sockAddr("::1", 40000),
-      remote: sockAddr("::1", 9),
-      elapsedMs: 0.25,
-      message: "Connect to [::1]:9: Connection refused",
-    },
+    record: REFUSED_V6,
     expected: {
       call: "WskConnect",
       status: "STATUS_CONNECTION_REFUSED",
@@ -370,126 +351,34 @@ const JSON_CASES: readonly {
   },
   {
     name: "valid UTF-8 payload as data, with quotes and non-ASCII intact",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 18,
-      socket: 1,
-      elapsedMs: 1,
-      data: bytes('héllo "✓"\n\\'),
-    },
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_SUCCESS",
-      ntstatus: "0x00000000",
-      information: 18,
-      socket: 1,
-      elapsed_ms: 1,
-      data: 'héllo "✓"\n\\',
-    },
+    record: received(bytes('héllo "✓"\n\\'), 18),
+    expected: receivedJson(18, { data: 'héllo "✓"\n\\' }),
   },
   {
     name: "invalid UTF-8 payload as base64 and no data field",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 4,
-      socket: 1,
-      elapsedMs: 1,
-      data: new Uint8Array([0xff, 0xfe, 0x00, 0x80]),
-    },
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_SUCCESS",
-      ntstatus: "0x00000000",
-      information: 4,
-      socket: 1,
-      elapsed_ms: 1,
-      base64: "//4AgA==",
-    },
+    record: received(new Uint8Array([0xff, 0xfe, 0x00, 0x80])),
+    expected: receivedJson(4, { base64: "//4AgA==" }),
   },
   {
     name: "a truncated UTF-8 sequence as base64",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 2,
-      socket: 1,
-      elapsedMs: 1,
-      data: new Uint8Array([0x61, 0xe2]),
-    },
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_SUCCESS",
-      ntstatus: "0x00000000",
-      information: 2,
-      socket: 1,
-      elapsed_ms: 1,
-      base64: "YeI=",
-    },
+    record: received(new Uint8Array([0x61, 0xe2])),
+    expected: receivedJson(2, { base64: "YeI=" }),
   },
   {
     name: "empty payload with neither data nor base64",
-    record: {
-      call: "WskReceive",
-      status: STATUS_SUCCESS,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      data: new Uint8Array(0),
-    },
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_SUCCESS",
-      ntstatus: "0x00000000",
-      information: 0,
-      socket: 1,
-      elapsed_ms: 1,
-    },
+    record: received(new Uint8Array(0)),
+    expected: receivedJson(0),
   },
   {
     name: "a failure without cause when not verbose",
-    record: {
-      call: "WskReceive",
-      status: STATUS_CONNECTION_RESET,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      message: "reset",
-      cause: RESET_CAUSE,
-    },
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_CONNECTION_RESET",
-      ntstatus: "0xC000020D",
-      information: 0,
-      socket: 1,
-      elapsed_ms: 1,
-      message: "reset",
-    },
+    record: RESET,
+    expected: RESET_JSON,
   },
   {
     name: "a failure with its cause when verbose",
-    record: {
-      call: "WskReceive",
-      status: STATUS_CONNECTION_RESET,
-      information: 0,
-      socket: 1,
-      elapsedMs: 1,
-      message: "reset",
-      cause: RESET_CAUSE,
-    },
+    record: RESET,
     options: JSON_VERBOSE,
-    expected: {
-      call: "WskReceive",
-      status: "STATUS_CONNECTION_RESET",
-      ntstatus: "0xC000020D",
-      information: 0,
-      socket: 1,
-      elapsed_ms: 1,
-      message: "reset",
-      cause: "ECONNRESET Error: boom",
-    },
+    expected: { ...RESET_JSON, cause: "ECONNRESET Error: boom" },
   },
   {
     name: "a line without socket or endpoints, plus extra fields",
@@ -546,14 +435,7 @@ for (const { name, record, options, expected } of JSON_CASES) {
 Deno.test("formatJson() base64 of a large invalid-UTF-8 payload decodes to the same bytes", () => {
   const data = new Uint8Array(100_000);
   for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 0x80) & 0xff;
-  const object = JSON.parse(formatJson({
-    call: "WskReceive",
-    status: STATUS_SUCCESS,
-    information: data.length,
-    socket: 1,
-    elapsedMs: 1,
-    data,
-  }, JSON_LINES));
+  const object = JSON.parse(formatJson(received(data), JSON_LINES));
   assert.equal(object.data, undefined);
   const decoded = Uint8Array.from(atob(object.base64), (c) => c.charCodeAt(0));
   assert.deepEqual(decoded, data);

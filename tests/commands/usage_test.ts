@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { type CliResult, runCli } from "../_helpers.ts";
 import { VERSION } from "../../main.ts";
+import { DISPATCH_CALLS } from "./_peer.ts";
 
 /** A bad command line and what its error line must say. */
 interface BadInput {
@@ -460,22 +461,7 @@ const COMMANDS: readonly (readonly [string, string])[] = [
 
 /** Every name a help text may give as a WSK call or event. */
 const WSK_NAMES = new Set([
-  "WskSocket",
-  "WskSocketConnect",
-  "WskBind",
-  "WskConnect",
-  "WskConnectEx",
-  "WskGetLocalAddress",
-  "WskGetRemoteAddress",
-  "WskControlSocket",
-  "WskSend",
-  "WskReceive",
-  "WskSendEx",
-  "WskReceiveEx",
-  "WskRelease",
-  "WskDisconnect",
-  "WskAccept",
-  "WskCloseSocket",
+  ...DISPATCH_CALLS,
   "WskGetAddressInfo",
   "WskReceiveEvent",
   "WskDisconnectEvent",
