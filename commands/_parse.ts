@@ -151,35 +151,34 @@ export function parseFamily(text: string): AddressFamily {
  * ```
  */
 export function parseData(text: string): Uint8Array {
-  const out: number[] = [];
+  const simple = new Map([["r", 13], ["n", 10], ["t", 9], ["0", 0], ["\\", 92]]);
   const encoder = new TextEncoder();
-  let plain = "";
-  const flush = () => {
-    if (plain) out.push(...encoder.encode(plain));
-    plain = "";
-  };
+  const pieces: Uint8Array[] = [];
+  let plainStart = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c !== "\\") {
-      plain += c;
-      continue;
-    }
-    const next = text[i + 1];
-    const simple: Record<string, number> = { r: 13, n: 10, t: 9, "0": 0, "\\": 92 };
-    if (next !== undefined && next in simple) {
-      flush();
-      out.push(simple[next]!);
+    if (text[i] !== "\\") continue;
+    pieces.push(encoder.encode(text.slice(plainStart, i)));
+    const next = text[i + 1] ?? "";
+    const byte = simple.get(next);
+    if (byte !== undefined) {
+      pieces.push(new Uint8Array([byte]));
       i++;
     } else if (next === "x" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
-      flush();
-      out.push(parseInt(text.slice(i + 2, i + 4), 16));
+      pieces.push(new Uint8Array([parseInt(text.slice(i + 2, i + 4), 16)]));
       i += 3;
     } else {
-      bad("data", text, `unknown escape "\\${next ?? ""}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
+      bad("data", text, `unknown escape "\\${next}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
     }
+    plainStart = i + 1;
   }
-  flush();
-  return new Uint8Array(out);
+  pieces.push(encoder.encode(text.slice(plainStart)));
+  const out = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let offset = 0;
+  for (const piece of pieces) {
+    out.set(piece, offset);
+    offset += piece.length;
+  }
+  return out;
 }
 
 /** A socket option or IOCTL the CLI can name. */
@@ -252,8 +251,8 @@ export function parseOptionSetting(text: string): OptionSetting {
   const spec = parseOptionName(text.slice(0, eq));
   if (spec.kind !== "option") bad("option setting", text, `${spec.name} is an IOCTL; use --get`);
   const raw = text.slice(eq + 1).toLowerCase();
-  const named: Record<string, number> = { on: 1, off: 0, true: 1, false: 0, yes: 1, no: 0 };
-  const value = raw in named ? named[raw]! : parseInteger(raw, "option value", 0, 0xffffffff);
+  const named = new Map([["on", 1], ["off", 0], ["true", 1], ["false", 0], ["yes", 1], ["no", 0]]);
+  const value = named.get(raw) ?? parseInteger(raw, "option value", 0, 0xffffffff);
   return { spec, value };
 }
 

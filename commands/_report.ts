@@ -17,12 +17,12 @@
 import {
   formatNtStatus,
   formatSockAddr,
+  hostErrorCode,
   NT_SUCCESS,
   type NTSTATUS,
   ntStatusName,
   type SockAddr,
 } from "../provider/mod.ts";
-import { hostErrorCode } from "../provider/_errors.ts";
 
 /** One reported call. */
 export interface CallRecord {

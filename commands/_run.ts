@@ -30,6 +30,7 @@ import {
 } from "../provider/mod.ts";
 import type { CallRecord, Reporter } from "./_report.ts";
 import type { Endpoint } from "./_parse.ts";
+import { UsageError } from "./_usage.ts";
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -196,6 +197,14 @@ export class Run {
     if (remote === null) return null;
     const bound = bind ? await this.resolve(bind, remote.family) : wildcard(remote.family, 0);
     if (bound === null) return null;
+    if (bound.family !== remote.family) {
+      // Caught before any socket exists: a usage error, not a dispatch failure.
+      throw new UsageError(
+        `Cannot bind "${
+          bind!.text
+        }" to reach "${remoteEndpoint.text}": the address families differ`,
+      );
+    }
     const socket = await this.socket(remote.family, options, dispatch, context);
     if (socket === null) return null;
     const d = socket.Dispatch;

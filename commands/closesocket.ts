@@ -31,7 +31,8 @@ export function closesocketCommand(ctx: CliContext) {
         };
         await run.close(socket);
         const received = await pending;
-        // Data that beat the close is shown, not lost; the expected outcome is a cancellation.
+        // Expected: a cancellation. If data beat the close, the receive succeeded instead and
+        // its bytes are shown rather than lost.
         run.report("WskReceive", described, received, performance.now() - start, {
           data: buffer.subarray(0, received.information),
         }, STATUS_CANCELLED);

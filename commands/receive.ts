@@ -57,7 +57,7 @@ export function receiveCommand(ctx: CliContext) {
                   socket,
                   { Mdl: null, Offset: 0, Length: 0 },
                   WSK_FLAG_DRAIN,
-                  run.irp(null),
+                  run.irp(),
                 ),
             );
             ok = NT_SUCCESS(drained.status);

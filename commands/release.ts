@@ -4,6 +4,7 @@ import {
   NPI_WSK_INTERFACE_ID,
   SO_WSK_EVENT_CALLBACK,
   SOL_SOCKET,
+  STATUS_CONNECTION_RESET,
   STATUS_IO_TIMEOUT,
   STATUS_PENDING,
   STATUS_SUCCESS,
@@ -69,14 +70,19 @@ export function releaseCommand(ctx: CliContext) {
             return STATUS_PENDING;
           },
           WskDisconnectEvent(_context, flags) {
+            // The callback itself returns STATUS_SUCCESS; the line reports what happened, and a
+            // reset fails the run like any other reset.
+            const abortive = (flags & WSK_FLAG_ABORTIVE) !== 0;
             run.report(
               "WskDisconnectEvent",
               socket,
-              { status: STATUS_SUCCESS, information: 0 },
-              0,
               {
-                value: (flags & WSK_FLAG_ABORTIVE) !== 0 ? "abortive" : "graceful",
+                status: abortive ? STATUS_CONNECTION_RESET : STATUS_SUCCESS,
+                information: 0,
+                ...(abortive ? { message: "The peer reset the connection" } : {}),
               },
+              0,
+              { value: abortive ? "abortive" : "graceful" },
             );
             peerGone();
             return STATUS_SUCCESS;

@@ -50,7 +50,7 @@ export async function sendStream(
   } finally {
     await reader.cancel().catch(() => {});
   }
-  run.report("WskSend", socket, NT_SUCCESS(last.status) ? last : last, performance.now() - start, {
+  run.report("WskSend", socket, last, performance.now() - start, {
     information: total,
     calls,
   });
@@ -104,7 +104,9 @@ export function sendCommand(ctx: CliContext) {
       }
       await runAction(ctx, command, options, async (run) => {
         const flags = options.nodelay ? WSK_FLAG_NODELAY : 0;
-        const socket = await run.connected(remote, options.bind);
+        // A backing that can reset: a send cut short by --timeout must abort the connection
+        // with an RST, never end it with a FIN that makes a truncated stream look complete.
+        const socket = await run.connected(remote, options.bind, { abortive: true });
         if (!socket) {
           await source?.cancel().catch(() => {});
           return;

@@ -47,7 +47,10 @@ export function segmentsOf(buf: WskBuf | null | undefined): Segments {
     skip = 0;
     if (bytes.length > 0) parts.push(bytes);
     left -= bytes.length;
-    mdl = mdl.Next;
+    // Anything but an MDL or null as `Next` ends the chain; a length that needs more is refused
+    // below like any chain that runs short.
+    const next: unknown = mdl.Next;
+    mdl = typeof next === "object" && next !== null ? next as Mdl : null;
   }
   if (left > 0) {
     return { ok: false, message: "The buffer length runs past the end of the MDL chain" };

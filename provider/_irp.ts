@@ -6,7 +6,6 @@
  */
 
 import {
-  NT_SUCCESS,
   type NTSTATUS,
   STATUS_CANCELLED,
   STATUS_INVALID_PARAMETER,
@@ -34,6 +33,9 @@ export function hostFailure(error: unknown, what: string): WskCompletion {
   return failure(mapped.status, `${what}: ${mapped.message}`, mapped.cause);
 }
 
+/** The longest deadline a timer can hold (2^31 - 1 ms, about 24.8 days). */
+export const MAX_TIMEOUT = 2_147_483_647;
+
 /** Checks the IRP stand-in; returns a failed completion when it is malformed. */
 export function checkIrp(irp: WskIrp | undefined): WskCompletion | null {
   if (irp === undefined) return null;
@@ -44,8 +46,13 @@ export function checkIrp(irp: WskIrp | undefined): WskCompletion | null {
     return failure(STATUS_INVALID_PARAMETER, "The IRP signal is not an AbortSignal");
   }
   const t = irp.timeout;
-  if (t !== undefined && (typeof t !== "number" || !Number.isFinite(t) || t < 0)) {
-    return failure(STATUS_INVALID_PARAMETER, `Invalid timeout "${String(t)}": expected ms >= 0`);
+  if (
+    t !== undefined && (typeof t !== "number" || !Number.isFinite(t) || t < 0 || t > MAX_TIMEOUT)
+  ) {
+    return failure(
+      STATUS_INVALID_PARAMETER,
+      `Invalid timeout "${String(t)}": expected 0 to ${MAX_TIMEOUT} ms`,
+    );
   }
   return null;
 }
@@ -65,8 +72,14 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
   #irpSignal: AbortSignal | undefined;
   #onAbort: (() => void) | null = null;
   #onCancel: ((status: NTSTATUS) => void) | null = null;
+  #mayCancel: (() => boolean) | undefined;
 
-  constructor(irp: WskIrp | undefined) {
+  /**
+   * `mayCancel`, when given, is asked at cancellation time: false means the call can no longer
+   * be called off (a send already writing on a host socket that cannot reset), so it runs on.
+   */
+  constructor(irp: WskIrp | undefined, mayCancel?: () => boolean) {
+    this.#mayCancel = mayCancel;
     this.promise = new Promise((resolve) => this.#resolve = resolve);
     this.#irpSignal = irp?.signal;
     if (this.#irpSignal?.aborted) {
@@ -123,6 +136,7 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
 
   /** Cancels the call with `status` (STATUS_CANCELLED or STATUS_IO_TIMEOUT). */
   cancel(status: NTSTATUS, message: string): boolean {
+    if (this.#mayCancel !== undefined && !this.#done && !this.#mayCancel()) return false;
     // Every extra field of a completion type is optional, so a bare failure fits T.
     if (!this.complete(failure(status, message) as T)) return false;
     this.#cancelled = true;
@@ -134,12 +148,21 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
   }
 }
 
-/** True for statuses that mean "the IRP was cancelled or timed out by the model". */
-export function isCancellation(status: NTSTATUS): boolean {
-  return status === STATUS_CANCELLED || status === STATUS_IO_TIMEOUT;
-}
-
-/** Whether a completion is a success. */
-export function succeeded(completion: WskCompletion): boolean {
-  return NT_SUCCESS(completion.status);
+/**
+ * Runs a dispatch call's body so that nothing escapes as an exception: a value the checks did
+ * not foresee (a Symbol where a number belongs, a half-built MDL) that makes the body throw
+ * completes with STATUS_INVALID_PARAMETER, the error kept as `cause`.
+ */
+export function guard<T extends WskCompletion>(body: () => Promise<T>): Promise<T | WskCompletion> {
+  const refuse = (error: unknown) =>
+    failure(
+      STATUS_INVALID_PARAMETER,
+      `Bad argument: ${error instanceof Error ? error.message : String(error)}`,
+      error,
+    );
+  try {
+    return body().catch(refuse);
+  } catch (error) {
+    return Promise.resolve(refuse(error));
+  }
 }

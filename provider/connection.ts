@@ -5,7 +5,6 @@
  */
 
 import {
-  NT_SUCCESS,
   type NTSTATUS,
   STATUS_BUFFER_OVERFLOW,
   STATUS_CANCELLED,
@@ -56,7 +55,7 @@ import {
   WskSetOption,
 } from "./types.ts";
 import { type BackingKind, connectDeno, type ConnectionBacking, connectNode } from "./_backing.ts";
-import { checkIrp, failure, hostFailure, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
 import { segmentsOf } from "./_buffers.ts";
 import {
   type ControlInput,
@@ -284,7 +283,8 @@ export class WskConnectionSocket {
   #keepAlive = false;
   #events = 0;
   #eventsSuspended = false;
-  #held = new Set<WskDataIndication>();
+  #held = new Map<WskDataIndication, number>();
+  #heldBytes = 0;
 
   // Counters, for tools that report them.
   #bytesSent = 0;
@@ -556,14 +556,19 @@ export class WskConnectionSocket {
   }
 
   #queueSend(parts: Uint8Array[], flags: number, irp: WskIrp | undefined): Promise<WskCompletion> {
-    const request: SendRequest = { call: new PendingCall(irp), parts, flags, started: false };
+    const request: SendRequest = {
+      call: new PendingCall(irp, () => !request.started || this.#backing?.kind !== "deno"),
+      parts,
+      flags,
+      started: false,
+    };
     if (request.call.done) return request.call.promise;
     this.#sends.add(request);
     if (request.call.cancellable) {
       request.call.onCancel(() => {
         this.#sends.delete(request);
         // Bytes already handed to TCP cannot be taken back: the stream would be torn, so a
-        // send cancelled half-way aborts the connection.
+        // send cancelled half-way aborts the connection (a real RST).
         if (request.started) this.#abortLocally("A send was cancelled part-way");
       });
     }
@@ -682,8 +687,21 @@ export class WskConnectionSocket {
     this.#receives.push(request);
     if (request.call.cancellable) {
       request.call.onCancel(() => {
-        // The request stays queued until the service loop skips it; a host read already in
-        // flight for it lands in the model's buffer and is kept for the next receive.
+        // Bytes a WAITALL receive already took go back to the front of the stream, so the
+        // next receive gets them. The request stays queued until the service loop skips it; a
+        // host read in flight for it lands in the model's buffer and is kept the same way.
+        if (request.filled > 0) {
+          const taken = new Uint8Array(request.filled);
+          let offset = 0;
+          for (const part of request.parts) {
+            if (offset >= taken.length) break;
+            const n = Math.min(part.length, taken.length - offset);
+            taken.set(part.subarray(0, n), offset);
+            offset += n;
+          }
+          this.#stash.unshift(taken);
+          this.#stashBytes += taken.length;
+        }
         void this.#service();
       });
     }
@@ -741,7 +759,8 @@ export class WskConnectionSocket {
   }
 
   #wantsReadAhead(): boolean {
-    if (this.#stashBytes >= STASH_LIMIT) return false;
+    // Indications the client keeps still count: they are data read ahead of the client.
+    if (this.#stashBytes + this.#heldBytes >= STASH_LIMIT) return false;
     const receiveEvents = (this.#events & WSK_EVENT_RECEIVE) !== 0 && !this.#eventsSuspended;
     return receiveEvents || (this.#events & WSK_EVENT_DISCONNECT) !== 0;
   }
@@ -808,7 +827,8 @@ export class WskConnectionSocket {
             staged.filled += n;
           }
         } else {
-          this.#pushStash(n === target.length ? target : target.subarray(0, n));
+          // A short read is copied out so that kept indications do not pin whole buffers.
+          this.#pushStash(n > target.length / 2 ? target.subarray(0, n) : target.slice(0, n));
         }
       }
     } finally {
@@ -875,13 +895,16 @@ export class WskConnectionSocket {
     }
     const status = typeof result === "number" ? result : result.status;
     if (status === STATUS_PENDING) {
-      this.#held.add(list!);
+      this.#held.set(list!, indicated);
+      this.#heldBytes += indicated;
       this.#stash = [];
       this.#stashBytes = 0;
     } else if (status === STATUS_SUCCESS) {
-      const accepted = typeof result === "number"
-        ? indicated
-        : Math.max(0, Math.min(indicated, Math.floor(result.bytesAccepted)));
+      // bytesAccepted matters only for a partial accept; anything else means "all of it".
+      const asked = typeof result === "number" ? indicated : result.bytesAccepted;
+      const accepted = Number.isSafeInteger(asked)
+        ? Math.max(0, Math.min(indicated, asked))
+        : indicated;
       this.#dropStash(accepted);
       if (accepted < indicated) this.#eventsSuspended = true;
     } else {
@@ -1033,9 +1056,14 @@ export class WskConnectionSocket {
     if (this.#state === "CLOSED") {
       return failure(STATUS_INVALID_HANDLE, "WskRelease on a closed socket");
     }
-    if (!this.#held.delete(indication)) {
+    const bytes = this.#held.get(indication);
+    if (bytes === undefined) {
       return failure(STATUS_INVALID_PARAMETER, "That indication list is not held by the client");
     }
+    this.#held.delete(indication);
+    this.#heldBytes -= bytes;
+    // Released room may let the model read ahead again.
+    if (this.#wantsReadAhead()) void this.#service();
     return success();
   }
 
@@ -1218,7 +1246,7 @@ export class WskConnectionSocket {
           failure(STATUS_INVALID_HANDLE, "The socket argument is not a connection socket"),
         );
       }
-      return body(socket);
+      return guard(() => body(socket));
     };
   }
 }
@@ -1369,9 +1397,4 @@ export function missingCallback(
     return "WskSendBacklogEvent";
   }
   return undefined;
-}
-
-/** True when a completion is a success. */
-export function isSuccess(completion: WskCompletion): boolean {
-  return NT_SUCCESS(completion.status);
 }

@@ -32,7 +32,7 @@ import {
   WskSetOption,
 } from "./types.ts";
 import { denoBacking } from "./_backing.ts";
-import { checkIrp, failure, hostFailure, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
 import {
   type ControlInput,
   isCompletion,
@@ -462,7 +462,7 @@ export class WskListenSocket {
           failure(STATUS_INVALID_HANDLE, "The socket argument is not a listening socket"),
         );
       }
-      return body(socket);
+      return guard(() => body(socket));
     };
 
     const table: WskProviderListenDispatch = {

@@ -52,6 +52,7 @@ export * from "./status.ts";
 export * from "./address.ts";
 export * from "./types.ts";
 export type { BackingKind } from "./_backing.ts";
+export { hostErrorCode } from "./_errors.ts";
 export type { ControlInput } from "./_control.ts";
 export {
   type BackingPreference,

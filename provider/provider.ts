@@ -32,7 +32,7 @@ import {
   type WskControlSocketType,
   type WskIrp,
 } from "./types.ts";
-import { checkIrp, failure, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, guard, PendingCall, success } from "./_irp.ts";
 import { statusFromError } from "./_errors.ts";
 import { type ControlInput, unsupportedIoctl, unsupportedOption } from "./_control.ts";
 import {
@@ -337,8 +337,9 @@ async function wskGetAddressInfo(
 export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
   Version: WSK_VERSION_1_0,
   Reserved: 0,
-  WskSocket: wskSocket,
-  WskSocketConnect: wskSocketConnect,
+  WskSocket: (...args: Parameters<typeof wskSocket>) => guard(() => wskSocket(...args)),
+  WskSocketConnect: (...args: Parameters<typeof wskSocketConnect>) =>
+    guard(() => wskSocketConnect(...args)),
   WskControlClient(client: WskClient, controlCode: number): Promise<WskCompletion> {
     return Promise.resolve(
       checkClient(client) ??
@@ -348,7 +349,8 @@ export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
         ),
     );
   },
-  WskGetAddressInfo: wskGetAddressInfo,
+  WskGetAddressInfo: (...args: Parameters<typeof wskGetAddressInfo>) =>
+    guard(() => wskGetAddressInfo(...args)),
   WskFreeAddressInfo(_client: WskClient, _addresses: SockAddr[]): void {},
   WskGetNameInfo(client: WskClient): Promise<WskCompletion> {
     return Promise.resolve(
