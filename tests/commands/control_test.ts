@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closedPort, runCli } from "../_helpers.ts";
+import { closedPort, parseLine, runCli } from "../_helpers.ts";
 import {
   assertFields,
   assertLines,
@@ -391,4 +391,43 @@ Deno.test("closesocket completes with STATUS_CONNECTION_REFUSED and exits 1 when
   assert.equal(result.stderr, "");
   assertLines(result.stdout, refusedRun(remote));
   assert.equal(result.code, 1);
+});
+
+Deno.test("release reports a peer reset as WskDisconnectEvent STATUS_CONNECTION_RESET and exits 1", async () => {
+  await using peer = await startPeer("resetafter");
+  const { result, seen } = await runAgainst(peer, "release", "--data", "hello");
+  assert.equal(seen.end, "eof");
+  const lines = result.stdout.trim().split("\n").map(parseLine);
+  const event = lines.find((line) => line.call === "WskDisconnectEvent");
+  assert.ok(event, result.stdout);
+  assert.equal(event.status, "STATUS_CONNECTION_RESET");
+  assert.equal(event.ntstatus, "0xC000020D");
+  assert.equal(event.value, "abortive");
+  assert.equal(lines.at(-1)?.call, "WskCloseSocket");
+  assert.equal(result.code, 1);
+});
+
+Deno.test("receive --drain is bounded by --timeout: STATUS_IO_TIMEOUT and exit 1 when the peer stays silent", async () => {
+  await using peer = await startPeer("hold");
+  const started = performance.now();
+  const { result } = await runAgainst(peer, "receive", "--drain", "--timeout", "500");
+  const elapsed = performance.now() - started;
+  const lines = result.stdout.trim().split("\n").map(parseLine);
+  const drain = lines.find((line) => line.call === "WskReceive");
+  assert.equal(drain?.status, "STATUS_IO_TIMEOUT", result.stdout);
+  assert.equal(result.code, 1);
+  assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+});
+
+Deno.test("connectex --data of 120 kB parses (no stack overflow) and a bad escape in it is exit 2", async () => {
+  const big = "x".repeat(120_000);
+  const ok = await runCli(["connectex", `127.0.0.1:${closedPort()}`, "--data", big]);
+  assert.equal(ok.code, 1, ok.stderr);
+  assert.match(
+    ok.stdout,
+    /WskConnectEx STATUS_BUFFER_OVERFLOW|WskConnectEx STATUS_CONNECTION_REFUSED/,
+  );
+  const bad = await runCli(["connectex", "127.0.0.1:9", "--data", big + "\\q"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: .*unknown escape "\\q"/);
 });
