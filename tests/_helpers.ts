@@ -12,15 +12,27 @@ import {
   AF_INET6,
   formatNtStatus,
   IPPROTO_TCP,
+  NPI_WSK_INTERFACE_ID,
   ntStatusName,
+  SO_WSK_EVENT_CALLBACK,
   SOCK_STREAM,
   sockAddr,
+  SOL_SOCKET,
   wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
+  wskBuf,
   WskCaptureProviderNPI,
+  type WskClient,
   type WskClientConnectionDispatch,
+  type WskClientDispatch,
   type WskCompletion,
   type WskConnectionSocket,
+  type WskCreateOptions,
+  type WskIrp,
+  type WskListenSocket,
+  type WskProviderNpi,
+  WskSetOption,
+  type WskSocketCompletion,
   type WskSocketOptions,
 } from "../provider/mod.ts";
 
@@ -57,6 +69,47 @@ export function closedPort(family: AddressFamily = AF_INET): number {
   return port;
 }
 
+/** The arguments of one WskSocket call; each one left out takes its default in wskSocket(). */
+export interface WskSocketArgs {
+  readonly client?: WskClient;
+  readonly family?: AddressFamily;
+  readonly type?: number;
+  readonly protocol?: number;
+  readonly flags?: number;
+  readonly context?: unknown;
+  readonly dispatch?: WskClientDispatch | null;
+  readonly options?: WskCreateOptions;
+}
+
+/**
+ * Calls WskSocket on `from` with AF_INET, SOCK_STREAM, IPPROTO_TCP and
+ * WSK_FLAG_CONNECTION_SOCKET unless `args` names another value. A key given as `undefined` passes
+ * `undefined` (tests of bad arguments rely on that), and any value may be a deliberately wrong one.
+ */
+export function wskSocket(
+  args: WskSocketArgs = {},
+  from: WskProviderNpi = npi,
+): Promise<WskSocketCompletion> {
+  const a = {
+    client: from.Client,
+    family: AF_INET,
+    type: SOCK_STREAM,
+    protocol: IPPROTO_TCP,
+    flags: WSK_FLAG_CONNECTION_SOCKET,
+    ...args,
+  };
+  return from.Dispatch.WskSocket(
+    a.client,
+    a.family,
+    a.type,
+    a.protocol,
+    a.flags,
+    a.context,
+    a.dispatch,
+    a.options,
+  );
+}
+
 /** A fresh unbound connection socket. */
 export async function newSocket(
   family: AddressFamily = AF_INET,
@@ -64,16 +117,7 @@ export async function newSocket(
   dispatch: WskClientConnectionDispatch | null = null,
   context: unknown = undefined,
 ): Promise<WskConnectionSocket> {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    family,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_CONNECTION_SOCKET,
-    context,
-    dispatch,
-    options,
-  );
+  const made = await wskSocket({ family, context, dispatch, options });
   assert.ok(made.socket, `WskSocket failed: ${made.message}`);
   return made.socket;
 }
@@ -127,27 +171,26 @@ export async function readAll(
   conn: Deno.Conn,
 ): Promise<{ bytes: Uint8Array; error: unknown }> {
   const chunks: Uint8Array[] = [];
-  let total = 0;
   const buf = new Uint8Array(64 * 1024);
   try {
     for (;;) {
       const n = await conn.read(buf);
       if (n === null) break;
       chunks.push(buf.slice(0, n));
-      total += n;
     }
   } catch (error) {
-    return { bytes: concat(chunks, total), error };
+    return { bytes: concatBytes(chunks), error };
   }
-  return { bytes: concat(chunks, total), error: null };
+  return { bytes: concatBytes(chunks), error: null };
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
+/** The parts, joined into one new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
   let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
   }
   return out;
 }
@@ -231,4 +274,214 @@ export function parseLine(line: string): Record<string, string> {
     fields[match[1]!] = value.startsWith('"') ? JSON.parse(value) : value;
   }
   return fields;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded waits
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves to `promise`'s value, or rejects after `ms`; the timer never outlives the call. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `condition` every 5 ms for at most `ms`; fails the test with `what` on the deadline. */
+export async function waitFor(condition: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/**
+ * Reads exactly `length` bytes from a Deno conn; fails on EOF first or after `ms`. `pauseMs`
+ * sleeps between reads (a slow reader).
+ */
+export async function readExactly(
+  conn: Deno.Conn,
+  length: number,
+  ms = 10_000,
+  pauseMs = 0,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let filled = 0;
+  const deadline = Date.now() + ms;
+  while (filled < length) {
+    const left = deadline - Date.now();
+    assert.ok(left > 0, `readExactly: only ${filled} of ${length} bytes within ${ms} ms`);
+    const n = await within(
+      conn.read(out.subarray(filled, Math.min(length, filled + 65536))),
+      left,
+      "peer read",
+    );
+    assert.notEqual(n, null, `readExactly: EOF after ${filled} of ${length} bytes`);
+    filled += n!;
+    if (pauseMs > 0) await sleep(pauseMs);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WSK calls
+
+/** A ULONG option value: 4 bytes, little-endian. */
+export function ulong(value: number): Uint8Array {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value, true);
+  return bytes;
+}
+
+/** Reads a little-endian ULONG from the start of `bytes`. */
+export function readUlong(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+}
+
+/** Sets SO_WSK_EVENT_CALLBACK with `mask` on a connection or listening socket. */
+export function enableEvents(
+  socket: WskConnectionSocket | WskListenSocket,
+  mask: number,
+  irp?: WskIrp,
+): Promise<WskCompletion> {
+  return socket.Dispatch.WskControlSocket(
+    socket as never,
+    WskSetOption,
+    SO_WSK_EVENT_CALLBACK,
+    SOL_SOCKET,
+    { NpiId: NPI_WSK_INTERFACE_ID, EventMask: mask },
+    null,
+    irp,
+  );
+}
+
+/**
+ * Starts `call` with an IRP (5 s timeout) whose signal aborts after `ms`; the call's completion.
+ */
+export async function cancelAfter<T>(ms: number, call: (irp: WskIrp) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const pending = call({ signal: controller.signal, timeout: 5000 });
+  await sleep(ms);
+  controller.abort();
+  return await pending;
+}
+
+/** One WskReceive into a fresh buffer of `length` bytes; the completion and a copy of the bytes. */
+export async function receive(
+  socket: WskConnectionSocket,
+  length: number,
+  flags = 0,
+  timeout = 5000,
+): Promise<{ completion: WskCompletion; bytes: Uint8Array }> {
+  const buffer = new Uint8Array(length);
+  const completion = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), flags, { timeout });
+  return { completion, bytes: buffer.slice(0, completion.information) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// python3 peers
+
+/**
+ * The start of a python3 peer script: it listens on the loopback address in argv[1]
+ * ("127.0.0.1" or "::1") port 0 as `srv`, with a 10 s accept timeout, and prints that port as its
+ * first line. The modules json, socket, struct and sys are imported.
+ */
+export const PYTHON_LISTEN = `
+import json, socket, struct, sys
+srv = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_STREAM)
+srv.bind((sys.argv[1], 0))
+srv.listen(1)
+srv.settimeout(10)
+print(srv.getsockname()[1], flush=True)
+`;
+
+/**
+ * A `python3 -u -c script ...args` child. Its stdout is read a line at a time, each within a
+ * deadline; its stderr is kept for messages. With `stdin: true` lines can be written to it.
+ * Dispose closes stdin, gives python 5 s to exit, then kills it.
+ */
+export class PythonProcess implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
+  readonly #stdout: ReadableStreamDefaultReader<string>;
+  readonly #stderr: Promise<string>;
+  #buffered = "";
+
+  constructor(script: string, args: readonly string[] = [], options: { stdin?: boolean } = {}) {
+    this.#child = new Deno.Command("python3", {
+      args: ["-u", "-c", script, ...args],
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdin = options.stdin ? this.#child.stdin.getWriter() : null;
+    this.#stdout = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stderr = new Response(this.#child.stderr).text();
+  }
+
+  /** The next line python prints (without its newline), within `ms`. */
+  async line(ms = 10_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const end = this.#buffered.indexOf("\n");
+      if (end !== -1) {
+        const line = this.#buffered.slice(0, end);
+        this.#buffered = this.#buffered.slice(end + 1);
+        return line;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`python: no line within ${ms} ms`);
+      const { value, done } = await within(this.#stdout.read(), left, "a line from python");
+      if (done) {
+        const stderr = await within(this.#stderr, 1000, "python's stderr").catch(() => "");
+        throw new Error(
+          `python's output ended; left: ${JSON.stringify(this.#buffered)}; stderr: ${stderr}`,
+        );
+      }
+      this.#buffered += value;
+    }
+  }
+
+  /** Writes one line to python's stdin. */
+  async writeLine(line: string): Promise<void> {
+    assert.ok(this.#stdin, "python was started without stdin");
+    await this.#stdin.write(text.encode(line + "\n"));
+  }
+
+  /** Waits at most `ms` for python to exit; its exit code and what it wrote to stderr. */
+  async exit(ms = 10_000): Promise<{ code: number; stderr: string }> {
+    const status = await within(this.#child.status, ms, "python exit");
+    return { code: status.code, stderr: await this.#stderr };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.#stdin?.close();
+    } catch {
+      // Python is gone already.
+    }
+    try {
+      await within(this.#child.status, 5000, "python exit");
+    } catch {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // It exited in between.
+      }
+    }
+    await this.#stdout.cancel();
+    await this.#child.status;
+    await this.#stderr;
+  }
 }

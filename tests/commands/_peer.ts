@@ -7,23 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { parseLine, runCli, text } from "../_helpers.ts";
+import { parseLine, runCli, text, within } from "../_helpers.ts";
+
+export { within };
 
 // ---------------------------------------------------------------------------------------------
 // Waiting and reading
-
-/** Resolves `promise` or rejects after `ms`; the timer never outlives the call. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Reads a stream to its end in the background; lines can be awaited with a bound. */
 export class Collector {

@@ -40,10 +40,14 @@ import {
   type WskBuf,
   wskBuf,
   WskCaptureProviderNPI,
+  type WskClient,
   type WskCompletion,
   type WskConnectionSocket,
+  type WskCreateOptions,
   WskGetOption,
+  type WskProviderNpi,
   WskReleaseProviderNPI,
+  type WskSocketCompletion,
 } from "../../provider/mod.ts";
 import {
   assertStatus,
@@ -53,8 +57,14 @@ import {
   loopbackHost,
   newSocket,
   npi,
+  PYTHON_LISTEN,
+  PythonProcess,
   readAll,
+  readExactly,
+  receive,
   text,
+  within,
+  wskSocket,
 } from "../_helpers.ts";
 
 const D = WSK_PROVIDER_CONNECTION_DISPATCH;
@@ -81,17 +91,53 @@ async function settle<T extends WskCompletion>(what: string, run: () => Promise<
   }
 }
 
-/** Resolves to `promise`'s value, or rejects after `ms` (so no wait in a test is unbounded). */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** The next connection `listener` accepts, within 5 s. */
+function accepted(listener: Deno.TcpListener): Promise<Deno.TcpConn> {
+  return within(listener.accept(), 5000, "accept");
+}
+
+/** Runs `call` and awaits it (at most 10 s): its value and how many ms it took. */
+async function timed<T>(
+  what: string,
+  call: () => Promise<T>,
+): Promise<{ result: T; elapsed: number }> {
+  const started = performance.now();
+  const result = await within(call(), 10_000, what);
+  return { result, elapsed: performance.now() - started };
+}
+
+/** The arguments of one WskSocketConnect call besides the two addresses. */
+interface SocketConnectArgs {
+  readonly client?: WskClient;
+  readonly type?: number;
+  readonly protocol?: number;
+  readonly flags?: number;
+  readonly context?: unknown;
+  readonly options?: WskCreateOptions;
+}
+
+/**
+ * WskSocketConnect on `from` with SOCK_STREAM, IPPROTO_TCP, flags 0 and no callbacks, unless
+ * `args` names another value (bad ones included).
+ */
+function socketConnect(
+  local: SockAddr,
+  remote: SockAddr,
+  args: SocketConnectArgs = {},
+  from: WskProviderNpi = npi,
+): Promise<WskSocketCompletion> {
+  const a = { client: from.Client, type: SOCK_STREAM, protocol: IPPROTO_TCP, flags: 0, ...args };
+  return from.Dispatch.WskSocketConnect(
+    a.client,
+    a.type,
+    a.protocol,
+    local,
+    remote,
+    a.flags,
+    a.context,
+    null,
+    a.options,
+  );
 }
 
 /** A free loopback port (bound, noted, released): the same thing as closedPort(). */
@@ -164,23 +210,13 @@ async function silentPort(): Promise<SilentPort> {
   };
 }
 
-/** Reads exactly `n` bytes from a Deno conn, bounded by a deadline. */
-async function readExactly(conn: Deno.Conn, n: number, ms = 5000): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let filled = 0;
-  await within(
-    ms,
-    `reading ${n} bytes`,
-    (async () => {
-      while (filled < n) {
-        const got = await conn.read(out.subarray(filled));
-        if (got === null) break;
-        filled += got;
-      }
-    })(),
-  );
-  assert.equal(filled, n, `the peer received ${filled} of ${n} bytes`);
-  return out;
+/** WskConnect (500 ms IRP timeout) to a silentPort(): the completion and the ms it took. */
+async function connectUnanswered(
+  socket: WskConnectionSocket,
+): Promise<{ result: WskCompletion; elapsed: number }> {
+  await using silent = await silentPort();
+  const target = sockAddr("127.0.0.1", silent.port);
+  return await timed("WskConnect", () => D.WskConnect(socket, target, 0, { timeout: 500 }));
 }
 
 /** Bytes 0, 1, 2, … modulo 251, so an offset slip shows. */
@@ -222,15 +258,7 @@ async function runInChildDeno(allowNet: string, body: string): Promise<unknown> 
 
 Deno.test("WskSocket() creates a connection socket in state INIT with no backing yet", async () => {
   const context = { name: "ctx" };
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET6,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_CONNECTION_SOCKET,
-    context,
-    null,
-  );
+  const made = await wskSocket({ family: AF_INET6, context, dispatch: null });
   assertStatus(made, STATUS_SUCCESS);
   const socket = made.socket;
   assert.ok(socket);
@@ -246,13 +274,7 @@ Deno.test("WskSocket() creates a connection socket in state INIT with no backing
 });
 
 Deno.test("WskSocket() creates a listening socket for WSK_FLAG_LISTEN_SOCKET", async () => {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_LISTEN_SOCKET,
-  );
+  const made = await wskSocket({ flags: WSK_FLAG_LISTEN_SOCKET });
   assertStatus(made, STATUS_SUCCESS);
   assert.equal(made.socket, undefined);
   const listen = made.listenSocket;
@@ -263,13 +285,7 @@ Deno.test("WskSocket() creates a listening socket for WSK_FLAG_LISTEN_SOCKET", a
 });
 
 Deno.test("WskSocket() creates a basic socket for flags 0, which refuses client callbacks", async () => {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_BASIC_SOCKET,
-  );
+  const made = await wskSocket({ flags: WSK_FLAG_BASIC_SOCKET });
   assertStatus(made, STATUS_SUCCESS);
   const basic = made.basicSocket;
   assert.ok(basic);
@@ -277,30 +293,24 @@ Deno.test("WskSocket() creates a basic socket for flags 0, which refuses client 
   assert.equal(basic.state, "OPEN");
   assertStatus(await basic.Dispatch.WskCloseSocket(basic), STATUS_SUCCESS);
 
-  const withCallbacks = await settle("WskSocket(basic, dispatch)", () =>
-    npi.Dispatch.WskSocket(
-      npi.Client,
-      AF_INET,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      WSK_FLAG_BASIC_SOCKET,
-      undefined,
-      { WskDisconnectEvent: () => STATUS_SUCCESS },
-    ));
+  const withCallbacks = await settle(
+    "WskSocket(basic, dispatch)",
+    () =>
+      wskSocket({
+        flags: WSK_FLAG_BASIC_SOCKET,
+        dispatch: { WskDisconnectEvent: () => STATUS_SUCCESS },
+      }),
+  );
   assertStatus(withCallbacks, STATUS_INVALID_PARAMETER);
   assert.equal(withCallbacks.basicSocket, undefined);
 });
 
 Deno.test("WskSocket() completes with STATUS_NOT_SUPPORTED for an unsupported address family", async () => {
   for (const family of [0, 1, 3, 10, 24, 99, -2, 2.5, null, "2", undefined]) {
-    const made = await settle(`WskSocket(family ${String(family)})`, () =>
-      npi.Dispatch.WskSocket(
-        npi.Client,
-        family as never,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-      ));
+    const made = await settle(
+      `WskSocket(family ${String(family)})`,
+      () => wskSocket({ family: family as never }),
+    );
     assertStatus(made, STATUS_NOT_SUPPORTED, `family ${String(family)}:`);
     assert.equal(made.socket, undefined);
     assert.equal(made.information, 0);
@@ -320,14 +330,7 @@ Deno.test("WskSocket() completes with STATUS_NOT_SUPPORTED for a socket type or 
   for (const [type, protocol] of combos) {
     const made = await settle(
       `WskSocket(type ${String(type)}, protocol ${String(protocol)})`,
-      () =>
-        npi.Dispatch.WskSocket(
-          npi.Client,
-          AF_INET,
-          type as never,
-          protocol as never,
-          WSK_FLAG_CONNECTION_SOCKET,
-        ),
+      () => wskSocket({ type: type as never, protocol: protocol as never }),
     );
     assertStatus(made, STATUS_NOT_SUPPORTED, `type ${String(type)}/${String(protocol)}:`);
     assert.equal(made.socket, undefined);
@@ -346,7 +349,7 @@ Deno.test("WskSocket() completes with STATUS_NOT_SUPPORTED for a socket category
   for (const flags of categories) {
     const made = await settle(
       `WskSocket(flags ${flags})`,
-      () => npi.Dispatch.WskSocket(npi.Client, AF_INET, SOCK_STREAM, IPPROTO_TCP, flags),
+      () => wskSocket({ flags }),
     );
     assertStatus(made, STATUS_NOT_SUPPORTED, `flags 0x${(flags >>> 0).toString(16)}:`);
     assert.equal(made.socket, undefined);
@@ -357,66 +360,18 @@ Deno.test("WskSocket() completes with STATUS_NOT_SUPPORTED for a socket category
 
 Deno.test("WskSocket() completes with STATUS_INVALID_PARAMETER for a bad client, backing or IRP", async () => {
   const cases: Array<[string, () => ReturnType<typeof npi.Dispatch.WskSocket>]> = [
-    ["null client", () =>
-      npi.Dispatch.WskSocket(
-        null as never,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-      )],
-    ["plain-object client", () =>
-      npi.Dispatch.WskSocket(
-        {} as never,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-      )],
-    ["unknown backing", () =>
-      npi.Dispatch.WskSocket(
-        npi.Client,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-        undefined,
-        null,
-        { backing: "bogus" as never },
-      )],
-    ["negative timeout", () =>
-      npi.Dispatch.WskSocket(
-        npi.Client,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-        undefined,
-        null,
-        { timeout: -1 },
-      )],
-    ["null options", () =>
-      npi.Dispatch.WskSocket(
-        npi.Client,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-        undefined,
-        null,
-        null as never,
-      )],
-    ["signal that is not an AbortSignal", () =>
-      npi.Dispatch.WskSocket(
-        npi.Client,
-        AF_INET,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        WSK_FLAG_CONNECTION_SOCKET,
-        undefined,
-        null,
-        { signal: "stop" as never },
-      )],
+    ["null client", () => wskSocket({ client: null as never })],
+    ["plain-object client", () => wskSocket({ client: {} as never })],
+    [
+      "unknown backing",
+      () => wskSocket({ dispatch: null, options: { backing: "bogus" as never } }),
+    ],
+    ["negative timeout", () => wskSocket({ dispatch: null, options: { timeout: -1 } })],
+    ["null options", () => wskSocket({ dispatch: null, options: null as never })],
+    [
+      "signal that is not an AbortSignal",
+      () => wskSocket({ dispatch: null, options: { signal: "stop" as never } }),
+    ],
   ];
   for (const [name, run] of cases) {
     const made = await settle(`WskSocket(${name})`, run);
@@ -427,49 +382,22 @@ Deno.test("WskSocket() completes with STATUS_INVALID_PARAMETER for a bad client,
 
 Deno.test("WskSocket() completes with STATUS_INVALID_HANDLE after WskReleaseProviderNPI", async () => {
   const released = WskCaptureProviderNPI();
-  const before = await released.Dispatch.WskSocket(
-    released.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_CONNECTION_SOCKET,
-  );
+  const before = await wskSocket({}, released);
   assertStatus(before, STATUS_SUCCESS);
   WskReleaseProviderNPI(released);
-  const after = await settle("WskSocket on a released NPI", () =>
-    released.Dispatch.WskSocket(
-      released.Client,
-      AF_INET,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      WSK_FLAG_CONNECTION_SOCKET,
-    ));
+  const after = await settle("WskSocket on a released NPI", () => wskSocket({}, released));
   assertStatus(after, STATUS_INVALID_HANDLE);
   assert.equal(after.socket, undefined);
   const oneShot = await settle(
     "WskSocketConnect on a released NPI",
-    () =>
-      released.Dispatch.WskSocketConnect(
-        released.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        sockAddr("127.0.0.1", 0),
-        sockAddr("127.0.0.1", 9),
-        0,
-      ),
+    () => socketConnect(sockAddr("127.0.0.1", 0), sockAddr("127.0.0.1", 9), {}, released),
   );
   assertStatus(oneShot, STATUS_INVALID_HANDLE);
   assert.equal(oneShot.socket, undefined);
   // A socket created before the release still works and closes normally.
   await closeSocket(before.socket!);
   // Another capture is not affected.
-  const other = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_CONNECTION_SOCKET,
-  );
+  const other = await wskSocket();
   assertStatus(other, STATUS_SUCCESS);
   await closeSocket(other.socket!);
 });
@@ -578,26 +506,24 @@ Deno.test({
 });
 
 Deno.test("WskBind() completes with STATUS_INVALID_PARAMETER for an address of the wrong family", async () => {
-  await using v4 = await newSocket(AF_INET);
-  assertStatus(
-    await settle("bind v4 to ::1", () => D.WskBind(v4, sockAddr("::1", 0))),
-    STATUS_INVALID_PARAMETER,
-  );
-  assertStatus(
-    await settle("bind v4 to ::", () => D.WskBind(v4, wildcard(AF_INET6))),
-    STATUS_INVALID_PARAMETER,
-  );
-  assert.equal(v4.state, "INIT");
-  await using v6 = await newSocket(AF_INET6);
-  assertStatus(
-    await settle("bind v6 to 127.0.0.1", () => D.WskBind(v6, sockAddr("127.0.0.1", 0))),
-    STATUS_INVALID_PARAMETER,
-  );
-  assertStatus(
-    await settle("bind v6 to 0.0.0.0", () => D.WskBind(v6, wildcard(AF_INET))),
-    STATUS_INVALID_PARAMETER,
-  );
-  assert.equal(v6.state, "INIT");
+  const cases = [
+    { family: AF_INET, name: "v4", wrong: { "::1": sockAddr("::1", 0), "::": wildcard(AF_INET6) } },
+    {
+      family: AF_INET6,
+      name: "v6",
+      wrong: { "127.0.0.1": sockAddr("127.0.0.1", 0), "0.0.0.0": wildcard(AF_INET) },
+    },
+  ] as const;
+  for (const { family, name, wrong } of cases) {
+    await using socket = await newSocket(family);
+    for (const [label, address] of Object.entries(wrong)) {
+      assertStatus(
+        await settle(`bind ${name} to ${label}`, () => D.WskBind(socket, address)),
+        STATUS_INVALID_PARAMETER,
+      );
+    }
+    assert.equal(socket.state, "INIT");
+  }
 });
 
 Deno.test("WskBind() completes with STATUS_INVALID_PARAMETER for a value that is not a SOCKADDR", async () => {
@@ -713,7 +639,7 @@ for (const family of [AF_INET, AF_INET6] as const) {
     const connecting = D.WskConnect(socket, sockAddr(loopbackHost(family), listener.port), 0, {
       timeout: 5000,
     });
-    using peer = await within(5000, "accept", listener.accept());
+    using peer = await accepted(listener);
     const connected = await connecting;
     assertStatus(connected, STATUS_SUCCESS);
     assert.equal(connected.information, 0);
@@ -732,11 +658,10 @@ for (const family of [AF_INET, AF_INET6] as const) {
 
     // The connection really carries data.
     await peer.write(text.encode("hi"));
-    const buf = new Uint8Array(2);
-    const got = await D.WskReceive(socket, wskBuf(buf), WSK_FLAG_WAITALL, { timeout: 5000 });
-    assertStatus(got, STATUS_SUCCESS);
-    assert.equal(got.information, 2);
-    assert.equal(text.decode(buf), "hi");
+    const got = await receive(socket, 2, WSK_FLAG_WAITALL);
+    assertStatus(got.completion, STATUS_SUCCESS);
+    assert.equal(got.completion.information, 2);
+    assert.equal(text.decode(got.bytes), "hi");
   });
 }
 
@@ -746,7 +671,7 @@ Deno.test("WskConnect() with backing node connects from a wildcard bind", async 
   const connecting = D.WskConnect(socket, sockAddr("127.0.0.1", listener.port), 0, {
     timeout: 5000,
   });
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   assertStatus(await connecting, STATUS_SUCCESS);
   assert.equal(socket.backing, "node");
   const local = await D.WskGetLocalAddress(socket);
@@ -762,7 +687,7 @@ for (const family of [AF_INET, AF_INET6] as const) {
     const connecting = D.WskConnect(socket, sockAddr(loopbackHost(family), listener.port), 0, {
       timeout: 5000,
     });
-    using peer = await within(5000, "accept", listener.accept());
+    using peer = await accepted(listener);
     assertStatus(await connecting, STATUS_SUCCESS);
     assert.equal(socket.backing, "node", "a specific bind needs the node backing");
     assert.deepEqual(sockAddrFromNetAddr(peer.remoteAddr), sockAddr(loopbackHost(family), port));
@@ -781,7 +706,7 @@ Deno.test("WskGetLocalAddress() in BOUND reserves a port that the later connect 
   const connecting = D.WskConnect(socket, sockAddr("127.0.0.1", listener.port), 0, {
     timeout: 5000,
   });
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   assertStatus(await connecting, STATUS_SUCCESS);
   assert.equal(socket.backing, "node");
   assert.equal(peer.remoteAddr.hostname, "127.0.0.1");
@@ -959,7 +884,7 @@ Deno.test("WskConnect() completes with STATUS_INVALID_DEVICE_STATE while another
   assert.equal(socket.state, "CONNECTING");
   const second = await D.WskConnect(socket, target, 0, { timeout: 5000 });
   assertStatus(second, STATUS_INVALID_DEVICE_STATE);
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   assertStatus(await first, STATUS_SUCCESS);
   assert.equal(socket.state, "ESTAB");
   assert.deepEqual(
@@ -969,17 +894,8 @@ Deno.test("WskConnect() completes with STATUS_INVALID_DEVICE_STATE while another
 });
 
 Deno.test("WskConnect() completes with STATUS_IO_TIMEOUT when the SYN goes unanswered", async () => {
-  await using silent = await silentPort();
   await using socket = await boundSocket(AF_INET);
-  const started = performance.now();
-  const c = await within(
-    10_000,
-    "WskConnect",
-    D.WskConnect(socket, sockAddr("127.0.0.1", silent.port), 0, {
-      timeout: 500,
-    }),
-  );
-  const elapsed = performance.now() - started;
+  const { result: c, elapsed } = await connectUnanswered(socket);
   assertStatus(c, STATUS_IO_TIMEOUT);
   assert.equal(c.information, 0);
   assert.ok(elapsed >= 400 && elapsed <= 3000, `completed after ${elapsed.toFixed(0)} ms`);
@@ -988,17 +904,8 @@ Deno.test("WskConnect() completes with STATUS_IO_TIMEOUT when the SYN goes unans
 });
 
 Deno.test("WskConnect() on a node-backed socket completes with STATUS_IO_TIMEOUT when the SYN goes unanswered", async () => {
-  await using silent = await silentPort();
   await using socket = await boundSocket(AF_INET, sockAddr("127.0.0.1", 0));
-  const started = performance.now();
-  const c = await within(
-    10_000,
-    "WskConnect",
-    D.WskConnect(socket, sockAddr("127.0.0.1", silent.port), 0, {
-      timeout: 500,
-    }),
-  );
-  const elapsed = performance.now() - started;
+  const { result: c, elapsed } = await connectUnanswered(socket);
   assertStatus(c, STATUS_IO_TIMEOUT);
   assert.ok(elapsed >= 400 && elapsed <= 3000, `completed after ${elapsed.toFixed(0)} ms`);
   assert.equal(socket.state, "FAILED");
@@ -1016,7 +923,7 @@ for (const backing of ["deno", "node"] as const) {
     });
     assert.equal(socket.state, "CONNECTING");
     const timer = setTimeout(() => controller.abort(), 200);
-    const c = await within(5000, "WskConnect", connecting);
+    const c = await within(connecting, 5000, "WskConnect");
     clearTimeout(timer);
     const elapsed = performance.now() - started;
     assertStatus(c, STATUS_CANCELLED);
@@ -1048,7 +955,7 @@ Deno.test("WskCloseSocket() completes a pending WskConnect with STATUS_CANCELLED
   });
   assert.equal(socket.state, "CONNECTING");
   assertStatus(await D.WskCloseSocket(socket), STATUS_SUCCESS);
-  const c = await within(5000, "WskConnect", connecting);
+  const c = await within(connecting, 5000, "WskConnect");
   assertStatus(c, STATUS_CANCELLED);
   assert.equal(socket.state, "CLOSED");
 });
@@ -1069,7 +976,7 @@ Deno.test("WskConnect() completes with STATUS_INVALID_ADDRESS for remote port 0 
   const connecting = D.WskConnect(socket, sockAddr("127.0.0.1", listener.port), 0, {
     timeout: 5000,
   });
-  using _peer = await within(5000, "accept", listener.accept());
+  using _peer = await accepted(listener);
   assertStatus(await connecting, STATUS_SUCCESS);
 });
 
@@ -1153,7 +1060,7 @@ for (const family of [AF_INET, AF_INET6] as const) {
       0,
       { timeout: 5000 },
     );
-    using peer = await within(5000, "accept", listener.accept());
+    using peer = await accepted(listener);
     const c = await connecting;
     assertStatus(c, STATUS_SUCCESS);
     assert.equal(c.information, head.length + tail.length, "information is the bytes sent");
@@ -1175,7 +1082,7 @@ Deno.test("WskConnectEx() sends exactly 65535 bytes, honouring the buffer's offs
   const connecting = D.WskConnectEx(socket, sockAddr("127.0.0.1", listener.port), buffer, 0, {
     timeout: 5000,
   });
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   const c = await connecting;
   assertStatus(c, STATUS_SUCCESS);
   assert.equal(c.information, 65535);
@@ -1190,14 +1097,14 @@ Deno.test("WskConnectEx() without a buffer connects like WskConnect with informa
   const connecting = D.WskConnectEx(socket, sockAddr("127.0.0.1", listener.port), null, 0, {
     timeout: 5000,
   });
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   const c = await connecting;
   assertStatus(c, STATUS_SUCCESS);
   assert.equal(c.information, 0);
   assert.equal(socket.state, "ESTAB");
   // Nothing was sent: the peer sees our FIN first, with no bytes before it.
   assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
-  const all = await within(5000, "readAll", readAll(peer));
+  const all = await within(readAll(peer), 5000, "readAll");
   assert.equal(all.error, null);
   assert.equal(all.bytes.length, 0);
 });
@@ -1221,10 +1128,10 @@ Deno.test("WskConnectEx() completes with STATUS_BUFFER_OVERFLOW for more than 65
   const connecting = D.WskConnectEx(socket, target, wskBuf(text.encode("small")), 0, {
     timeout: 5000,
   });
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   assertStatus(await connecting, STATUS_SUCCESS);
   assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
-  const all = await within(5000, "readAll", readAll(peer));
+  const all = await within(readAll(peer), 5000, "readAll");
   assert.equal(text.decode(all.bytes), "small");
 });
 
@@ -1283,18 +1190,15 @@ for (const family of [AF_INET, AF_INET6] as const) {
       const localAddress = local === "wildcard"
         ? wildcard(family)
         : sockAddr(loopbackHost(family), 0);
-      const connecting = npi.Dispatch.WskSocketConnect(
-        npi.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
+      const connecting = socketConnect(
         localAddress,
         sockAddr(loopbackHost(family), listener.port),
-        0,
-        "my-context",
-        null,
-        { timeout: 5000 },
+        {
+          context: "my-context",
+          options: { timeout: 5000 },
+        },
       );
-      using peer = await within(5000, "accept", listener.accept());
+      using peer = await accepted(listener);
       const made = await connecting;
       assertStatus(made, STATUS_SUCCESS);
       const socket = made.socket;
@@ -1321,18 +1225,12 @@ for (const family of [AF_INET, AF_INET6] as const) {
 Deno.test("WskSocketConnect() connects from a specific local port", async () => {
   using listener = listenLoopback(AF_INET);
   const port = freePort();
-  const connecting = npi.Dispatch.WskSocketConnect(
-    npi.Client,
-    SOCK_STREAM,
-    IPPROTO_TCP,
+  const connecting = socketConnect(
     sockAddr("127.0.0.1", port),
     sockAddr("127.0.0.1", listener.port),
-    0,
-    undefined,
-    null,
-    { timeout: 5000 },
+    { options: { timeout: 5000 } },
   );
-  using peer = await within(5000, "accept", listener.accept());
+  using peer = await accepted(listener);
   const made = await connecting;
   assertStatus(made, STATUS_SUCCESS);
   await using socket = made.socket!;
@@ -1343,17 +1241,9 @@ Deno.test("WskSocketConnect() connects from a specific local port", async () => 
 Deno.test("WskSocketConnect() completes with STATUS_CONNECTION_REFUSED and returns no socket", async () => {
   for (const family of [AF_INET, AF_INET6] as const) {
     const port = closedPort(family);
-    const made = await npi.Dispatch.WskSocketConnect(
-      npi.Client,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      wildcard(family),
-      sockAddr(loopbackHost(family), port),
-      0,
-      undefined,
-      null,
-      { timeout: 5000 },
-    );
+    const made = await socketConnect(wildcard(family), sockAddr(loopbackHost(family), port), {
+      options: { timeout: 5000 },
+    });
     assertStatus(made, STATUS_CONNECTION_REFUSED);
     assert.equal(made.socket, undefined);
     assert.equal(made.information, 0);
@@ -1363,16 +1253,10 @@ Deno.test("WskSocketConnect() completes with STATUS_CONNECTION_REFUSED and retur
 Deno.test("WskSocketConnect() completes with STATUS_ADDRESS_ALREADY_EXISTS and no socket when the local port is taken", async () => {
   using holder = listenLoopback(AF_INET);
   using target = listenLoopback(AF_INET);
-  const made = await npi.Dispatch.WskSocketConnect(
-    npi.Client,
-    SOCK_STREAM,
-    IPPROTO_TCP,
+  const made = await socketConnect(
     sockAddr("127.0.0.1", holder.port),
     sockAddr("127.0.0.1", target.port),
-    0,
-    undefined,
-    null,
-    { timeout: 5000 },
+    { options: { timeout: 5000 } },
   );
   assertStatus(made, STATUS_ADDRESS_ALREADY_EXISTS);
   assert.equal(made.socket, undefined);
@@ -1380,23 +1264,11 @@ Deno.test("WskSocketConnect() completes with STATUS_ADDRESS_ALREADY_EXISTS and n
 
 Deno.test("WskSocketConnect() completes with STATUS_IO_TIMEOUT and no socket when the SYN goes unanswered", async () => {
   await using silent = await silentPort();
-  const started = performance.now();
-  const made = await within(
-    10_000,
+  const target = sockAddr("127.0.0.1", silent.port);
+  const { result: made, elapsed } = await timed(
     "WskSocketConnect",
-    npi.Dispatch.WskSocketConnect(
-      npi.Client,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      wildcard(AF_INET),
-      sockAddr("127.0.0.1", silent.port),
-      0,
-      undefined,
-      null,
-      { timeout: 500 },
-    ),
+    () => socketConnect(wildcard(AF_INET), target, { options: { timeout: 500 } }),
   );
-  const elapsed = performance.now() - started;
   assertStatus(made, STATUS_IO_TIMEOUT);
   assert.equal(made.socket, undefined);
   assert.ok(elapsed >= 400 && elapsed <= 3000, `completed after ${elapsed.toFixed(0)} ms`);
@@ -1404,17 +1276,9 @@ Deno.test("WskSocketConnect() completes with STATUS_IO_TIMEOUT and no socket whe
 
 Deno.test("WskSocketConnect() completes with STATUS_CANCELLED and no socket for an already-aborted IRP", async () => {
   using listener = listenLoopback(AF_INET);
-  const made = await npi.Dispatch.WskSocketConnect(
-    npi.Client,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    wildcard(AF_INET),
-    sockAddr("127.0.0.1", listener.port),
-    0,
-    undefined,
-    null,
-    { signal: AbortSignal.abort() },
-  );
+  const made = await socketConnect(wildcard(AF_INET), sockAddr("127.0.0.1", listener.port), {
+    options: { signal: AbortSignal.abort() },
+  });
   assertStatus(made, STATUS_CANCELLED);
   assert.equal(made.socket, undefined);
 });
@@ -1430,20 +1294,7 @@ Deno.test("WskSocketConnect() completes with STATUS_INVALID_PARAMETER when the f
   for (const [local, remote] of pairs) {
     const made = await settle(
       "WskSocketConnect(mixed families)",
-      () =>
-        npi.Dispatch.WskSocketConnect(
-          npi.Client,
-          SOCK_STREAM,
-          IPPROTO_TCP,
-          local,
-          remote,
-          0,
-          undefined,
-          null,
-          {
-            timeout: 2000,
-          },
-        ),
+      () => socketConnect(local, remote, { options: { timeout: 2000 } }),
     );
     assertStatus(made, STATUS_INVALID_PARAMETER, `${local.address} -> ${remote.address}`);
     assert.equal(made.socket, undefined);
@@ -1454,95 +1305,37 @@ Deno.test("WskSocketConnect() completes with a status, never an exception, for b
   using listener = listenLoopback(AF_INET);
   const remote = sockAddr("127.0.0.1", listener.port);
   const local = wildcard(AF_INET);
-  const cases: Array<[string, number, () => ReturnType<typeof npi.Dispatch.WskSocketConnect>]> = [
+  const badRemote = { family: AF_INET, address: "127.0.0.1", port: -1 };
+  const cases: Array<[string, number, () => Promise<WskSocketCompletion>]> = [
+    ["flags 1", STATUS_INVALID_PARAMETER, () => socketConnect(local, remote, { flags: 1 })],
+    ["flags -1", STATUS_INVALID_PARAMETER, () => socketConnect(local, remote, { flags: -1 })],
+    ["null local", STATUS_INVALID_PARAMETER, () => socketConnect(null as never, remote)],
     [
-      "flags 1",
+      "string remote",
       STATUS_INVALID_PARAMETER,
-      () => npi.Dispatch.WskSocketConnect(npi.Client, SOCK_STREAM, IPPROTO_TCP, local, remote, 1),
+      () => socketConnect(local, `127.0.0.1:${listener.port}` as never),
     ],
     [
-      "flags -1",
+      "negative remote port",
       STATUS_INVALID_PARAMETER,
-      () => npi.Dispatch.WskSocketConnect(npi.Client, SOCK_STREAM, IPPROTO_TCP, local, remote, -1),
+      () => socketConnect(local, badRemote as never),
     ],
     [
-      "null local",
+      "timeout -1",
       STATUS_INVALID_PARAMETER,
-      () =>
-        npi.Dispatch.WskSocketConnect(
-          npi.Client,
-          SOCK_STREAM,
-          IPPROTO_TCP,
-          null as never,
-          remote,
-          0,
-        ),
+      () => socketConnect(local, remote, { options: { timeout: -1 } }),
     ],
-    ["string remote", STATUS_INVALID_PARAMETER, () =>
-      npi.Dispatch.WskSocketConnect(
-        npi.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        local,
-        `127.0.0.1:${listener.port}` as never,
-        0,
-      )],
-    ["negative remote port", STATUS_INVALID_PARAMETER, () =>
-      npi.Dispatch.WskSocketConnect(
-        npi.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        local,
-        { family: AF_INET, address: "127.0.0.1", port: -1 } as never,
-        0,
-      )],
-    ["timeout -1", STATUS_INVALID_PARAMETER, () =>
-      npi.Dispatch.WskSocketConnect(
-        npi.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        local,
-        remote,
-        0,
-        undefined,
-        null,
-        { timeout: -1 },
-      )],
     [
       "null client",
       STATUS_INVALID_PARAMETER,
-      () =>
-        npi.Dispatch.WskSocketConnect(null as never, SOCK_STREAM, IPPROTO_TCP, local, remote, 0),
+      () => socketConnect(local, remote, { client: null as never }),
     ],
-    [
-      "SOCK_DGRAM",
-      STATUS_NOT_SUPPORTED,
-      () => npi.Dispatch.WskSocketConnect(npi.Client, SOCK_DGRAM, IPPROTO_TCP, local, remote, 0),
-    ],
-    ["remote port 0", STATUS_INVALID_ADDRESS, () =>
-      npi.Dispatch.WskSocketConnect(
-        npi.Client,
-        SOCK_STREAM,
-        IPPROTO_TCP,
-        local,
-        sockAddr("127.0.0.1", 0),
-        0,
-      )],
+    ["SOCK_DGRAM", STATUS_NOT_SUPPORTED, () => socketConnect(local, remote, { type: SOCK_DGRAM })],
+    ["remote port 0", STATUS_INVALID_ADDRESS, () => socketConnect(local, sockAddr("127.0.0.1", 0))],
     [
       "deno backing with a specific local address",
       STATUS_NOT_SUPPORTED,
-      () =>
-        npi.Dispatch.WskSocketConnect(
-          npi.Client,
-          SOCK_STREAM,
-          IPPROTO_TCP,
-          sockAddr("127.0.0.1", 0),
-          remote,
-          0,
-          undefined,
-          null,
-          { backing: "deno" },
-        ),
+      () => socketConnect(sockAddr("127.0.0.1", 0), remote, { options: { backing: "deno" } }),
     ],
   ];
   for (const [name, expected, run] of cases) {
@@ -1551,7 +1344,6 @@ Deno.test("WskSocketConnect() completes with a status, never an exception, for b
     assert.equal(made.socket, undefined, name);
   }
 });
-
 // ---------------------------------------------------------------------------------------------
 // Closed sockets and things that are not sockets
 
@@ -1602,20 +1394,8 @@ Deno.test("every connection dispatch call on a closed socket completes with STAT
 });
 
 Deno.test("connection dispatch calls on a value that is not a connection socket complete with STATUS_INVALID_HANDLE", async () => {
-  const listen = (await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_LISTEN_SOCKET,
-  )).listenSocket!;
-  const basic = (await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_BASIC_SOCKET,
-  )).basicSocket!;
+  const listen = (await wskSocket({ flags: WSK_FLAG_LISTEN_SOCKET })).listenSocket!;
+  const basic = (await wskSocket({ flags: WSK_FLAG_BASIC_SOCKET })).basicSocket!;
   try {
     const target = sockAddr("127.0.0.1", 9);
     const fakes: Array<[string, unknown]> = [
@@ -1655,44 +1435,9 @@ Deno.test("connection dispatch calls on a value that is not a connection socket 
 // ---------------------------------------------------------------------------------------------
 // An external peer
 
-/** Reads lines from a child's stdout, each within a deadline. */
-class LineReader {
-  #reader: ReadableStreamDefaultReader<string>;
-  #buffered = "";
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  async line(ms: number): Promise<string> {
-    for (let i = 0; i < 10_000; i++) {
-      const end = this.#buffered.indexOf("\n");
-      if (end !== -1) {
-        const line = this.#buffered.slice(0, end);
-        this.#buffered = this.#buffered.slice(end + 1);
-        return line;
-      }
-      const { value, done } = await within(ms, "a line from the peer", this.#reader.read());
-      if (done) throw new Error(`the peer's output ended; left: ${JSON.stringify(this.#buffered)}`);
-      this.#buffered += value;
-    }
-    throw new Error("too many chunks without a line break");
-  }
-
-  async cancel(): Promise<void> {
-    await this.#reader.cancel();
-  }
-}
-
 // Listens on 127.0.0.1:0, prints its port, accepts one connection, prints the peer address it
 // saw, reads to EOF and prints the bytes as hex. Every wait has a 10 s limit.
-const PYTHON_PEER = `
-import socket
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-srv.settimeout(10)
-print(srv.getsockname()[1], flush=True)
+const PYTHON_PEER = PYTHON_LISTEN + `
 conn, addr = srv.accept()
 conn.settimeout(10)
 print(addr[0], addr[1], flush=True)
@@ -1709,51 +1454,33 @@ srv.close()
 
 for (const backing of ["deno", "node"] as const) {
   Deno.test(`WskConnectEx() reaches a python3 peer that sees WskGetLocalAddress and the bytes sent (${backing} backing)`, async () => {
-    const child = new Deno.Command("python3", {
-      args: ["-c", PYTHON_PEER],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    const lines = new LineReader(child.stdout);
-    const socket = await newSocket(AF_INET, { backing });
-    try {
-      const port = Number(await lines.line(10_000));
-      assert.ok(Number.isInteger(port) && port > 0, `python printed port ${port}`);
-      const local = backing === "deno" ? wildcard(AF_INET) : sockAddr("127.0.0.1", 0);
-      assertStatus(await D.WskBind(socket, local), STATUS_SUCCESS);
-      const payload = pattern(3000, 7);
-      const c = await D.WskConnectEx(socket, sockAddr("127.0.0.1", port), wskBuf(payload), 0, {
-        timeout: 5000,
-      });
-      assertStatus(c, STATUS_SUCCESS);
-      assert.equal(c.information, payload.length);
-      assert.equal(socket.backing, backing);
-      const mine = await D.WskGetLocalAddress(socket);
-      assertStatus(mine, STATUS_SUCCESS);
-      const [seenHost, seenPort] = (await lines.line(10_000)).split(" ");
-      assert.deepEqual(sockAddr(seenHost!, Number(seenPort)), mine.address);
-      const theirs = await D.WskGetRemoteAddress(socket);
-      assert.deepEqual(theirs.address, sockAddr("127.0.0.1", port));
-      // A graceful disconnect lets python's read loop end; it prints everything it got.
-      assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
-      const hex = await lines.line(10_000);
-      const expected = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
-      assert.equal(hex.length, expected.length, "python received a different byte count");
-      assert.equal(hex, expected);
-      const status = await within(10_000, "python exit", child.status);
-      assert.equal(status.code, 0, await stderr);
-    } finally {
-      await closeSocket(socket);
-      try {
-        child.kill();
-      } catch {
-        // It has exited already.
-      }
-      await lines.cancel();
-      await child.status;
-      await stderr;
-    }
+    await using python = new PythonProcess(PYTHON_PEER, ["127.0.0.1"]);
+    await using socket = await newSocket(AF_INET, { backing });
+    const port = Number(await python.line());
+    assert.ok(Number.isInteger(port) && port > 0, `python printed port ${port}`);
+    const local = backing === "deno" ? wildcard(AF_INET) : sockAddr("127.0.0.1", 0);
+    assertStatus(await D.WskBind(socket, local), STATUS_SUCCESS);
+    const payload = pattern(3000, 7);
+    const c = await D.WskConnectEx(socket, sockAddr("127.0.0.1", port), wskBuf(payload), 0, {
+      timeout: 5000,
+    });
+    assertStatus(c, STATUS_SUCCESS);
+    assert.equal(c.information, payload.length);
+    assert.equal(socket.backing, backing);
+    const mine = await D.WskGetLocalAddress(socket);
+    assertStatus(mine, STATUS_SUCCESS);
+    const [seenHost, seenPort] = (await python.line()).split(" ");
+    assert.deepEqual(sockAddr(seenHost!, Number(seenPort)), mine.address);
+    const theirs = await D.WskGetRemoteAddress(socket);
+    assert.deepEqual(theirs.address, sockAddr("127.0.0.1", port));
+    // A graceful disconnect lets python's read loop end; it prints everything it got.
+    assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
+    const hex = await python.line();
+    const expected = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
+    assert.equal(hex.length, expected.length, "python received a different byte count");
+    assert.equal(hex, expected);
+    const exit = await python.exit();
+    assert.equal(exit.code, 0, exit.stderr);
+    await closeSocket(socket);
   });
 }

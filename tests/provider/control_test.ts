@@ -53,52 +53,27 @@ import {
 } from "../../provider/mod.ts";
 import {
   assertStatus,
+  concatBytes,
   connectedPair,
+  enableEvents,
   listenLoopback,
   loopbackHost,
   newSocket,
+  PYTHON_LISTEN,
+  PythonProcess,
+  readUlong,
+  receive,
+  sleep,
   text,
+  ulong,
+  waitFor,
 } from "../_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
 
-/** A ULONG option value: 4 bytes, little-endian. */
-function ulong(value: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, value, true);
-  return bytes;
-}
-
-function readUlong(bytes: Uint8Array): number {
-  return new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-}
-
 function readSizeT(bytes: Uint8Array): number {
   return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `condition` every 5 ms for at most `ms`; fails the test with `what` on the deadline. */
-async function waitFor(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 /** Copies out the bytes an indication list describes (walking each WSK_BUF's MDL chain). */
@@ -115,7 +90,7 @@ function indicationBytes(list: WskDataIndication | null): Uint8Array {
       chunks.push(part.slice());
     }
   }
-  return concat(chunks);
+  return concatBytes(chunks);
 }
 
 /** One WskReceiveEvent call as the client saw it. */
@@ -153,7 +128,7 @@ function recorder(answer: (call: Indication, index: number) => WskReceiveEventRe
     disconnects,
     backlogs,
     indicatedBytes: () => indications.reduce((n, call) => n + call.bytesIndicated, 0),
-    allBytes: () => concat(indications.map((call) => call.bytes)),
+    allBytes: () => concatBytes(indications.map((call) => call.bytes)),
   };
 }
 
@@ -167,24 +142,6 @@ function control(
   irp?: { timeout?: number },
 ): Promise<WskCompletion> {
   return socket.Dispatch.WskControlSocket(socket, requestType, code, level, input, output, irp);
-}
-
-function enableEvents(socket: WskConnectionSocket, mask: number): Promise<WskCompletion> {
-  return control(socket, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
-    NpiId: NPI_WSK_INTERFACE_ID,
-    EventMask: mask,
-  });
-}
-
-async function receive(
-  socket: WskConnectionSocket,
-  length: number,
-): Promise<{ completion: WskCompletion; bytes: Uint8Array }> {
-  const buffer = new Uint8Array(length);
-  const completion = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), 0, {
-    timeout: 5000,
-  });
-  return { completion, bytes: buffer.slice(0, completion.information) };
 }
 
 /** `ss -tnoi` for the established TCP socket whose local port is `port`: its lines, or null. */
@@ -349,20 +306,23 @@ Deno.test("WskControlSocket() completes WskSetOption with STATUS_INVALID_PARAMET
 // ---------------------------------------------------------------------------------------------
 // Unsupported and unknown requests
 
+/** `{ name, level, code }` for each option of `codes` (keyed by its name) at `level`. */
+function optionsAt(level: number, codes: Record<string, number>) {
+  return Object.entries(codes).map(([name, code]) => ({ name, level, code }));
+}
+
 const UNSUPPORTED_OPTIONS: ReadonlyArray<{ name: string; level: number; code: number }> = [
-  { name: "SO_RCVBUF", level: SOL_SOCKET, code: SO_RCVBUF },
-  { name: "SO_SNDBUF", level: SOL_SOCKET, code: SO_SNDBUF },
-  { name: "SO_REUSEADDR", level: SOL_SOCKET, code: SO_REUSEADDR },
-  { name: "SO_EXCLUSIVEADDRUSE", level: SOL_SOCKET, code: SO_EXCLUSIVEADDRUSE },
-  { name: "SO_CONDITIONAL_ACCEPT", level: SOL_SOCKET, code: SO_CONDITIONAL_ACCEPT },
-  { name: "SO_BROADCAST", level: SOL_SOCKET, code: SO_BROADCAST },
-  { name: "SO_WSK_SECURITY", level: SOL_SOCKET, code: SO_WSK_SECURITY },
-  { name: "TCP_FASTOPEN", level: IPPROTO_TCP, code: TCP_FASTOPEN },
-  { name: "TCP_KEEPIDLE", level: IPPROTO_TCP, code: TCP_KEEPIDLE },
-  { name: "TCP_MAXRT", level: IPPROTO_TCP, code: TCP_MAXRT },
-  { name: "TCP_KEEPCNT", level: IPPROTO_TCP, code: TCP_KEEPCNT },
-  { name: "TCP_KEEPINTVL", level: IPPROTO_TCP, code: TCP_KEEPINTVL },
-  { name: "IPV6_V6ONLY", level: IPPROTO_IPV6, code: IPV6_V6ONLY },
+  ...optionsAt(SOL_SOCKET, {
+    SO_RCVBUF,
+    SO_SNDBUF,
+    SO_REUSEADDR,
+    SO_EXCLUSIVEADDRUSE,
+    SO_CONDITIONAL_ACCEPT,
+    SO_BROADCAST,
+    SO_WSK_SECURITY,
+  }),
+  ...optionsAt(IPPROTO_TCP, { TCP_FASTOPEN, TCP_KEEPIDLE, TCP_MAXRT, TCP_KEEPCNT, TCP_KEEPINTVL }),
+  ...optionsAt(IPPROTO_IPV6, { IPV6_V6ONLY }),
 ];
 
 Deno.test("WskControlSocket() completes documented but unsupported options with STATUS_NOT_SUPPORTED and a message", async () => {
@@ -522,35 +482,13 @@ Deno.test("WskControlSocket() refuses SO_WSK_EVENT_CALLBACK before connect with 
 Deno.test("WskControlSocket() refuses to enable events with an IRP (STATUS_INVALID_PARAMETER)", async () => {
   const events = recorder(() => STATUS_SUCCESS);
   await using pair = await connectedPair(AF_INET, {}, events.dispatch);
-  const input = { NpiId: NPI_WSK_INTERFACE_ID, EventMask: WSK_EVENT_SEND_BACKLOG };
-  const c = await control(
-    pair.socket,
-    WskSetOption,
-    SO_WSK_EVENT_CALLBACK,
-    SOL_SOCKET,
-    input,
-    null,
-    {
-      timeout: 1000,
-    },
-  );
+  const c = await enableEvents(pair.socket, WSK_EVENT_SEND_BACKLOG, { timeout: 1000 });
   assertStatus(c, STATUS_INVALID_PARAMETER);
   await sleep(20);
   assert.equal(events.backlogs.length, 0, "the refused enable enabled nothing");
   // Disabling may carry an IRP.
   assertStatus(
-    await control(
-      pair.socket,
-      WskSetOption,
-      SO_WSK_EVENT_CALLBACK,
-      SOL_SOCKET,
-      {
-        NpiId: NPI_WSK_INTERFACE_ID,
-        EventMask: WSK_EVENT_SEND_BACKLOG | WSK_EVENT_DISABLE,
-      },
-      null,
-      { timeout: 1000 },
-    ),
+    await enableEvents(pair.socket, WSK_EVENT_SEND_BACKLOG | WSK_EVENT_DISABLE, { timeout: 1000 }),
     STATUS_SUCCESS,
   );
 });
@@ -632,7 +570,7 @@ Deno.test("WskReceiveEvent() indicates the peer's data with the socket context",
   await waitFor(() => events.indicatedBytes() >= total, "all data indicated");
 
   assert.equal(events.indicatedBytes(), total);
-  assert.deepEqual(events.allBytes(), concat([first, second]));
+  assert.deepEqual(events.allBytes(), concatBytes([first, second]));
   for (const call of events.indications) {
     assert.equal(call.context, context);
     assert.equal(call.bytes.length, call.bytesIndicated, "bytesIndicated is the list's total");
@@ -703,8 +641,8 @@ Deno.test("WskReceiveEvent() returning STATUS_DATA_NOT_ACCEPTED stops indication
     () => got.bytes.length + events.indicatedBytes() - refused.length >= total,
     "the rest by indication",
   );
-  const afterwards = concat(events.indications.slice(1).map((call) => call.bytes));
-  assert.equal(text.decode(concat([got.bytes, afterwards])), "refused data more data");
+  const afterwards = concatBytes(events.indications.slice(1).map((call) => call.bytes));
+  assert.equal(text.decode(concatBytes([got.bytes, afterwards])), "refused data more data");
 });
 
 Deno.test("WskReceiveEvent() partial accept leaves the rest for the next WskReceive", async () => {
@@ -734,8 +672,11 @@ Deno.test("WskReceiveEvent() partial accept leaves the rest for the next WskRece
     () => 3 + got.bytes.length + events.indicatedBytes() - first.length >= 11,
     "the rest by indication",
   );
-  const afterwards = concat(events.indications.slice(1).map((call) => call.bytes));
-  assert.equal(text.decode(concat([first.subarray(0, 3), got.bytes, afterwards])), "abcdefghijk");
+  const afterwards = concatBytes(events.indications.slice(1).map((call) => call.bytes));
+  assert.equal(
+    text.decode(concatBytes([first.subarray(0, 3), got.bytes, afterwards])),
+    "abcdefghijk",
+  );
 });
 
 Deno.test("WskReceive() pending takes precedence over WskReceiveEvent", async () => {
@@ -800,73 +741,37 @@ Deno.test("WskDisconnectEvent() fires with flags 0 on the peer's FIN and the soc
 });
 
 /** A python3 peer that listens, accepts one connection, waits for a byte, then resets it. */
-const PYTHON_RESETTER = `
-import socket, struct, sys
-family = socket.AF_INET6 if sys.argv[1] == "::1" else socket.AF_INET
-server = socket.socket(family, socket.SOCK_STREAM)
-server.bind((sys.argv[1], 0))
-server.listen(1)
-server.settimeout(10)
-print(server.getsockname()[1], flush=True)
-conn, _ = server.accept()
+const PYTHON_RESETTER = PYTHON_LISTEN + `
+conn, _ = srv.accept()
 conn.settimeout(10)
 got = conn.recv(1)
 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 conn.close()
-server.close()
+srv.close()
 print("reset after", got.decode(), flush=True)
 `;
-
-async function readLine(
-  reader: ReadableStreamDefaultReader<string>,
-  state: { buffered: string },
-): Promise<string> {
-  for (let i = 0; i < 1000 && !state.buffered.includes("\n"); i++) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    state.buffered += value;
-  }
-  const at = state.buffered.indexOf("\n");
-  if (at < 0) throw new Error(`no line from the peer; got "${state.buffered}"`);
-  const line = state.buffered.slice(0, at);
-  state.buffered = state.buffered.slice(at + 1);
-  return line;
-}
 
 for (const family of [AF_INET, AF_INET6] as const) {
   Deno.test(`WskDisconnectEvent() fires with WSK_FLAG_ABORTIVE when a python3 peer resets (${family === AF_INET ? "IPv4" : "IPv6"})`, async () => {
     const host = loopbackHost(family);
-    const child = new Deno.Command("python3", {
-      args: ["-c", PYTHON_RESETTER, host],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const lines = { buffered: "" };
+    await using python = new PythonProcess(PYTHON_RESETTER, [host]);
     const events = recorder(() => STATUS_SUCCESS);
     const context = { name: "reset context" };
     await using socket = await newSocket(family, {}, events.dispatch, context);
-    try {
-      const port = Number(await readLine(reader, lines));
-      assert.ok(port > 0, "the peer printed its port");
-      const d = socket.Dispatch;
-      assertStatus(await d.WskBind(socket, wildcard(family)), 0);
-      assertStatus(await d.WskConnect(socket, sockAddr(host, port), 0, { timeout: 5000 }), 0);
-      assertStatus(await enableEvents(socket, WSK_EVENT_DISCONNECT | WSK_EVENT_RECEIVE), 0);
-      assertStatus(await d.WskSend(socket, wskBuf(text.encode("x"))), 0);
-      assert.equal(await readLine(reader, lines), "reset after x");
-      await waitFor(() => events.disconnects.length > 0, "the disconnect event");
-      assert.deepEqual(events.disconnects, [{ context, flags: WSK_FLAG_ABORTIVE }]);
-      assert.equal(socket.state, "ABORTED");
-      assert.equal(events.indications.length, 0, "no data was indicated");
-    } finally {
-      await reader.cancel();
-      const status = await child.status;
-      const errors = await stderr;
-      assert.equal(status.code, 0, `python3 failed: ${errors}`);
-    }
+    const port = Number(await python.line());
+    assert.ok(port > 0, "the peer printed its port");
+    const d = socket.Dispatch;
+    assertStatus(await d.WskBind(socket, wildcard(family)), 0);
+    assertStatus(await d.WskConnect(socket, sockAddr(host, port), 0, { timeout: 5000 }), 0);
+    assertStatus(await enableEvents(socket, WSK_EVENT_DISCONNECT | WSK_EVENT_RECEIVE), 0);
+    assertStatus(await d.WskSend(socket, wskBuf(text.encode("x"))), 0);
+    assert.equal(await python.line(), "reset after x");
+    await waitFor(() => events.disconnects.length > 0, "the disconnect event");
+    assert.deepEqual(events.disconnects, [{ context, flags: WSK_FLAG_ABORTIVE }]);
+    assert.equal(socket.state, "ABORTED");
+    assert.equal(events.indications.length, 0, "no data was indicated");
+    const exit = await python.exit();
+    assert.equal(exit.code, 0, `python3 failed: ${exit.stderr}`);
   });
 }
 

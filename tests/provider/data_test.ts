@@ -26,41 +26,31 @@ import {
   WSK_FLAG_WAITALL,
   type WskBuf,
   wskBuf,
-  type WskCompletion,
   type WskConnectionSocket,
 } from "../../provider/mod.ts";
 import {
   AF_INET,
   AF_INET6,
   assertStatus,
+  cancelAfter,
+  concatBytes,
   connectedPair,
   loopbackHost,
   newSocket,
+  PYTHON_LISTEN,
+  PythonProcess,
   readAll,
+  readExactly,
+  receive,
+  sleep,
   text,
+  within,
 } from "../_helpers.ts";
 
 const BACKINGS = ["deno", "node"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects when `promise` has not settled within `ms`; the timer never outlives the call. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Watches a promise so a test can ask whether it has settled yet. */
 function track<T>(
@@ -84,16 +74,6 @@ function randomBytes(length: number): Uint8Array {
   return bytes;
 }
 
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -108,43 +88,6 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return hex(
     new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
   );
-}
-
-/** Reads exactly `length` bytes from a Deno conn (fails on EOF or after `ms`). */
-async function readExactly(
-  conn: Deno.Conn,
-  length: number,
-  ms = 10_000,
-  pauseMs = 0,
-): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let filled = 0;
-  const deadline = Date.now() + ms;
-  while (filled < length) {
-    const left = deadline - Date.now();
-    assert.ok(left > 0, `readExactly: only ${filled} of ${length} bytes within ${ms} ms`);
-    const n = await within(
-      conn.read(out.subarray(filled, Math.min(length, filled + 65536))),
-      left,
-      "peer read",
-    );
-    assert.notEqual(n, null, `readExactly: EOF after ${filled} of ${length} bytes`);
-    filled += n!;
-    if (pauseMs > 0) await delay(pauseMs);
-  }
-  return out;
-}
-
-/** One WskReceive into a fresh buffer of `length` bytes; returns the completion and the bytes. */
-async function receive(
-  socket: WskConnectionSocket,
-  length: number,
-  flags = 0,
-  timeout = 5000,
-): Promise<{ completion: WskCompletion; bytes: Uint8Array }> {
-  const buffer = new Uint8Array(length);
-  const completion = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), flags, { timeout });
-  return { completion, bytes: buffer.subarray(0, completion.information) };
 }
 
 /** Receives until `length` bytes arrived (each completion must succeed with 1..chunk bytes). */
@@ -182,14 +125,7 @@ function assertState(socket: WskConnectionSocket, expected: ConnectionState): vo
 // one JSON line; it sees what Deno cannot show (a FIN versus a reset) and can reset a connection
 // (SO_LINGER 0 close).
 
-const SCRIPTED_PEER = `
-import json, socket, struct, sys
-family = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
-srv = socket.socket(family, socket.SOCK_STREAM)
-srv.bind((sys.argv[2], 0))
-srv.listen(1)
-srv.settimeout(10)
-print(json.dumps({"ok": True, "port": srv.getsockname()[1]}), flush=True)
+const SCRIPTED_PEER = PYTHON_LISTEN + `
 conn = None
 
 def recv_until_end():
@@ -246,14 +182,7 @@ if conn is not None:
     conn.close()
 `;
 
-const ECHO_PEER = `
-import json, socket, sys
-family = socket.AF_INET6 if sys.argv[1] == "6" else socket.AF_INET
-srv = socket.socket(family, socket.SOCK_STREAM)
-srv.bind((sys.argv[2], 0))
-srv.listen(1)
-srv.settimeout(10)
-print(json.dumps({"ok": True, "port": srv.getsockname()[1]}), flush=True)
+const ECHO_PEER = PYTHON_LISTEN + `
 conn, _ = srv.accept()
 srv.close()
 conn.settimeout(20)
@@ -280,109 +209,44 @@ interface PeerReply {
   readonly error?: string;
 }
 
+/** A python3 peer script (SCRIPTED_PEER or ECHO_PEER) that answers in JSON lines. */
 class PythonPeer implements AsyncDisposable {
-  #port = 0;
-  #child: Deno.ChildProcess;
-  #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #lines: string[] = [];
-  #waiter: (() => void) | null = null;
-  #eof = false;
-  #pump: Promise<void>;
-
-  private constructor(child: Deno.ChildProcess) {
-    this.#child = child;
-    this.#stdin = child.stdin.getWriter();
-    this.#pump = this.#readLines(child.stdout);
-  }
-
+  readonly #python: PythonProcess;
   /** The port the peer listens on. */
-  get port(): number {
-    return this.#port;
+  readonly port: number;
+
+  private constructor(python: PythonProcess, port: number) {
+    this.#python = python;
+    this.port = port;
   }
 
-  /** Starts `script` with `python3 -u -c` and waits for the line that names its port. */
+  /** Starts `script` and waits for the line that names its port. */
   static async start(script: string, family: AddressFamily): Promise<PythonPeer> {
-    const child = new Deno.Command("python3", {
-      args: ["-u", "-c", script, family === AF_INET6 ? "6" : "4", loopbackHost(family)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const peer = new PythonPeer(child);
+    const python = new PythonProcess(script, [loopbackHost(family)], { stdin: true });
     try {
-      const first = await peer.next(10_000);
-      assert.ok(
-        typeof first.port === "number",
-        `python peer did not start: ${JSON.stringify(first)}`,
-      );
-      peer.#port = first.port;
+      const first = await python.line(10_000);
+      const port = Number(first);
+      assert.ok(Number.isInteger(port) && port > 0, `python peer did not start: ${first}`);
+      return new PythonPeer(python, port);
     } catch (error) {
-      await peer[Symbol.asyncDispose]();
+      await python[Symbol.asyncDispose]();
       throw error;
     }
-    return peer;
-  }
-
-  /** Splits the peer's stdout into lines until it ends. */
-  async #readLines(stdout: ReadableStream<Uint8Array>): Promise<void> {
-    let pending = "";
-    for await (const piece of stdout.pipeThrough(new TextDecoderStream())) {
-      pending += piece;
-      for (let i = pending.indexOf("\n"); i >= 0; i = pending.indexOf("\n")) {
-        this.#lines.push(pending.slice(0, i));
-        pending = pending.slice(i + 1);
-      }
-      this.#wake();
-    }
-    this.#eof = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.();
   }
 
   /** The next JSON line the peer prints. */
   async next(ms = 15_000): Promise<PeerReply> {
-    const deadline = Date.now() + ms;
-    while (this.#lines.length === 0) {
-      if (this.#eof) throw new Error("python peer exited without answering");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`python peer: no answer within ${ms} ms`);
-      await within(new Promise<void>((resolve) => this.#waiter = resolve), left, "python peer")
-        .catch((error) => {
-          this.#waiter = null;
-          throw error;
-        });
-    }
-    return JSON.parse(this.#lines.shift()!) as PeerReply;
+    return JSON.parse(await this.#python.line(ms)) as PeerReply;
   }
 
   /** Sends one command and returns the peer's answer to it. */
   async cmd(line: string, ms = 15_000): Promise<PeerReply> {
-    await this.#stdin.write(text.encode(line + "\n"));
+    await this.#python.writeLine(line);
     return await this.next(ms);
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      await this.#stdin.close();
-    } catch {
-      // The peer is gone already.
-    }
-    try {
-      await within(this.#child.status, 5000, "python peer exit");
-    } catch {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // It exited in between.
-      }
-      await this.#child.status;
-    }
-    await this.#pump;
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#python[Symbol.asyncDispose]();
   }
 }
 
@@ -473,7 +337,7 @@ for (const backing of BACKINGS) {
     const sending = track(socket.Dispatch.WskSend(socket, wskBuf(data), 0, { timeout: 30_000 }));
     // 16 MiB is more than the two kernel buffers hold while nobody reads (tcp_wmem max 4 MiB,
     // and the receive buffer does not grow without reads), so the send cannot be done yet.
-    await delay(300);
+    await sleep(300);
     assert.equal(sending.settled, false, "the send completed before the peer read anything");
     const received = await readExactly(peer, data.length, 30_000, 1);
     const sent = await sending.promise;
@@ -579,7 +443,7 @@ for (const backing of BACKINGS) {
     await sendAll(socket, text.encode("hi"));
     assert.equal(text.decode(peerData(await peer.cmd("recv 2"))), "hi");
     assert.ok((await peer.cmd("rst")).ok);
-    await delay(50);
+    await sleep(50);
     const sent = await socket.Dispatch.WskSend(socket, wskBuf(text.encode("into the void")), 0, {
       timeout: 5000,
     });
@@ -687,7 +551,7 @@ for (const backing of BACKINGS) {
     );
     for (const piece of ["aaaaaaaaaa", "bbbbbbbbbb"]) {
       await peer.write(text.encode(piece));
-      await delay(60);
+      await sleep(60);
       assert.equal(receiving.settled, false, "WAITALL completed before the buffer was full");
     }
     await peer.write(text.encode("cccccccccc"));
@@ -705,7 +569,7 @@ for (const backing of BACKINGS) {
       socket.Dispatch.WskReceive(socket, wskBuf(buffer), WSK_FLAG_WAITALL, { timeout: 5000 }),
     );
     await peer.write(text.encode("only ten.."));
-    await delay(60);
+    await sleep(60);
     assert.equal(receiving.settled, false);
     await peer.closeWrite();
     const done = await receiving.promise;
@@ -725,7 +589,7 @@ for (const backing of BACKINGS) {
       socket.Dispatch.WskReceive(socket, wskBuf(), WSK_FLAG_DRAIN, { timeout: 10_000 }),
     );
     await peer.write(randomBytes(300_000));
-    await delay(100);
+    await sleep(100);
     assert.equal(draining.settled, false, "DRAIN completed before the peer's FIN");
     await peer.closeWrite();
     const drained = await draining.promise;
@@ -800,7 +664,7 @@ for (const backing of BACKINGS) {
         return c;
       })
     );
-    await delay(30);
+    await sleep(30);
     assert.deepEqual(order, [], "a receive completed before any data");
     const data = "abcdefghijklmnopqrst";
     await peer.write(text.encode(data));
@@ -824,7 +688,7 @@ for (const backing of BACKINGS) {
     assert.equal(timedOut.completion.information, 0);
     assert.ok(Date.now() - started >= 140, "the timeout fired early");
     await peer.write(text.encode("late data"));
-    await delay(50);
+    await sleep(50);
     const next = await receive(socket, 64);
     assertStatus(next.completion, STATUS_SUCCESS);
     assert.equal(text.decode(next.bytes), "late data");
@@ -842,7 +706,7 @@ for (const backing of BACKINGS) {
     // The IRP is complete, so the buffer belongs to the client again (it may reuse or free it).
     stale.fill(0xaa);
     await peer.write(text.encode("late data"));
-    await delay(50);
+    await sleep(50);
     const next = await receive(socket, 64);
     assertStatus(next.completion, STATUS_SUCCESS);
     assert.equal(text.decode(next.bytes), "late data");
@@ -855,14 +719,10 @@ for (const backing of BACKINGS) {
   Deno.test(`WskReceive() completes with STATUS_CANCELLED when its IRP is cancelled, and loses no data (${backing} backing)`, async () => {
     await using pair = await connectedPair(AF_INET, { backing });
     const { socket, peer } = pair;
-    const controller = new AbortController();
-    const receiving = socket.Dispatch.WskReceive(socket, wskBuf(new Uint8Array(64)), 0, {
-      signal: controller.signal,
-      timeout: 5000,
-    });
-    await delay(30);
-    controller.abort();
-    const cancelled = await receiving;
+    const cancelled = await cancelAfter(
+      30,
+      (irp) => socket.Dispatch.WskReceive(socket, wskBuf(new Uint8Array(64)), 0, irp),
+    );
     assertStatus(cancelled, STATUS_CANCELLED);
     assert.equal(cancelled.information, 0);
     // An IRP cancelled before the call starts completes the same way.
@@ -902,7 +762,7 @@ for (const backing of BACKINGS) {
       WSK_FLAG_WAITALL,
       { timeout: 5000 },
     );
-    await delay(30);
+    await sleep(30);
     assert.equal(receiving.settled, false);
     assertStatus(await socket.Dispatch.WskCloseSocket(socket), STATUS_SUCCESS);
     const first = await receiving.promise;
@@ -1000,7 +860,7 @@ Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE resets a node-backed connectio
   await sendAll(socket, text.encode("ping"));
   assert.equal(text.decode(peerData(await peer.cmd("recv 4"))), "ping");
   const watching = peer.cmd("recvall");
-  await delay(50);
+  await sleep(50);
   const aborted = await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE);
   assertStatus(aborted, STATUS_SUCCESS);
   assertState(socket, "ABORTED");
@@ -1016,7 +876,7 @@ Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE ends pending and later data ca
   const pending = socket.Dispatch.WskReceive(socket, wskBuf(new Uint8Array(16)), 0, {
     timeout: 5000,
   });
-  await delay(30);
+  await sleep(30);
   assertStatus(
     await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE),
     STATUS_SUCCESS,
@@ -1053,7 +913,7 @@ Deno.test("WskCloseSocket() of a live node-backed connection resets it", async (
     await sendAll(socket, text.encode("x"));
     assert.equal(text.decode(peerData(await peer.cmd("recv 1"))), "x");
     const watching = peer.cmd("recvall");
-    await delay(50);
+    await sleep(50);
     assertStatus(await socket.Dispatch.WskCloseSocket(socket), STATUS_SUCCESS);
     const seen = await watching;
     assert.equal(seen.end, "reset");

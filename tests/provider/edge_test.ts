@@ -3,8 +3,6 @@
 
 import assert from "node:assert/strict";
 import {
-  NPI_WSK_INTERFACE_ID,
-  SO_WSK_EVENT_CALLBACK,
   SOL_SOCKET,
   STATUS_CONNECTION_ABORTED,
   STATUS_INVALID_PARAMETER,
@@ -15,29 +13,10 @@ import {
   WSK_FLAG_WAITALL,
   wskBuf,
   type WskClientConnectionDispatch,
-  type WskCompletion,
   type WskDataIndication,
   WskGetOption,
-  WskSetOption,
 } from "../../provider/mod.ts";
-import { assertStatus, connectedPair, readAll, text } from "../_helpers.ts";
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function enableReceiveEvents(
-  pair: Awaited<ReturnType<typeof connectedPair>>,
-): Promise<WskCompletion> {
-  const { socket } = pair;
-  return socket.Dispatch.WskControlSocket(
-    socket,
-    WskSetOption,
-    SO_WSK_EVENT_CALLBACK,
-    SOL_SOCKET,
-    { NpiId: NPI_WSK_INTERFACE_ID, EventMask: WSK_EVENT_RECEIVE },
-  );
-}
+import { assertStatus, connectedPair, enableEvents, readAll, sleep, text } from "../_helpers.ts";
 
 for (const backing of ["deno", "node"] as const) {
   Deno.test(`WskReceive() with WSK_FLAG_WAITALL that times out gives its bytes to the next receive (${backing} backing)`, async () => {
@@ -114,7 +93,7 @@ Deno.test("WskReceiveEvent() returning { status: STATUS_SUCCESS } without bytesA
     },
   };
   await using pair = await connectedPair(undefined, {}, dispatch);
-  assertStatus(await enableReceiveEvents(pair), STATUS_SUCCESS);
+  assertStatus(await enableEvents(pair.socket, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
   await pair.peer.write(text.encode("abc"));
   for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(10);
   await pair.peer.write(text.encode("defg"));
@@ -146,7 +125,7 @@ Deno.test("WskReceiveEvent() lists the client keeps count toward the 1 MiB read-
   };
   await using pair = await connectedPair(undefined, {}, dispatch);
   const { socket, peer } = pair;
-  assertStatus(await enableReceiveEvents(pair), STATUS_SUCCESS);
+  assertStatus(await enableEvents(pair.socket, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
   // 8 MiB offered; the model must stop near 1 MiB while the lists are held.
   const total = 8 * 1024 * 1024;
   const writing = (async () => {

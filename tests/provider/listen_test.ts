@@ -3,7 +3,6 @@ import {
   type AddressFamily,
   AF_INET,
   AF_INET6,
-  IPPROTO_TCP,
   NPI_WSK_INTERFACE_ID,
   type NTSTATUS,
   SIO_ADDRESS_LIST_QUERY,
@@ -12,7 +11,6 @@ import {
   SO_RCVBUF,
   SO_REUSEADDR,
   SO_WSK_EVENT_CALLBACK,
-  SOCK_STREAM,
   type SockAddr,
   sockAddr,
   sockAddrFromNetAddr,
@@ -38,36 +36,31 @@ import {
   wskBuf,
   type WskClientConnectionDispatch,
   type WskClientListenDispatch,
-  type WskCompletion,
   type WskConnectionSocket,
   WskGetOption,
   WskIoctl,
   type WskListenSocket,
   WskSetOption,
 } from "../../provider/mod.ts";
-import { assertStatus, closedPort, listenLoopback, loopbackHost, npi, text } from "../_helpers.ts";
+import {
+  assertStatus,
+  cancelAfter,
+  closedPort,
+  enableEvents,
+  listenLoopback,
+  loopbackHost,
+  npi,
+  readExactly,
+  receive,
+  sleep,
+  text,
+  ulong,
+  waitFor,
+  wskSocket,
+} from "../_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `condition` every 5 ms for at most `ms`; fails the test with `what` on the deadline. */
-async function waitFor(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-function ulong(value: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setUint32(0, value, true);
-  return bytes;
-}
 
 /** A new listening socket (not bound). */
 async function newListenSocket(
@@ -75,15 +68,7 @@ async function newListenSocket(
   dispatch: WskClientListenDispatch | null = null,
   context: unknown = undefined,
 ): Promise<WskListenSocket> {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    family,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_LISTEN_SOCKET,
-    context,
-    dispatch,
-  );
+  const made = await wskSocket({ family, flags: WSK_FLAG_LISTEN_SOCKET, context, dispatch });
   assertStatus(made, STATUS_SUCCESS, "WskSocket(listen):");
   assert.ok(made.listenSocket, "WskSocket returned a listenSocket");
   assert.equal(made.socket, undefined);
@@ -109,22 +94,6 @@ function connectTo(family: AddressFamily, port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: loopbackHost(family), port });
 }
 
-function enableListenEvents(
-  listen: WskListenSocket,
-  mask: number,
-  irp?: { timeout: number },
-): Promise<WskCompletion> {
-  return listen.Dispatch.WskControlSocket(
-    listen,
-    WskSetOption,
-    SO_WSK_EVENT_CALLBACK,
-    SOL_SOCKET,
-    { NpiId: NPI_WSK_INTERFACE_ID, EventMask: mask },
-    null,
-    irp,
-  );
-}
-
 /** Asserts a successful accept and returns its socket. */
 function acceptedSocket(c: WskAcceptCompletion): WskConnectionSocket {
   assertStatus(c, STATUS_SUCCESS, "WskAccept:");
@@ -134,18 +103,6 @@ function acceptedSocket(c: WskAcceptCompletion): WskConnectionSocket {
 
 function assertSameEndpoint(actual: SockAddr | undefined, expected: Deno.NetAddr, what: string) {
   assert.deepEqual(actual, sockAddrFromNetAddr(expected), what);
-}
-
-/** Reads `n` bytes from a Deno conn, bounded by a round count. */
-async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
-  const buf = new Uint8Array(n);
-  let got = 0;
-  for (let i = 0; i < 1000 && got < n; i++) {
-    const r = await conn.read(buf.subarray(got));
-    if (r === null) break;
-    got += r;
-  }
-  return buf.subarray(0, got);
 }
 
 /**
@@ -205,6 +162,28 @@ function acceptRecorder(answer: (socket: WskConnectionSocket | null) => WskAccep
           await call.socket.Dispatch.WskCloseSocket(call.socket);
         }
       }
+    },
+  };
+}
+
+/**
+ * A listening socket bound to loopback port 0 whose WskAcceptEvent calls are recorded and
+ * answered with `answer`. Dispose closes the sockets the client took, then the listener.
+ */
+async function recordingListener(
+  family: AddressFamily,
+  answer: (socket: WskConnectionSocket | null) => WskAcceptEventResult,
+  context: unknown = undefined,
+) {
+  const events = acceptRecorder(answer);
+  const { listen, port } = await boundListenSocket(family, events.dispatch, context);
+  return {
+    listen,
+    port,
+    events,
+    async [Symbol.asyncDispose]() {
+      await events.close();
+      await listen[Symbol.asyncDispose]();
     },
   };
 }
@@ -314,11 +293,10 @@ for (const family of [AF_INET, AF_INET6] as const) {
     assert.equal(sent.information, 8);
     assert.equal(text.decode(await readExactly(client, 8)), "from wsk");
     await client.write(text.encode("from client"));
-    const buffer = new Uint8Array(11);
-    const got = await d.WskReceive(socket, wskBuf(buffer), WSK_FLAG_WAITALL, { timeout: 5000 });
-    assertStatus(got, STATUS_SUCCESS);
-    assert.equal(got.information, 11);
-    assert.equal(text.decode(buffer), "from client");
+    const got = await receive(socket, 11, WSK_FLAG_WAITALL);
+    assertStatus(got.completion, STATUS_SUCCESS);
+    assert.equal(got.completion.information, 11);
+    assert.equal(text.decode(got.bytes), "from client");
   });
 }
 
@@ -359,14 +337,10 @@ Deno.test("WskAccept() completes with STATUS_IO_TIMEOUT when no connection arriv
 Deno.test("WskAccept() completes with STATUS_CANCELLED when its IRP is cancelled, and the next WskAccept gets the connection", async () => {
   const { listen, port } = await boundListenSocket(AF_INET6);
   await using _listen = listen;
-  const controller = new AbortController();
-  const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, {
-    signal: controller.signal,
-    timeout: 5000,
-  });
-  await sleep(20);
-  controller.abort();
-  const c = await pending;
+  const c = await cancelAfter(
+    20,
+    (irp) => listen.Dispatch.WskAccept(listen, 0, undefined, null, irp),
+  );
   assertStatus(c, STATUS_CANCELLED);
   assert.equal(c.information, 0);
   assert.equal(c.socket, undefined);
@@ -378,12 +352,9 @@ Deno.test("WskAccept() completes with STATUS_CANCELLED when its IRP is cancelled
   await using socket = acceptedSocket(next);
   assertSameEndpoint(next.remoteAddress, client.localAddr, "the connection after the cancel");
   await client.write(text.encode("not lost"));
-  const buffer = new Uint8Array(8);
-  const got = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), WSK_FLAG_WAITALL, {
-    timeout: 5000,
-  });
-  assertStatus(got, STATUS_SUCCESS);
-  assert.equal(text.decode(buffer), "not lost");
+  const got = await receive(socket, 8, WSK_FLAG_WAITALL);
+  assertStatus(got.completion, STATUS_SUCCESS);
+  assert.equal(text.decode(got.bytes), "not lost");
 
   // An IRP cancelled before the call never waits.
   const early = new AbortController();
@@ -410,7 +381,7 @@ Deno.test("WskCloseSocket() on a listening socket cancels a pending WskAccept", 
     STATUS_INVALID_HANDLE,
   );
   assertStatus(await listen.Dispatch.WskGetLocalAddress(listen), STATUS_INVALID_HANDLE);
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_HANDLE);
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_HANDLE);
 });
 
 for (const waiting of ["idle", "with a WskAccept pending"] as const) {
@@ -479,7 +450,7 @@ Deno.test("WskAccept() delivers a connection that is already waiting at once", a
 Deno.test("WskAccept() sockets do not inherit connection events enabled on the listener", async () => {
   const { listen, port } = await boundListenSocket(AF_INET);
   await using _listen = listen;
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
+  assertStatus(await enableEvents(listen, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
   const indications: number[] = [];
   const dispatch: WskClientConnectionDispatch = {
     WskReceiveEvent(_context, _flags, _list, bytes) {
@@ -493,12 +464,9 @@ Deno.test("WskAccept() sockets do not inherit connection events enabled on the l
   await client.write(text.encode("for receive"));
   await sleep(150);
   assert.deepEqual(indications, [], "events start disabled on a WskAccept socket");
-  const buffer = new Uint8Array(11);
-  const got = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), WSK_FLAG_WAITALL, {
-    timeout: 5000,
-  });
-  assertStatus(got, STATUS_SUCCESS);
-  assert.equal(text.decode(buffer), "for receive");
+  const got = await receive(socket, 11, WSK_FLAG_WAITALL);
+  assertStatus(got.completion, STATUS_SUCCESS);
+  assert.equal(text.decode(got.bytes), "for receive");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -508,54 +476,44 @@ for (const family of [AF_INET, AF_INET6] as const) {
   const name = family === AF_INET ? "IPv4" : "IPv6";
   Deno.test(`WskAcceptEvent() receives the addresses and a connected socket (${name})`, async () => {
     const listenContext = { name: "listener" };
-    const events = acceptRecorder(() => STATUS_SUCCESS);
-    const { listen, port } = await boundListenSocket(family, events.dispatch, listenContext);
-    await using _listen = listen;
-    try {
-      assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
-      using client = await connectTo(family, port);
-      await waitFor(() => events.calls.length === 1, "the accept event");
-      const call = events.calls[0]!;
-      assert.equal(call.context, listenContext);
-      assert.equal(call.flags, 0);
-      assertSameEndpoint(call.local, client.remoteAddr, "local address");
-      assertSameEndpoint(call.remote, client.localAddr, "remote address");
-      assert.ok(call.socket);
-      assert.equal(call.stateDuringCall, "ESTAB");
-      const socket = call.socket;
-      assert.equal(socket.state, "ESTAB");
-      const remote = await socket.Dispatch.WskGetRemoteAddress(socket);
-      assertSameEndpoint(remote.address, client.localAddr, "WskGetRemoteAddress");
-      const sent = await socket.Dispatch.WskSend(socket, wskBuf(text.encode("taken")));
-      assertStatus(sent, STATUS_SUCCESS);
-      assert.equal(text.decode(await readExactly(client, 5)), "taken");
-    } finally {
-      await events.close();
-    }
+    await using served = await recordingListener(family, () => STATUS_SUCCESS, listenContext);
+    const { listen, port, events } = served;
+    assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+    using client = await connectTo(family, port);
+    await waitFor(() => events.calls.length === 1, "the accept event");
+    const call = events.calls[0]!;
+    assert.equal(call.context, listenContext);
+    assert.equal(call.flags, 0);
+    assertSameEndpoint(call.local, client.remoteAddr, "local address");
+    assertSameEndpoint(call.remote, client.localAddr, "remote address");
+    assert.ok(call.socket);
+    assert.equal(call.stateDuringCall, "ESTAB");
+    const socket = call.socket;
+    assert.equal(socket.state, "ESTAB");
+    const remote = await socket.Dispatch.WskGetRemoteAddress(socket);
+    assertSameEndpoint(remote.address, client.localAddr, "WskGetRemoteAddress");
+    const sent = await socket.Dispatch.WskSend(socket, wskBuf(text.encode("taken")));
+    assertStatus(sent, STATUS_SUCCESS);
+    assert.equal(text.decode(await readExactly(client, 5)), "taken");
   });
 }
 
 Deno.test("WskAcceptEvent() is not called while a WskAccept is queued", async () => {
-  const events = acceptRecorder(() => STATUS_SUCCESS);
-  const { listen, port } = await boundListenSocket(AF_INET, events.dispatch);
-  await using _listen = listen;
-  try {
-    assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
-    const accepting = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
-    using first = await connectTo(AF_INET, port);
-    await using socket = acceptedSocket(await accepting);
-    assertSameEndpoint(
-      (await socket.Dispatch.WskGetRemoteAddress(socket)).address,
-      first.localAddr,
-      "first",
-    );
-    assert.equal(events.calls.length, 0, "the queued WskAccept was served first");
-    using second = await connectTo(AF_INET, port);
-    await waitFor(() => events.calls.length === 1, "the accept event for the second client");
-    assertSameEndpoint(events.calls[0]!.remote, second.localAddr, "second");
-  } finally {
-    await events.close();
-  }
+  await using served = await recordingListener(AF_INET, () => STATUS_SUCCESS);
+  const { listen, port, events } = served;
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+  const accepting = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
+  using first = await connectTo(AF_INET, port);
+  await using socket = acceptedSocket(await accepting);
+  assertSameEndpoint(
+    (await socket.Dispatch.WskGetRemoteAddress(socket)).address,
+    first.localAddr,
+    "first",
+  );
+  assert.equal(events.calls.length, 0, "the queued WskAccept was served first");
+  using second = await connectTo(AF_INET, port);
+  await waitFor(() => events.calls.length === 1, "the accept event for the second client");
+  assertSameEndpoint(events.calls[0]!.remote, second.localAddr, "second");
 });
 
 Deno.test("WskAcceptEvent() inherited events: the accepted socket indicates data to the dispatch the callback returned", async () => {
@@ -578,32 +536,27 @@ Deno.test("WskAcceptEvent() inherited events: the accepted socket indicates data
       return STATUS_SUCCESS;
     },
   };
-  const events = acceptRecorder(() => ({
+  await using served = await recordingListener(AF_INET, () => ({
     status: STATUS_SUCCESS,
     context: socketContext,
     dispatch: connectionDispatch,
   }));
-  const { listen, port } = await boundListenSocket(AF_INET, events.dispatch);
-  await using _listen = listen;
-  try {
-    const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
-    assertStatus(await enableListenEvents(listen, mask), STATUS_SUCCESS);
-    using client = await connectTo(AF_INET, port);
-    await client.write(text.encode("inherited"));
-    await waitFor(
-      () => received.map((r) => r.bytes).join("") === "inherited",
-      "the inherited receive event",
-    );
-    assert.ok(received.every((r) => r.context === socketContext), "the returned context is used");
-    const socket = events.calls[0]!.socket!;
-    assert.equal(socket.context, socketContext);
-    await client.closeWrite();
-    await waitFor(() => disconnects.length === 1, "the inherited disconnect event");
-    assert.deepEqual(disconnects, [{ context: socketContext, flags: 0 }]);
-    assert.equal(socket.state, "RFIN");
-  } finally {
-    await events.close();
-  }
+  const { listen, port, events } = served;
+  const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
+  assertStatus(await enableEvents(listen, mask), STATUS_SUCCESS);
+  using client = await connectTo(AF_INET, port);
+  await client.write(text.encode("inherited"));
+  await waitFor(
+    () => received.map((r) => r.bytes).join("") === "inherited",
+    "the inherited receive event",
+  );
+  assert.ok(received.every((r) => r.context === socketContext), "the returned context is used");
+  const socket = events.calls[0]!.socket!;
+  assert.equal(socket.context, socketContext);
+  await client.closeWrite();
+  await waitFor(() => disconnects.length === 1, "the inherited disconnect event");
+  assert.deepEqual(disconnects, [{ context: socketContext, flags: 0 }]);
+  assert.equal(socket.state, "RFIN");
 });
 
 for (
@@ -615,58 +568,48 @@ for (
   ] as const
 ) {
   Deno.test(`WskAcceptEvent() ${label} makes the provider close the socket`, async () => {
-    const events = acceptRecorder(answer);
-    const { listen, port } = await boundListenSocket(AF_INET, events.dispatch);
-    await using _listen = listen;
-    try {
-      assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
-      const client = await connectTo(AF_INET, port);
-      const end = await readToEnd(client, 3000);
-      assert.equal(end.timedOut, false, "the client saw the connection end");
-      assert.equal(end.bytes, 0);
-      assert.ok(
-        end.error === null || end.error instanceof Deno.errors.ConnectionReset,
-        `EOF or reset, got ${String(end.error)}`,
-      );
-      assert.equal(events.calls.length, 1);
-      assert.equal(events.calls[0]!.socket?.state, "CLOSED");
-      // The listener goes on: the next connection is offered too.
-      using second = await connectTo(AF_INET, port);
-      await waitFor(() => events.calls.length === 2, "the second accept event");
-      assertSameEndpoint(events.calls[1]!.remote, second.localAddr, "second");
-    } finally {
-      await events.close();
-    }
+    await using served = await recordingListener(AF_INET, answer);
+    const { listen, port, events } = served;
+    assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+    const client = await connectTo(AF_INET, port);
+    const end = await readToEnd(client, 3000);
+    assert.equal(end.timedOut, false, "the client saw the connection end");
+    assert.equal(end.bytes, 0);
+    assert.ok(
+      end.error === null || end.error instanceof Deno.errors.ConnectionReset,
+      `EOF or reset, got ${String(end.error)}`,
+    );
+    assert.equal(events.calls.length, 1);
+    assert.equal(events.calls[0]!.socket?.state, "CLOSED");
+    // The listener goes on: the next connection is offered too.
+    using second = await connectTo(AF_INET, port);
+    await waitFor(() => events.calls.length === 2, "the second accept event");
+    assertSameEndpoint(events.calls[1]!.remote, second.localAddr, "second");
   });
 }
 
 Deno.test("WskAcceptEvent() gets a connection held after a cancelled WskAccept once the event is enabled", async () => {
-  const events = acceptRecorder(() => STATUS_SUCCESS);
-  const { listen, port } = await boundListenSocket(AF_INET, events.dispatch);
-  await using _listen = listen;
-  try {
-    const timedOut = await listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 30 });
-    assertStatus(timedOut, STATUS_IO_TIMEOUT);
-    using client = await connectTo(AF_INET, port);
-    await sleep(50);
-    assert.equal(events.calls.length, 0);
-    assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
-    await waitFor(() => events.calls.length === 1, "the accept event");
-    assertSameEndpoint(events.calls[0]!.remote, client.localAddr, "the held connection");
-  } finally {
-    await events.close();
-  }
+  await using served = await recordingListener(AF_INET, () => STATUS_SUCCESS);
+  const { listen, port, events } = served;
+  const timedOut = await listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 30 });
+  assertStatus(timedOut, STATUS_IO_TIMEOUT);
+  using client = await connectTo(AF_INET, port);
+  await sleep(50);
+  assert.equal(events.calls.length, 0);
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+  await waitFor(() => events.calls.length === 1, "the accept event");
+  assertSameEndpoint(events.calls[0]!.remote, client.localAddr, "the held connection");
 });
 
 Deno.test("WskControlSocket() on a listening socket checks SO_WSK_EVENT_CALLBACK", async () => {
   const events = acceptRecorder(() => STATUS_SUCCESS);
   await using listen = await newListenSocket(AF_INET, events.dispatch);
   // Listen sockets take events only after bind.
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_DEVICE_STATE);
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_DEVICE_STATE);
   assertStatus(await listen.Dispatch.WskBind(listen, sockAddr("127.0.0.1", 0)), 0);
   // Enabling takes no IRP.
   assertStatus(
-    await enableListenEvents(listen, WSK_EVENT_ACCEPT, { timeout: 1000 }),
+    await enableEvents(listen, WSK_EVENT_ACCEPT, { timeout: 1000 }),
     STATUS_INVALID_PARAMETER,
   );
   // Wrong NpiId.
@@ -683,17 +626,17 @@ Deno.test("WskControlSocket() on a listening socket checks SO_WSK_EVENT_CALLBACK
     ),
     STATUS_INVALID_PARAMETER,
   );
-  assertStatus(await enableListenEvents(listen, 0), STATUS_INVALID_PARAMETER);
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
+  assertStatus(await enableEvents(listen, 0), STATUS_INVALID_PARAMETER);
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
   // Connection events enabled on a listener cannot be disabled there.
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
+  assertStatus(await enableEvents(listen, WSK_EVENT_RECEIVE), STATUS_SUCCESS);
   assertStatus(
-    await enableListenEvents(listen, WSK_EVENT_RECEIVE | WSK_EVENT_DISABLE),
+    await enableEvents(listen, WSK_EVENT_RECEIVE | WSK_EVENT_DISABLE),
     STATUS_INVALID_PARAMETER,
   );
   // The accept event can be disabled; connections then wait for WskAccept.
   assertStatus(
-    await enableListenEvents(listen, WSK_EVENT_ACCEPT | WSK_EVENT_DISABLE),
+    await enableEvents(listen, WSK_EVENT_ACCEPT | WSK_EVENT_DISABLE),
     STATUS_SUCCESS,
   );
   const port = (await listen.Dispatch.WskGetLocalAddress(listen)).address!.port;
@@ -708,10 +651,10 @@ Deno.test("WskControlSocket() on a listening socket checks SO_WSK_EVENT_CALLBACK
 Deno.test("WskControlSocket() on a listening socket refuses WSK_EVENT_ACCEPT without a WskAcceptEvent callback", async () => {
   const { listen } = await boundListenSocket(AF_INET, null);
   await using _listen = listen;
-  assertStatus(await enableListenEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_PARAMETER);
+  assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_INVALID_PARAMETER);
   const { listen: other } = await boundListenSocket(AF_INET, {});
   await using _other = other;
-  assertStatus(await enableListenEvents(other, WSK_EVENT_ACCEPT), STATUS_INVALID_PARAMETER);
+  assertStatus(await enableEvents(other, WSK_EVENT_ACCEPT), STATUS_INVALID_PARAMETER);
 });
 
 Deno.test("WskControlSocket() on a listening socket answers unsupported and unknown requests", async () => {
@@ -784,13 +727,7 @@ Deno.test("WskInspectComplete() completes with STATUS_NOT_SUPPORTED", async () =
 
 Deno.test("WskSocket() with WSK_FLAG_BASIC_SOCKET makes a socket that only answers control and close", async () => {
   for (const family of [AF_INET, AF_INET6] as const) {
-    const made = await npi.Dispatch.WskSocket(
-      npi.Client,
-      family,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      WSK_FLAG_BASIC_SOCKET,
-    );
+    const made = await wskSocket({ family, flags: WSK_FLAG_BASIC_SOCKET });
     assertStatus(made, STATUS_SUCCESS);
     assert.equal(made.socket, undefined);
     assert.equal(made.listenSocket, undefined);
@@ -825,27 +762,16 @@ Deno.test("WskSocket() with WSK_FLAG_BASIC_SOCKET makes a socket that only answe
 });
 
 Deno.test("WskSocket() with WSK_FLAG_BASIC_SOCKET refuses a callback table", async () => {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_BASIC_SOCKET,
-    undefined,
-    { WskAcceptEvent: () => STATUS_SUCCESS },
-  );
+  const made = await wskSocket({
+    flags: WSK_FLAG_BASIC_SOCKET,
+    dispatch: { WskAcceptEvent: () => STATUS_SUCCESS },
+  });
   assertStatus(made, STATUS_INVALID_PARAMETER);
   assert.equal(made.basicSocket, undefined);
 });
 
 Deno.test("WskCloseSocket() on a basic socket refuses other socket kinds (STATUS_INVALID_HANDLE)", async () => {
-  const made = await npi.Dispatch.WskSocket(
-    npi.Client,
-    AF_INET,
-    SOCK_STREAM,
-    IPPROTO_TCP,
-    WSK_FLAG_BASIC_SOCKET,
-  );
+  const made = await wskSocket({ flags: WSK_FLAG_BASIC_SOCKET });
   const basic = made.basicSocket!;
   const listen = await newListenSocket(AF_INET);
   assertStatus(await basic.Dispatch.WskCloseSocket(listen as never), STATUS_INVALID_HANDLE);
