@@ -56,6 +56,8 @@ export class Run {
   /** True when the user gave --timeout (accept then bounds its wait for connections too). */
   readonly timeoutGiven: boolean;
   readonly signal: AbortSignal;
+  /** Fields added to every record while set (a script's `step` and `line`). */
+  tags: Readonly<Record<string, string | number | boolean>> | null = null;
 
   constructor(reporter: Reporter, timeout: number, timeoutGiven: boolean, signal: AbortSignal) {
     this.reporter = reporter;
@@ -107,6 +109,7 @@ export class Run {
       ...(completion.message === undefined ? {} : { message: completion.message }),
       ...(completion.cause === undefined ? {} : { cause: completion.cause }),
       ...extra,
+      ...(this.tags ? { extra: { ...this.tags, ...extra.extra } } : {}),
     }, expected);
   }
 
