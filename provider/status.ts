@@ -239,6 +239,22 @@ export const STATUS_ACCESS_DENIED: NTSTATUS = 0xC0000022;
 export const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC0000023;
 
 /**
+ * The data is wrong: a data-verification failure. The model never returns it from a dispatch
+ * call; the CLI reports it when received bytes do not match the expected pattern (the first
+ * mismatching offset, or too few or too many bytes).
+ *
+ * @example Value and severity
+ * ```ts
+ * import { formatNtStatus, NT_ERROR, STATUS_DATA_ERROR } from "./status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatNtStatus(STATUS_DATA_ERROR), "0xC000003E");
+ * assert.ok(NT_ERROR(STATUS_DATA_ERROR));
+ * ```
+ */
+export const STATUS_DATA_ERROR: NTSTATUS = 0xC000003E;
+
+/**
  * Memory or another resource ran out, such as an IRP allocation or the process's file descriptors.
  *
  * @example Value and severity
@@ -862,6 +878,7 @@ const VALUES_BY_NAME: ReadonlyMap<string, NTSTATUS> = new Map(Object.entries({
   STATUS_NO_MEMORY,
   STATUS_ACCESS_DENIED,
   STATUS_BUFFER_TOO_SMALL,
+  STATUS_DATA_ERROR,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_DEVICE_NOT_READY,
   STATUS_PIPE_DISCONNECTED,

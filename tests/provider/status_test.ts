@@ -17,8 +17,9 @@ import {
   STATUS_UNSUCCESSFUL,
 } from "../../provider/status.ts";
 
-// Copied by hand from wsk-semantics.md §6, not from provider/status.ts, so a wrong value in the
-// source cannot also be wrong here.
+// Copied by hand from wsk-semantics.md §6 (plus STATUS_DATA_ERROR from ntstatus.h, for data
+// verification), not from provider/status.ts, so a wrong value in the source cannot also be
+// wrong here.
 const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_SUCCESS", 0x00000000],
   ["STATUS_TIMEOUT", 0x00000102],
@@ -35,6 +36,7 @@ const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_NO_MEMORY", 0xC0000017],
   ["STATUS_ACCESS_DENIED", 0xC0000022],
   ["STATUS_BUFFER_TOO_SMALL", 0xC0000023],
+  ["STATUS_DATA_ERROR", 0xC000003E],
   ["STATUS_INSUFFICIENT_RESOURCES", 0xC000009A],
   ["STATUS_DEVICE_NOT_READY", 0xC00000A3],
   ["STATUS_PIPE_DISCONNECTED", 0xC00000B0],
@@ -101,7 +103,7 @@ Deno.test("status.ts exports no STATUS_ constant missing from the documented tab
   const documented = new Set(DOCUMENTED.map(([name]) => name));
   const extra = [...exportedStatuses().keys()].filter((name) => !documented.has(name));
   assert.deepEqual(extra, []);
-  assert.equal(exportedStatuses().size, 58);
+  assert.equal(exportedStatuses().size, 59);
 });
 
 Deno.test("NTSTATUS_NAMES maps every documented value back to its name", () => {
