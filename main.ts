@@ -26,6 +26,7 @@ import { controlsocketCommand } from "./commands/controlsocket.ts";
 import { closesocketCommand } from "./commands/closesocket.ts";
 import { acceptCommand } from "./commands/accept.ts";
 import { demoCommand } from "./commands/demo.ts";
+import { runCommand } from "./commands/run.ts";
 
 /** The version `wsk -V` prints. */
 export const VERSION = "0.1.0";
@@ -87,6 +88,7 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
     controlsocketCommand,
     closesocketCommand,
     acceptCommand,
+    runCommand,
     demoCommand,
   ];
   for (const make of commands) {

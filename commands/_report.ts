@@ -204,6 +204,55 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   return JSON.stringify(object);
 }
 
+/** The outcome of one expectation in a dispatch script. */
+export interface ExpectationRecord {
+  /** Whether the expectation held. */
+  readonly passed: boolean;
+  /** 1-based step and line of the script. */
+  readonly step: number;
+  readonly line: number;
+  /** The step's verb, e.g. "receive". */
+  readonly verb: string;
+  /** What was expected, as written (a text, a /regex/, a status name). */
+  readonly expected: string;
+  /** What happened instead (a status name, or an excerpt of the received data). */
+  readonly actual?: string;
+}
+
+/**
+ * Formats an expectation line. Human: `Expect PASSED|FAILED step=N line=N verb=V expected="…"
+ * [actual="…"]`; JSON: the same fields with `call: "Expect"` and `result`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatExpectation } from "./_report.ts";
+ *
+ * const failed = { passed: false, step: 3, line: 4, verb: "receive", expected: "200", actual: "404" };
+ * assert.equal(
+ *   formatExpectation(failed, false),
+ *   'Expect FAILED step=3 line=4 verb=receive expected="200" actual="404"',
+ * );
+ * ```
+ */
+export function formatExpectation(record: ExpectationRecord, json: boolean): string {
+  const result = record.passed ? "PASSED" : "FAILED";
+  if (json) {
+    return JSON.stringify({
+      call: "Expect",
+      result,
+      step: record.step,
+      line: record.line,
+      verb: record.verb,
+      expected: record.expected,
+      ...(record.actual === undefined ? {} : { actual: record.actual }),
+    });
+  }
+  const actual = record.actual === undefined ? "" : ` actual=${quote(record.actual)}`;
+  return `Expect ${result} step=${record.step} line=${record.line} verb=${record.verb} ` +
+    `expected=${quote(record.expected)}${actual}`;
+}
+
 /** Where text goes; tests give their own. */
 export interface TextSink {
   /** Writes one complete line (the newline is added). */
@@ -276,6 +325,13 @@ export class Reporter {
     const text = this.#options.json
       ? formatJson(record, this.#options)
       : formatHuman(record, this.#options);
+    (this.#statusToErr ? this.#err : this.#out).line(text);
+    this.#lines++;
+  }
+
+  /** Writes an expectation's outcome on the status stream. */
+  expectation(record: ExpectationRecord): void {
+    const text = formatExpectation(record, this.#options.json);
     (this.#statusToErr ? this.#err : this.#out).line(text);
     this.#lines++;
   }

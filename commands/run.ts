@@ -1,0 +1,612 @@
+/**
+ * `wsk run`: a dispatch script. All steps run in one process on live sockets, each step one
+ * dispatch call (plus the WskSocket/WskBind a `connect` needs when its socket does not exist
+ * yet), each checked.
+ *
+ * @module
+ */
+
+import {
+  type AddressFamily,
+  AF_INET,
+  NT_SUCCESS,
+  type NTSTATUS,
+  ntStatusName,
+  type SockAddr,
+  STATUS_SUCCESS,
+  ulong,
+  wildcard,
+  WSK_FLAG_ABORTIVE,
+  WSK_FLAG_DRAIN,
+  WSK_FLAG_NODELAY,
+  WSK_FLAG_WAITALL,
+  wskBuf,
+  type WskCompletion,
+  type WskConnectionSocket,
+  WskGetOption,
+  WskIoctl,
+  WskListenSocket,
+  WskSetOption,
+} from "../provider/mod.ts";
+import type { CliContext } from "./_command.ts";
+import { runAction, wskCommand } from "./_command.ts";
+import type { Run } from "./_run.ts";
+import { parseScript, ScriptSyntaxError, type Step } from "./_script.ts";
+import { UsageError } from "./_usage.ts";
+
+/** Largest script read (a script is a few lines; this only bounds a mistaken input). */
+const MAX_SCRIPT = 1 << 20;
+/** Most received bytes one receive step keeps for matching and for the next step. */
+const MAX_MATCH = 16 << 20;
+
+type AnySocket = WskConnectionSocket | WskListenSocket;
+
+/** Why the script stopped early: a failed expectation (exit 3) or an unexpected status (1). */
+type Outcome = "next" | "expectation" | "failure";
+
+async function readScript(ctx: CliContext, file: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    if (file === "-") {
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for await (const chunk of ctx.stdin()) {
+        chunks.push(chunk);
+        total += chunk.length;
+        if (total > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
+      }
+      bytes = concat(chunks, total);
+    } else {
+      const info = await Deno.stat(file);
+      if (!info.isFile && !info.isFifo) throw new Error("not a file");
+      if (info.size > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
+      bytes = await Deno.readFile(file);
+    }
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read script "${file}": ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
+  if (needle.length === 0) return 0;
+  const first = needle[0]!;
+  for (let i = haystack.indexOf(first, from); i >= 0; i = haystack.indexOf(first, i + 1)) {
+    if (i + needle.length > haystack.length) return -1;
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
+/** A growable byte buffer for what a receive step has taken so far. */
+class Received {
+  #bytes = new Uint8Array(4096);
+  #length = 0;
+
+  get bytes(): Uint8Array {
+    return this.#bytes.subarray(0, this.#length);
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#length + chunk.length > this.#bytes.length) {
+      const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.#length + chunk.length));
+      grown.set(this.bytes);
+      this.#bytes = grown;
+    }
+    this.#bytes.set(chunk, this.#length);
+    this.#length += chunk.length;
+  }
+}
+
+/** Runs the steps of one script. */
+class ScriptRunner {
+  #run: Run;
+  #sockets = new Map<string, AnySocket>();
+  /** Bytes a receive step took past its stop point, kept for the next receive on the socket. */
+  #carry = new Map<string, Uint8Array>();
+
+  constructor(run: Run) {
+    this.#run = run;
+  }
+
+  #irp(step: Step) {
+    return this.#run.irp(step.timeout ?? this.#run.timeout);
+  }
+
+  #connection(step: Step, name = step.socket): WskConnectionSocket {
+    const socket = this.#sockets.get(name);
+    if (!socket || socket instanceof WskListenSocket) {
+      throw new StepError(`socket "${name}" is not a connection socket`);
+    }
+    return socket;
+  }
+
+  /** Judges the step's own call: its expected status, or success. */
+  #judge(step: Step, completion: WskCompletion): Outcome {
+    if (step.status !== undefined) {
+      if (completion.status === step.status) return "next";
+      this.#run.reporter.expectation({
+        passed: false,
+        step: step.step,
+        line: step.line,
+        verb: step.verb,
+        expected: ntStatusName(step.status),
+        actual: ntStatusName(completion.status),
+      });
+      return "expectation";
+    }
+    return NT_SUCCESS(completion.status) ? "next" : "failure";
+  }
+
+  /** Issues the step's own dispatch call, reported and judged. */
+  async #main<T extends WskCompletion>(
+    step: Step,
+    call: string,
+    socket: AnySocket | null | ((c: T) => AnySocket | null),
+    issue: () => Promise<T>,
+    extra = {},
+  ): Promise<{ outcome: Outcome; completion: T }> {
+    const completion = await this.#run.call(call, socket, issue, extra, step.status);
+    return { outcome: this.#judge(step, completion), completion };
+  }
+
+  /** Creates a connection socket for `step` when it has none yet (reported). */
+  async #ensureSocket(
+    step: Step,
+    family: AddressFamily = AF_INET,
+  ): Promise<WskConnectionSocket | null> {
+    const existing = this.#sockets.get(step.socket);
+    if (existing) return this.#connection(step);
+    const socket = await this.#run.socket(family, { abortive: true });
+    if (socket) this.#sockets.set(step.socket, socket);
+    return socket;
+  }
+
+  async #bindIfNeeded(step: Step, socket: WskConnectionSocket, local: SockAddr): Promise<boolean> {
+    if (socket.state !== "INIT") return true;
+    const d = socket.Dispatch;
+    const bound = await this.#run.call(
+      "WskBind",
+      socket,
+      () => d.WskBind(socket, local, 0, this.#irp(step)),
+    );
+    return NT_SUCCESS(bound.status);
+  }
+
+  /** Runs one step; returns how to go on. */
+  async step(step: Step): Promise<Outcome> {
+    const run = this.#run;
+    switch (step.verb) {
+      case "socket": {
+        const d = run.npi.Dispatch;
+        const { outcome, completion } = await this.#main(
+          step,
+          "WskSocket",
+          (c) => c.socket ?? c.listenSocket ?? null,
+          () =>
+            d.WskSocket(
+              run.npi.Client,
+              step.family,
+              1,
+              6,
+              step.listen ? 1 : 2,
+              undefined,
+              null,
+              { ...this.#irp(step), abortive: true },
+            ),
+        );
+        const made = completion.socket ?? completion.listenSocket;
+        if (made) this.#sockets.set(step.socket, made);
+        return outcome;
+      }
+      case "bind": {
+        const existing = this.#sockets.get(step.socket);
+        const local = await run.resolve(step.local, existing?.family ?? AF_INET);
+        if (local === null) return "failure";
+        const socket = existing ?? await this.#ensureSocket(step, local.family);
+        if (!socket) return "failure";
+        return (await this.#main(
+          step,
+          "WskBind",
+          socket,
+          () =>
+            socket instanceof WskListenSocket
+              ? socket.Dispatch.WskBind(socket, local, 0, this.#irp(step))
+              : socket.Dispatch.WskBind(socket, local, 0, this.#irp(step)),
+        )).outcome;
+      }
+      case "connect":
+      case "connectex": {
+        const remote = await run.resolve(step.remote);
+        if (remote === null) return "failure";
+        const socket = await this.#ensureSocket(step, remote.family);
+        if (!socket) return "failure";
+        const local = step.bind
+          ? await run.resolve(step.bind, remote.family)
+          : wildcard(remote.family);
+        if (local === null || !(await this.#bindIfNeeded(step, socket, local))) return "failure";
+        const d = socket.Dispatch;
+        return (await this.#main(
+          step,
+          step.verb === "connect" ? "WskConnect" : "WskConnectEx",
+          socket,
+          () =>
+            step.verb === "connect"
+              ? d.WskConnect(socket, remote, 0, this.#irp(step))
+              : d.WskConnectEx(socket, remote, wskBuf(step.data), 0, this.#irp(step)),
+        )).outcome;
+      }
+      case "socketconnect": {
+        const remote = await run.resolve(step.remote);
+        if (remote === null) return "failure";
+        const local = step.bind
+          ? await run.resolve(step.bind, remote.family)
+          : wildcard(remote.family);
+        if (local === null) return "failure";
+        const d = run.npi.Dispatch;
+        const { outcome, completion } = await this.#main(
+          step,
+          "WskSocketConnect",
+          (c) => c.socket ?? null,
+          () =>
+            d.WskSocketConnect(run.npi.Client, 1, 6, local, remote, 0, undefined, null, {
+              ...this.#irp(step),
+              abortive: true,
+            }),
+          { remote },
+        );
+        if (completion.socket) this.#sockets.set(step.socket, completion.socket);
+        return outcome;
+      }
+      case "send": {
+        const socket = this.#connection(step);
+        const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
+        return (await this.#main(
+          step,
+          "WskSend",
+          socket,
+          () => socket.Dispatch.WskSend(socket, wskBuf(step.data), flags, this.#irp(step)),
+        )).outcome;
+      }
+      case "receive":
+        return await this.#receive(step);
+      case "disconnect": {
+        const socket = this.#connection(step);
+        const buffer = step.data ? wskBuf(step.data) : null;
+        const flags = step.abortive ? WSK_FLAG_ABORTIVE : 0;
+        return (await this.#main(
+          step,
+          "WskDisconnect",
+          socket,
+          () => socket.Dispatch.WskDisconnect(socket, buffer, flags, this.#irp(step)),
+        )).outcome;
+      }
+      case "getlocaladdress":
+      case "getremoteaddress": {
+        const socket = this.#sockets.get(step.socket)!;
+        const local = step.verb === "getlocaladdress";
+        const start = performance.now();
+        const got = socket instanceof WskListenSocket
+          ? await socket.Dispatch.WskGetLocalAddress(socket, this.#irp(step))
+          : local
+          ? await socket.Dispatch.WskGetLocalAddress(socket, this.#irp(step))
+          : await socket.Dispatch.WskGetRemoteAddress(socket, this.#irp(step));
+        run.report(
+          local ? "WskGetLocalAddress" : "WskGetRemoteAddress",
+          {
+            id: socket.id,
+            localAddress: local ? got.address ?? null : socket.localAddress,
+            remoteAddress: local || socket instanceof WskListenSocket ? null : got.address ?? null,
+          },
+          got,
+          performance.now() - start,
+          {},
+          step.status,
+        );
+        return this.#judge(step, got);
+      }
+      case "controlsocket": {
+        const socket = this.#connection(step);
+        const d = socket.Dispatch;
+        let outcome: Outcome = "next";
+        for (const { spec, value } of step.set) {
+          outcome = (await this.#main(step, "WskControlSocket", socket, () =>
+            d.WskControlSocket(
+              socket,
+              WskSetOption,
+              spec.code,
+              spec.level,
+              ulong(value),
+              null,
+              this.#irp(step),
+            ), {
+            option: spec.name,
+            value,
+          })).outcome;
+          if (outcome !== "next") {
+            return outcome;
+          }
+        }
+        for (const spec of step.get) {
+          const output = new Uint8Array(spec.size);
+          const type = spec.kind === "ioctl" ? WskIoctl : WskGetOption;
+          const start = performance.now();
+          const got = await d.WskControlSocket(
+            socket,
+            type,
+            spec.code,
+            spec.level,
+            null,
+            output,
+            this.#irp(step),
+          );
+          const view = new DataView(output.buffer);
+          const value = spec.size === 8
+            ? Number(view.getBigUint64(0, true))
+            : view.getUint32(0, true);
+          run.report("WskControlSocket", socket, got, performance.now() - start, {
+            option: spec.name,
+            ...(NT_SUCCESS(got.status) ? { value } : {}),
+          }, step.status);
+          outcome = this.#judge(step, got);
+          if (outcome !== "next") return outcome;
+        }
+        return outcome;
+      }
+      case "closesocket": {
+        const socket = this.#sockets.get(step.socket)!;
+        this.#sockets.delete(step.socket);
+        return (await this.#main(
+          step,
+          "WskCloseSocket",
+          socket,
+          () =>
+            socket instanceof WskListenSocket
+              ? socket.Dispatch.WskCloseSocket(socket)
+              : socket.Dispatch.WskCloseSocket(socket),
+        )).outcome;
+      }
+      case "accept": {
+        const listener = this.#sockets.get(step.listener);
+        if (!(listener instanceof WskListenSocket)) {
+          throw new StepError(`socket "${step.listener}" is not a listening socket`);
+        }
+        const { outcome, completion } = await this.#main(
+          step,
+          "WskAccept",
+          (c) => c.socket ?? listener,
+          () => listener.Dispatch.WskAccept(listener, 0, undefined, null, this.#irp(step)),
+        );
+        if (completion.socket) this.#sockets.set(step.socket, completion.socket);
+        return outcome;
+      }
+    }
+  }
+
+  /**
+   * A receive step: one WSK_FLAG_DRAIN call, or WskReceive calls until the step's bound (bytes,
+   * `--until`, the `--expect` text or pattern when no other bound is given), the peer's FIN or
+   * the deadline; reported as one line. Then the expectations are checked.
+   */
+  async #receive(step: Step & { verb: "receive" }): Promise<Outcome> {
+    const run = this.#run;
+    const socket = this.#connection(step);
+    const d = socket.Dispatch;
+    if (step.drain) {
+      return (await this.#main(
+        step,
+        "WskReceive",
+        socket,
+        () =>
+          d.WskReceive(
+            socket,
+            { Mdl: null, Offset: 0, Length: 0 },
+            WSK_FLAG_DRAIN,
+            this.#irp(step),
+          ),
+      )).outcome;
+    }
+    const timeout = step.timeout ?? run.timeout;
+    const start = performance.now();
+    const deadline = start + timeout;
+    const received = new Received();
+    const carried = this.#carry.get(step.socket);
+    this.#carry.delete(step.socket);
+    if (carried) received.push(carried);
+    const stopText = step.until ?? (step.bytes === undefined ? step.expect : undefined);
+    const stopRe = step.bytes === undefined && !step.until && !step.expect
+      ? step.expectRe
+      : undefined;
+    const decoder = new TextDecoder();
+    /** Where the data this step takes ends (the rest is carried to the next receive). */
+    const stopAt = (): number | null => {
+      if (step.bytes !== undefined && received.length >= step.bytes) return step.bytes;
+      if (stopText) {
+        const at = indexOfBytes(received.bytes, stopText);
+        if (at >= 0) return at + stopText.length;
+      }
+      if (stopRe) {
+        const match = stopRe.exec(decoder.decode(received.bytes));
+        if (match) return received.length;
+      }
+      return null;
+    };
+    const buffer = new Uint8Array(64 * 1024);
+    let calls = 0;
+    let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
+    let end = stopAt();
+    while (end === null && received.length < MAX_MATCH) {
+      const want = step.bytes === undefined
+        ? buffer.length
+        : Math.min(buffer.length, step.bytes - received.length);
+      last = await d.WskReceive(
+        socket,
+        { Mdl: { Next: null, bytes: buffer }, Offset: 0, Length: want },
+        step.waitAll ? WSK_FLAG_WAITALL : 0,
+        run.irp(Math.max(0, deadline - performance.now())),
+      );
+      calls++;
+      if (!NT_SUCCESS(last.status) || last.information === 0) break;
+      received.push(buffer.subarray(0, last.information));
+      end = stopAt();
+    }
+    const taken = end === null ? received.bytes : received.bytes.subarray(0, end);
+    if (end !== null && end < received.length) {
+      this.#carry.set(step.socket, received.bytes.slice(end));
+    }
+    // A receive that ran out of time waiting for its expectation fails the expectation (exit 3),
+    // not the run; any other failure is the call's.
+    const waitingOnExpectation = end === null && stopText === step.expect &&
+      step.expect !== undefined;
+    const expected: NTSTATUS | undefined = step.status ??
+      (waitingOnExpectation || (end === null && stopRe) ? last.status : undefined);
+    run.report(
+      "WskReceive",
+      socket,
+      NT_SUCCESS(last.status) ? { status: last.status, information: taken.length } : last,
+      performance.now() - start,
+      { information: taken.length, calls, data: taken },
+      expected,
+    );
+    if (step.status !== undefined) return this.#judge(step, last);
+    if (!NT_SUCCESS(last.status) && expected === undefined) return "failure";
+    return this.#expectations(step, taken);
+  }
+
+  #expectations(step: Step & { verb: "receive" }, data: Uint8Array): Outcome {
+    const checks: { expected: string; passed: boolean }[] = [];
+    if (step.expect) {
+      checks.push({
+        expected: new TextDecoder().decode(step.expect),
+        passed: indexOfBytes(data, step.expect) >= 0,
+      });
+    }
+    if (step.expectRe) {
+      checks.push({
+        expected: `/${step.expectRe.source}/`,
+        passed: step.expectRe.test(new TextDecoder().decode(data)),
+      });
+    }
+    let outcome: Outcome = "next";
+    for (const check of checks) {
+      this.#run.reporter.expectation({
+        passed: check.passed,
+        step: step.step,
+        line: step.line,
+        verb: step.verb,
+        expected: check.expected,
+        ...(check.passed ? {} : { actual: excerpt(data) }),
+      });
+      if (!check.passed) outcome = "expectation";
+    }
+    return outcome;
+  }
+
+  /**
+   * Ends what the script left open. After a clean run, connections end gracefully (FIN, drain
+   * until the peer's FIN, close); after a stop, they are closed at once.
+   */
+  async cleanup(clean: boolean): Promise<void> {
+    for (const [name, socket] of this.#sockets) {
+      this.#sockets.delete(name);
+      const unread = this.#carry.get(name);
+      this.#carry.delete(name);
+      if (unread && !(socket instanceof WskListenSocket)) {
+        // Received by an earlier step past its stop point and read by no later step: shown,
+        // not dropped.
+        this.#run.report(
+          "WskReceive",
+          socket,
+          { status: STATUS_SUCCESS, information: unread.length },
+          0,
+          {
+            calls: 0,
+            value: "unread",
+            data: unread,
+          },
+        );
+      }
+      if (socket.state === "CLOSED") continue;
+      if (clean && !(socket instanceof WskListenSocket) && socket.state !== "INIT") {
+        await this.#run.finish(socket);
+      } else await this.#run.close(socket);
+    }
+  }
+}
+
+/** A step that cannot run as written (found while running, e.g. a socket of the wrong kind). */
+class StepError extends Error {
+  override name = "StepError";
+}
+
+/** The received data as a short excerpt for an expectation line (the line quotes it). */
+function excerpt(data: Uint8Array): string {
+  const limit = 120;
+  const text = new TextDecoder().decode(data.subarray(0, limit));
+  return data.length > limit ? `${text}...(+${data.length - limit} bytes)` : text;
+}
+
+/** Builds the `run` command. */
+export function runCommand(ctx: CliContext) {
+  return wskCommand(
+    "run",
+    "Run a dispatch script: one step per line, all on live sockets in this process, each " +
+      "checked (--status, --expect, --expect-re).",
+    "any: each step names its own (socket, bind, connect, connectex, socketconnect, send, " +
+      "receive, disconnect, getlocaladdress, getremoteaddress, controlsocket, closesocket, accept)",
+    [
+      "wsk run smoke.wsk",
+      `printf 'socketconnect 127.0.0.1:6379\\nsend "PING\\\\r\\\\n"\\nreceive --expect "+PONG"\\n' | wsk run -`,
+    ],
+  )
+    .argument("[file]", "the script (- or nothing for standard input)", "-")
+    .action(async (file, options, command) => {
+      const source = await readScript(ctx, file);
+      let steps: Step[];
+      try {
+        steps = parseScript(source);
+      } catch (error) {
+        if (error instanceof ScriptSyntaxError) throw new UsageError(error.message);
+        throw error;
+      }
+      await runAction(ctx, command, options, async (run) => {
+        const runner = new ScriptRunner(run);
+        let outcome: Outcome = "next";
+        try {
+          for (const step of steps) {
+            run.tags = { step: step.step, line: step.line };
+            outcome = await runner.step(step);
+            if (outcome !== "next") break;
+          }
+        } catch (error) {
+          if (!(error instanceof StepError)) throw error;
+          run.reporter.note(`error: line ${run.tags?.line}: ${error.message}`);
+          outcome = "failure";
+          run.reporter.fail();
+        } finally {
+          run.tags = { step: "end", line: 0 };
+          await runner.cleanup(outcome === "next");
+          run.tags = null;
+        }
+        if (outcome === "expectation") ctx.exitCode = 3;
+      });
+    });
+}
