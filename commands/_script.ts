@@ -306,8 +306,10 @@ function stripComment(line: string): string {
 }
 
 /** Which sockets a step needs to exist, and which it brings into being. */
-function needsAndMakes(step: Step): { needs: string[]; makes: string[] } {
+function needsAndMakes(step: Step): { needs: string[]; makes: string[]; ends?: string } {
   switch (step.verb) {
+    case "closesocket":
+      return { needs: [step.socket], makes: [], ends: step.socket };
     case "socket":
     case "socketconnect":
       return { needs: [], makes: [step.socket] };
@@ -350,13 +352,14 @@ export function parseScript(source: string): Step[] {
     }
     if (words.length === 0) continue;
     const step = parseStep(words, i + 1, steps.length + 1, text);
-    const { needs, makes } = needsAndMakes(step);
+    const { needs, makes, ends } = needsAndMakes(step);
     for (const name of needs) {
       if (!known.has(name)) {
         throw new ScriptSyntaxError(i + 1, `no socket "${name}" exists here; create it first`);
       }
     }
     for (const name of makes) known.add(name);
+    if (ends) known.delete(ends);
     steps.push(step);
   }
   if (steps.length === 0) throw new ScriptSyntaxError(1, "the script has no steps");

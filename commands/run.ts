@@ -131,6 +131,12 @@ class ScriptRunner {
     return this.#run.irp(step.timeout ?? this.#run.timeout);
   }
 
+  #any(step: Step): AnySocket {
+    const socket = this.#sockets.get(step.socket);
+    if (!socket) throw new StepError(`socket "${step.socket}" does not exist (any more)`);
+    return socket;
+  }
+
   #connection(step: Step, name = step.socket): WskConnectionSocket {
     const socket = this.#sockets.get(name);
     if (!socket || socket instanceof WskListenSocket) {
@@ -301,7 +307,7 @@ class ScriptRunner {
       }
       case "getlocaladdress":
       case "getremoteaddress": {
-        const socket = this.#sockets.get(step.socket)!;
+        const socket = this.#any(step);
         const local = step.verb === "getlocaladdress";
         const start = performance.now();
         const got = socket instanceof WskListenSocket
@@ -372,7 +378,7 @@ class ScriptRunner {
         return outcome;
       }
       case "closesocket": {
-        const socket = this.#sockets.get(step.socket)!;
+        const socket = this.#any(step);
         this.#sockets.delete(step.socket);
         return (await this.#main(
           step,
