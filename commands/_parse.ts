@@ -57,43 +57,43 @@ export function parsePort(text: string, what = "port"): number {
   return port;
 }
 
-function parseEndpointText(text: string, allowPortOnly: boolean): Endpoint {
+function parseEndpointText(text: string, allowPortOnly: boolean, shown = text): Endpoint {
   let host: string;
   let portText: string;
   if (text.startsWith("[")) {
     const close = text.indexOf("]");
-    if (close < 0) bad("address", text, "missing ']' after the IPv6 address");
+    if (close < 0) bad("address", shown, "missing ']' after the IPv6 address");
     host = text.slice(1, close);
     const rest = text.slice(close + 1);
-    if (!rest.startsWith(":")) bad("address", text, "expected [IPV6]:PORT");
+    if (!rest.startsWith(":")) bad("address", shown, "expected [IPV6]:PORT");
     portText = rest.slice(1);
-    if (isIpLiteral(host) !== 23) bad("address", text, "not an IPv6 literal inside brackets");
+    if (isIpLiteral(host) !== 23) bad("address", shown, "not an IPv6 literal inside brackets");
   } else {
     const colon = text.lastIndexOf(":");
-    if (colon < 0) bad("address", text, "expected HOST:PORT (a port is required)");
+    if (colon < 0) bad("address", shown, "expected HOST:PORT (a port is required)");
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
-    if (host.includes(":")) bad("address", text, "an IPv6 address needs brackets: [IPV6]:PORT");
+    if (host.includes(":")) bad("address", shown, "an IPv6 address needs brackets: [IPV6]:PORT");
   }
-  if (portText === "") bad("address", text, "the port is missing");
+  if (portText === "") bad("address", shown, "the port is missing");
   if (!/^(0|[1-9]\d{0,4})$/.test(portText) || Number(portText) > 65535) {
-    bad("address", text, `port "${portText}": expected an integer from 0 to 65535`);
+    bad("address", shown, `port "${portText}": expected an integer from 0 to 65535`);
   }
   const port = Number(portText);
   if (host === "") {
-    if (!allowPortOnly) bad("address", text, "the host is missing");
+    if (!allowPortOnly) bad("address", shown, "the host is missing");
     return { kind: "port", port, text };
   }
   if (isIpLiteral(host) !== undefined) {
     try {
       return { kind: "literal", address: sockAddr(host, port), text };
     } catch (error) {
-      bad("address", text, error instanceof Error ? error.message : String(error));
+      bad("address", shown, error instanceof Error ? error.message : String(error));
     }
   }
   // Looks like an IP but is not one (999.1.1.1, 1.2.3): refuse it without any name lookup.
-  if (looksNumeric(host)) bad("address", text, "not a valid IPv4 or IPv6 literal");
-  if (!HOST_NAME.test(host)) bad("address", text, "not an IP literal or a valid host name");
+  if (looksNumeric(host)) bad("address", shown, "not a valid IPv4 or IPv6 literal");
+  if (!HOST_NAME.test(host)) bad("address", shown, "not an IP literal or a valid host name");
   return { kind: "name", host, port, text };
 }
 
@@ -261,4 +261,98 @@ export function collect<T>(
   parse: (text: string) => T,
 ): (text: string, previous: T[] | undefined) => T[] {
   return (text, previous) => [...(previous ?? []), parse(text)];
+}
+
+const SIZE_REGEXP = /^(0|[1-9][0-9]*)([KMG]?)$/;
+
+/**
+ * Parses a byte size: a decimal integer with an optional binary suffix, K (KiB), M (MiB) or
+ * G (GiB). Nothing else is accepted: no fractions, spaces, lower-case suffixes or "B".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSize } from "./_parse.ts";
+ *
+ * assert.equal(parseSize("1G"), 1024 ** 3);
+ * assert.equal(parseSize("8M"), 8 * 1024 * 1024);
+ * assert.equal(parseSize("4096"), 4096);
+ * ```
+ */
+export function parseSize(text: string): number {
+  const match = SIZE_REGEXP.exec(text);
+  if (!match) bad("size", text, "expected a byte count such as 4096, 64K, 8M or 1G");
+  const scale = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[match[2] as "" | "K" | "M" | "G"];
+  const value = Number(match[1]) * scale;
+  if (!Number.isSafeInteger(value)) bad("size", text, "too large");
+  return value;
+}
+
+/** Most ports one `socketconnect` port list may name. */
+export const MAX_PORT_LIST = 1024;
+
+/** `HOST:P1-P2` or `HOST:P1,P2,…` (items may be ranges): one host, many ports. */
+export interface PortList {
+  /** The host with the first port, as a remote endpoint (resolve it once). */
+  readonly endpoint: Endpoint;
+  /** The ports, in the order given. */
+  readonly ports: readonly number[];
+  /** True when the text named more than one port or a range (not a plain HOST:PORT). */
+  readonly isList: boolean;
+  readonly text: string;
+}
+
+/**
+ * Parses `HOST:PORT`, `HOST:P1-P2` or `HOST:P1,P2,P3` (items may be ranges; `[IPV6]:…` too).
+ * Ports are 1–65535, a range may not run backwards, no port may repeat, and at most
+ * {@linkcode MAX_PORT_LIST} ports are named.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parsePortList } from "./_parse.ts";
+ *
+ * assert.deepEqual(parsePortList("127.0.0.1:80,8000-8002").ports, [80, 8000, 8001, 8002]);
+ * assert.deepEqual(parsePortList("[::1]:7").ports, [7]);
+ * ```
+ */
+export function parsePortList(text: string): PortList {
+  const colon = text.lastIndexOf(":");
+  const spec = colon < 0 ? "" : text.slice(colon + 1);
+  if (colon < 0 || !/[-,]/.test(spec)) {
+    const endpoint = parseEndpointText(text, false);
+    const port = endpoint.kind === "literal" ? endpoint.address.port : endpoint.port;
+    return { endpoint, ports: [port], isList: false, text };
+  }
+  const host = text.slice(0, colon);
+  const ports: number[] = [];
+  const seen = new Set<number>();
+  const portOf = (item: string): number => {
+    if (!/^[1-9][0-9]{0,4}$/.test(item) || Number(item) > 65535) {
+      bad("port list", text, `port "${item}": expected an integer from 1 to 65535`);
+    }
+    return Number(item);
+  };
+  for (const item of spec.split(",")) {
+    if (item === "") bad("port list", text, "an empty item (expected P, P1-P2 or P1,P2,…)");
+    const dash = item.indexOf("-");
+    const low = portOf(dash < 0 ? item : item.slice(0, dash));
+    const high = dash < 0 ? low : portOf(item.slice(dash + 1));
+    if (high < low) bad("port list", text, `the range "${item}" runs backwards`);
+    if (ports.length + (high - low + 1) > MAX_PORT_LIST) {
+      bad("port list", text, `more than ${MAX_PORT_LIST} ports`);
+    }
+    for (let port = low; port <= high; port++) {
+      if (seen.has(port)) bad("port list", text, `port ${port} is named twice`);
+      seen.add(port);
+      ports.push(port);
+    }
+  }
+  const endpoint = parseEndpointText(`${host}:${ports[0]}`, false, text);
+  return { endpoint, ports, isList: true, text };
+}
+
+/** Parses `--retry-until` milliseconds. */
+export function parseRetryUntil(text: string): number {
+  return parseInteger(text, "retry deadline", 0, 2_147_483_647);
 }

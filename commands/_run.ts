@@ -13,6 +13,9 @@ import {
   type NTSTATUS,
   SOCK_STREAM,
   type SockAddr,
+  STATUS_CONNECTION_REFUSED,
+  STATUS_CONNECTION_RESET,
+  STATUS_DATA_ERROR,
   STATUS_SUCCESS,
   wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
@@ -30,6 +33,9 @@ import {
 } from "../provider/mod.ts";
 import type { CallRecord, Reporter } from "./_report.ts";
 import type { Endpoint } from "./_parse.ts";
+import type { PatternVerifier } from "./_pattern.ts";
+import type { Progress } from "./_progress.ts";
+import type { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 
 /** Options every command takes. */
@@ -41,6 +47,34 @@ export interface GlobalOptions {
 
 /** Default bound for every pending call, in milliseconds. */
 export const DEFAULT_TIMEOUT = 10_000;
+
+/** First pause between `--retry-until` attempts; it doubles up to {@linkcode RETRY_PAUSE_MAX}. */
+export const RETRY_PAUSE_MIN = 50;
+
+/** Longest pause between `--retry-until` attempts, in milliseconds. */
+export const RETRY_PAUSE_MAX = 200;
+
+/** Options of {@linkcode Run.receiveLoop}. */
+export interface ReceiveLoopOptions {
+  /** Stop after this many bytes. */
+  readonly limit?: number;
+  /** Receive with WSK_FLAG_WAITALL. */
+  readonly waitAll?: boolean;
+  /** Where the data goes (otherwise a preview is kept for `show`). */
+  readonly sink?: (bytes: Uint8Array) => Promise<void>;
+  /** Put up to 4 KiB of what arrived in the line's `data`. */
+  readonly show?: boolean;
+  readonly bufferSize?: number;
+  /** Bound each call by the timeout (an idle timeout) instead of the whole loop. */
+  readonly idle?: boolean;
+  /**
+   * Check the stream against the pattern: the loop stops at the first mismatch, and a mismatch
+   * (or a stream that ends short) is reported as STATUS_DATA_ERROR with the verifier's message.
+   */
+  readonly verify?: PatternVerifier;
+  /** Count the bytes on a progress display (stopped before the line is reported). */
+  readonly progress?: Progress | null;
+}
 
 /** Anything with an id and, when known, addresses: what a status line describes. */
 export type Described = Pick<WskConnectionSocket, "id" | "localAddress"> & {
@@ -58,6 +92,8 @@ export class Run {
   readonly signal: AbortSignal;
   /** Fields added to every record while set (a script's `step` and `line`). */
   tags: Readonly<Record<string, string | number | boolean>> | null = null;
+  /** `--hex`: every chunk sent or received is dumped to stderr while set. */
+  hex: HexTrace | null = null;
 
   constructor(reporter: Reporter, timeout: number, timeoutGiven: boolean, signal: AbortSignal) {
     this.reporter = reporter;
@@ -195,19 +231,9 @@ export class Run {
     dispatch: WskClientConnectionDispatch | null = null,
     context: unknown = undefined,
   ): Promise<WskConnectionSocket | null> {
-    const local = bind?.kind === "literal" ? bind.address : undefined;
-    const remote = await this.resolve(remoteEndpoint, local?.family ?? AF_INET);
-    if (remote === null) return null;
-    const bound = bind ? await this.resolve(bind, remote.family) : wildcard(remote.family, 0);
-    if (bound === null) return null;
-    if (bound.family !== remote.family) {
-      // Caught before any socket exists: a usage error, not a dispatch failure.
-      throw new UsageError(
-        `Cannot bind "${
-          bind!.text
-        }" to reach "${remoteEndpoint.text}": the address families differ`,
-      );
-    }
+    const ends = await this.#ends(remoteEndpoint, bind);
+    if (ends === null) return null;
+    const { remote, bound } = ends;
     const socket = await this.socket(remote.family, options, dispatch, context);
     if (socket === null) return null;
     const d = socket.Dispatch;
@@ -223,6 +249,106 @@ export class Run {
     }
     await this.close(socket);
     return null;
+  }
+
+  /**
+   * Resolves the remote endpoint and the local one to bind (wildcard port 0 by default); null
+   * when a name did not resolve. Different families are a usage error.
+   */
+  async #ends(
+    remoteEndpoint: Endpoint,
+    bind: Endpoint | undefined,
+  ): Promise<{ remote: SockAddr; bound: SockAddr } | null> {
+    const local = bind?.kind === "literal" ? bind.address : undefined;
+    const remote = await this.resolve(remoteEndpoint, local?.family ?? AF_INET);
+    if (remote === null) return null;
+    const bound = bind ? await this.resolve(bind, remote.family) : wildcard(remote.family, 0);
+    if (bound === null) return null;
+    if (bound.family !== remote.family) {
+      // Caught before any socket exists: a usage error, not a dispatch failure.
+      throw new UsageError(
+        `Cannot bind "${
+          bind!.text
+        }" to reach "${remoteEndpoint.text}": the address families differ`,
+      );
+    }
+    return { remote, bound };
+  }
+
+  /**
+   * {@linkcode Run.connected}, retrying a refused (or reset) connect with a fresh socket until
+   * `untilMs` have passed, pausing 50 ms, then 100, then 200 ms between attempts. Each attempt is
+   * bounded by the timeout as usual. The last attempt is reported: its WskSocket and WskBind, and
+   * one WskConnect line with `calls` = the number of attempts and the time since the first; the
+   * sockets of earlier attempts are closed without a line.
+   */
+  async connectedRetrying(
+    remoteEndpoint: Endpoint,
+    bind: Endpoint | undefined,
+    untilMs: number,
+  ): Promise<WskConnectionSocket | null> {
+    const ends = await this.#ends(remoteEndpoint, bind);
+    if (ends === null) return null;
+    const { remote, bound } = ends;
+    const d = this.npi.Dispatch;
+    const first = performance.now();
+    const deadline = first + untilMs;
+    let pause = RETRY_PAUSE_MIN;
+    for (let attempts = 1;; attempts++) {
+      // Lines of this attempt, written only if it is the last.
+      const lines: (() => void)[] = [];
+      const flush = () => lines.forEach((line) => line());
+      let start = performance.now();
+      const made = await d.WskSocket(
+        this.npi.Client,
+        remote.family,
+        SOCK_STREAM,
+        IPPROTO_TCP,
+        WSK_FLAG_CONNECTION_SOCKET,
+        undefined,
+        null,
+        this.irp(),
+      );
+      const socket = made.socket ?? null;
+      const madeMs = performance.now() - start;
+      // The addresses as they were at the call, not when the line is written.
+      const made1 = socket && snapshot(socket);
+      lines.push(() => this.report("WskSocket", made1, made, madeMs));
+      if (socket === null) {
+        flush();
+        return null;
+      }
+      const s = socket.Dispatch;
+      start = performance.now();
+      const b = await s.WskBind(socket, bound, 0, this.irp());
+      const bindMs = performance.now() - start;
+      const bound1 = snapshot(socket);
+      lines.push(() => this.report("WskBind", bound1, b, bindMs));
+      if (!NT_SUCCESS(b.status)) {
+        flush();
+        await this.close(socket);
+        return null;
+      }
+      const c = await s.WskConnect(socket, remote, 0, this.irp());
+      const retry = (c.status === STATUS_CONNECTION_REFUSED ||
+        c.status === STATUS_CONNECTION_RESET) &&
+        performance.now() < deadline &&
+        !this.signal.aborted;
+      if (retry) {
+        await s.WskCloseSocket(socket);
+        await pauseFor(Math.min(pause, deadline - performance.now()), this.signal);
+        pause = Math.min(pause * 2, RETRY_PAUSE_MAX);
+        continue;
+      }
+      flush();
+      this.report("WskConnect", socket, c, performance.now() - first, {
+        remote,
+        calls: attempts,
+      });
+      if (NT_SUCCESS(c.status)) return socket;
+      await this.close(socket);
+      return null;
+    }
   }
 
   /** WskCloseSocket, reported. */
@@ -254,15 +380,7 @@ export class Run {
    */
   async receiveLoop(
     socket: WskConnectionSocket,
-    options: {
-      readonly limit?: number;
-      readonly waitAll?: boolean;
-      readonly sink?: (bytes: Uint8Array) => Promise<void>;
-      readonly show?: boolean;
-      readonly bufferSize?: number;
-      /** Bound each call by the timeout (an idle timeout) instead of the whole loop. */
-      readonly idle?: boolean;
-    } = {},
+    options: ReceiveLoopOptions = {},
   ): Promise<{ status: NTSTATUS; total: number }> {
     const d = socket.Dispatch;
     const limit = options.limit ?? Infinity;
@@ -288,13 +406,25 @@ export class Run {
       if (!NT_SUCCESS(last.status) || last.information === 0) break;
       const bytes = buffer.subarray(0, last.information);
       total += bytes.length;
+      this.hex?.dump("<", socket.id, bytes);
+      options.progress?.add(bytes.length);
+      if (options.verify) {
+        options.verify.push(bytes);
+        // A wrong byte or an overrun ends the check: nothing later can make it pass.
+        if (options.verify.mismatch) break;
+      }
       if (options.sink) await options.sink(bytes);
       else if (previewBytes < 4096) {
         preview.push(bytes.slice(0, 4096 - previewBytes));
         previewBytes += Math.min(bytes.length, 4096 - previewBytes);
       }
     }
+    options.progress?.stop();
     const shown = options.show && previewBytes > 0 ? joinBytes(preview, previewBytes) : undefined;
+    const mismatch = options.verify && NT_SUCCESS(last.status) ? options.verify.finish() : null;
+    if (mismatch) {
+      last = { status: STATUS_DATA_ERROR, information: total, message: mismatch.message };
+    }
     this.report(
       "WskReceive",
       socket,
@@ -309,11 +439,43 @@ export class Run {
     return { status: last.status, total };
   }
 
-  /** Sends one buffer with WskSend, reported. */
-  send(socket: WskConnectionSocket, bytes: Uint8Array, flags = 0): Promise<WskCompletion> {
+  /** Sends one buffer with WskSend, reported (and dumped with `--hex`). */
+  async send(socket: WskConnectionSocket, bytes: Uint8Array, flags = 0): Promise<WskCompletion> {
     const d = socket.Dispatch;
-    return this.call("WskSend", socket, () => d.WskSend(socket, wskBuf(bytes), flags, this.irp()));
+    const sent = await this.call(
+      "WskSend",
+      socket,
+      () => d.WskSend(socket, wskBuf(bytes), flags, this.irp()),
+    );
+    this.hex?.dump(">", socket.id, bytes.subarray(0, sent.information));
+    return sent;
   }
+}
+
+/** What a status line shows of a socket, as it is now. */
+function snapshot(socket: Described): Described {
+  return {
+    id: socket.id,
+    localAddress: socket.localAddress,
+    remoteAddress: socket.remoteAddress ?? null,
+  };
+}
+
+/** Waits `ms` (at least 0), or less when `signal` aborts. */
+function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
 }
 
 /** Concatenates chunks. */

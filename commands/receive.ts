@@ -1,22 +1,27 @@
 /** `wsk receive`: WskReceive until N bytes or the peer's FIN. @module */
 
 import { Option } from "@commander-js/extra-typings";
-import { NT_SUCCESS, WSK_FLAG_DRAIN } from "../provider/mod.ts";
+import { NT_SUCCESS, STATUS_DATA_ERROR, WSK_FLAG_DRAIN } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { parseByteCount, parseLocal, parseRemote } from "./_parse.ts";
+import { parseByteCount, parseLocal, parseRemote, parseSize } from "./_parse.ts";
+import { PatternVerifier } from "./_pattern.ts";
+import { Progress, type ProgressFlag } from "./_progress.ts";
+import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 
 /** Builds the `receive` command. */
 export function receiveCommand(ctx: CliContext) {
   return wskCommand(
     "receive",
-    "Connect and receive until --bytes N or the peer's FIN, writing the data to --output.",
+    "Connect and receive until --bytes N or the peer's FIN, writing the data to --output, or " +
+      "checking it against the pattern of send --pattern.",
     "WskSocket, WskBind, WskConnect, WskReceive, WskDisconnect, WskCloseSocket",
     [
       "wsk receive 127.0.0.1:8080 --output reply.bin",
       "wsk receive 127.0.0.1:8080 --bytes 5 --waitall --output -",
       "wsk receive 127.0.0.1:8080 --drain",
+      "wsk receive 127.0.0.1:9000 --verify-pattern 1G",
     ],
   )
     .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
@@ -24,14 +29,46 @@ export function receiveCommand(ctx: CliContext) {
     .option("--waitall", "receive with WSK_FLAG_WAITALL (fill each buffer)")
     .addOption(
       new Option("--drain", "one WskReceive with WSK_FLAG_DRAIN: discard until the peer's FIN")
-        .conflicts(["waitall", "bytes", "output"]),
+        .conflicts(["waitall", "bytes", "output", "verifyPattern"]),
+    )
+    .addOption(
+      new Option(
+        "--verify-pattern [size]",
+        "check the data against the send --pattern bytes (SIZE: the exact total, suffixes K, " +
+          "M, G); a mismatch, too few or too many bytes is STATUS_DATA_ERROR and exit 1; the " +
+          "data is written only with an explicit --output",
+      ).argParser(parseSize),
     )
     .option("--output <file>", "where the data goes (- for stdout, the default)", "-")
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
+    .option("--hex", "hex dump every chunk received (<) to stderr")
+    .option(
+      "--progress",
+      "show bytes, rate and elapsed time on stderr (default: on a terminal, over 1 MiB)",
+    )
+    .option("--no-progress", "never show progress")
     .action(async (remote, options, command) => {
+      const flag: ProgressFlag = command.getOptionValueSource("progress") === "cli"
+        ? options.progress
+        : undefined;
+      if (flag === true && options.json) {
+        throw new UsageError('Cannot use "--progress" with "--json": progress is for terminals');
+      }
+      const verifying = options.verifyPattern !== undefined;
+      const expected = typeof options.verifyPattern === "number"
+        ? options.verifyPattern
+        : undefined;
+      if (expected !== undefined && options.bytes !== undefined) {
+        throw new UsageError(
+          `Cannot use "--bytes ${options.bytes}" with "--verify-pattern ${expected}": the ` +
+            "pattern's size is the total",
+        );
+      }
+      // Verifying writes the data nowhere unless --output was given on the command line.
+      const writing = !verifying || command.getOptionValueSource("output") === "cli";
       let file: Deno.FsFile | null = null;
-      const toStdout = options.output === "-" && !options.drain;
-      if (options.output !== "-") {
+      const toStdout = writing && options.output === "-" && !options.drain;
+      if (writing && options.output !== "-") {
         try {
           file = await Deno.open(options.output, { write: true, create: true, truncate: true });
         } catch (error) {
@@ -44,6 +81,7 @@ export function receiveCommand(ctx: CliContext) {
       }
       try {
         await runAction(ctx, command, options, async (run) => {
+          if (options.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
           const socket = await run.connected(remote, options.bind);
           if (!socket) return;
           const d = socket.Dispatch;
@@ -66,14 +104,21 @@ export function receiveCommand(ctx: CliContext) {
               ? async (bytes: Uint8Array) => {
                 for (let o = 0; o < bytes.length;) o += await file!.write(bytes.subarray(o));
               }
-              : (bytes: Uint8Array) => ctx.writePayload(bytes);
+              : toStdout
+              ? (bytes: Uint8Array) => ctx.writePayload(bytes)
+              : () => Promise.resolve();
+            const total = expected ?? options.bytes ?? null;
             const got = await run.receiveLoop(socket, {
               ...(options.bytes === undefined ? {} : { limit: options.bytes }),
               waitAll: options.waitall === true,
               sink,
               idle: true,
+              ...(verifying ? { verify: new PatternVerifier(expected) } : {}),
+              progress: Progress.for("received", total, flag, options.json === true),
             });
-            ok = NT_SUCCESS(got.status);
+            // A stream that ended short has had its FIN: it still ends gracefully.
+            ok = NT_SUCCESS(got.status) ||
+              (got.status === STATUS_DATA_ERROR && socket.state === "RFIN");
           }
           if (ok) await run.finish(socket);
           else await run.close(socket);

@@ -1,54 +1,48 @@
-/** `wsk send`: WskSend of --data, a file or standard input. @module */
+/** `wsk send`: WskSend of --data, a file, standard input or a byte pattern. @module */
 
 import { Option } from "@commander-js/extra-typings";
-import {
-  NT_SUCCESS,
-  STATUS_SUCCESS,
-  WSK_FLAG_NODELAY,
-  wskBuf,
-  type WskCompletion,
-} from "../provider/mod.ts";
+import { NT_SUCCESS, STATUS_SUCCESS, WSK_FLAG_NODELAY, wskBuf } from "../provider/mod.ts";
+import type { WskCompletion, WskConnectionSocket } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { parseData, parseLocal, parseRemote } from "./_parse.ts";
+import { parseData, parseLocal, parseRemote, parseSize } from "./_parse.ts";
+import { fillPattern, PATTERN_BLOCK } from "./_pattern.ts";
+import { Progress, type ProgressFlag } from "./_progress.ts";
+import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 import type { Run } from "./_run.ts";
-import type { WskConnectionSocket } from "../provider/mod.ts";
 
 /** Chunk size for streamed sends. */
 const SEND_CHUNK = 256 * 1024;
 
 /**
- * Streams `source` through WskSend, one call per chunk, reported as one WskSend line with the
- * number of calls. Stops at the first failure.
+ * Sends every chunk `chunks` yields, one WskSend each, reported as one WskSend line with the
+ * number of calls; stops at the first failure. A chunk may be a buffer the source reuses: it is
+ * sent (and the send completed) before the next one is asked for.
  */
-export async function sendStream(
+async function sendChunks(
   run: Run,
   socket: WskConnectionSocket,
-  source: ReadableStream<Uint8Array>,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   flags: number,
+  progress: Progress | null,
 ): Promise<WskCompletion> {
   const d = socket.Dispatch;
   const start = performance.now();
   let total = 0;
   let calls = 0;
   let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
-  const reader = source.getReader();
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      for (let offset = 0; offset < value.length; offset += SEND_CHUNK) {
-        const chunk = value.subarray(offset, offset + SEND_CHUNK);
-        last = await d.WskSend(socket, wskBuf(chunk), flags, run.irp());
-        calls++;
-        if (!NT_SUCCESS(last.status)) break;
-        total += last.information;
-      }
+    for await (const chunk of chunks) {
+      last = await d.WskSend(socket, wskBuf(chunk), flags, run.irp());
+      calls++;
+      run.hex?.dump(">", socket.id, chunk.subarray(0, last.information));
+      progress?.add(last.information);
       if (!NT_SUCCESS(last.status)) break;
+      total += last.information;
     }
   } finally {
-    await reader.cancel().catch(() => {});
+    progress?.stop();
   }
   run.report("WskSend", socket, last, performance.now() - start, {
     information: total,
@@ -57,41 +51,110 @@ export async function sendStream(
   return NT_SUCCESS(last.status) ? { status: last.status, information: total } : last;
 }
 
+/** The chunks of a stream, each cut to at most SEND_CHUNK bytes; the reader is released. */
+async function* streamChunks(source: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = source.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      for (let offset = 0; offset < value.length; offset += SEND_CHUNK) {
+        yield value.subarray(offset, offset + SEND_CHUNK);
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * `total` bytes of the pattern (see `_pattern.ts`), in chunks of one reused 1 MiB buffer, so
+ * memory stays bounded whatever the total.
+ */
+function* patternChunks(total: number): Generator<Uint8Array> {
+  const buffer = new Uint8Array(Math.min(total, PATTERN_BLOCK));
+  for (let offset = 0; offset < total; offset += buffer.length) {
+    const chunk = buffer.subarray(0, Math.min(buffer.length, total - offset));
+    fillPattern(chunk, offset);
+    yield chunk;
+  }
+}
+
+/**
+ * Streams `source` through WskSend, one call per chunk, reported as one WskSend line with the
+ * number of calls. Stops at the first failure.
+ */
+export function sendStream(
+  run: Run,
+  socket: WskConnectionSocket,
+  source: ReadableStream<Uint8Array>,
+  flags: number,
+  progress: Progress | null = null,
+): Promise<WskCompletion> {
+  return sendChunks(run, socket, streamChunks(source), flags, progress);
+}
+
 /** Builds the `send` command. */
 export function sendCommand(ctx: CliContext) {
   return wskCommand(
     "send",
-    "Connect and send --data, --file or standard input; with --receive, half-close and " +
-      "print the reply.",
+    "Connect and send --data, --file, standard input or --pattern; with --receive, half-close " +
+      "and print the reply.",
     "WskSocket, WskBind, WskConnect, WskSend, WskDisconnect, WskReceive (until the peer's " +
       "FIN), WskCloseSocket",
     [
       'wsk send 127.0.0.1:8080 --data "GET / HTTP/1.0\\r\\n\\r\\n" --receive',
       "head -c 1M /dev/urandom | wsk send 127.0.0.1:9000",
+      "wsk send 127.0.0.1:9000 --pattern 1G",
+      'wsk send 127.0.0.1:6379 --data "PING\\r\\n" --receive --hex',
     ],
   )
     .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
     .addOption(
       new Option("--data <text>", "send this text (escapes: \\r \\n \\t \\xNN)").argParser(
         parseData,
-      ).conflicts("file"),
+      ).conflicts(["file", "pattern"]),
     )
-    .option("--file <path>", "send this file (- for standard input)")
+    .addOption(
+      new Option("--file <path>", "send this file (- for standard input)").conflicts("pattern"),
+    )
+    .addOption(
+      new Option(
+        "--pattern <size>",
+        "send SIZE bytes of the deterministic verification pattern (suffixes K, M, G: KiB, " +
+          "MiB, GiB); check it with receive --verify-pattern or accept --mode verify",
+      ).argParser(parseSize),
+    )
     .option("--nodelay", "send with WSK_FLAG_NODELAY")
     .option("--receive", "after sending, half-close and write the reply to stdout")
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
+    .option("--hex", "hex dump every chunk sent (>) and received (<) to stderr")
+    .option(
+      "--progress",
+      "show bytes, rate and elapsed time on stderr (default: on a terminal, over 1 MiB)",
+    )
+    .option("--no-progress", "never show progress")
     .action(async (remote, options, command) => {
+      const flag: ProgressFlag = command.getOptionValueSource("progress") === "cli"
+        ? options.progress
+        : undefined;
+      if (flag === true && options.json) {
+        throw new UsageError('Cannot use "--progress" with "--json": progress is for terminals');
+      }
       // Open the source before any socket, so an unreadable file is a usage error (exit 2).
       let source: ReadableStream<Uint8Array> | null = null;
-      if (options.data === undefined) {
+      let size: number | null = null;
+      if (options.data === undefined && options.pattern === undefined) {
         if (options.file === undefined || options.file === "-") source = ctx.stdin();
         else {
           try {
             const file = await Deno.open(options.file, { read: true });
-            if ((await file.stat()).isDirectory) {
+            const info = await file.stat();
+            if (info.isDirectory) {
               file.close();
               throw new Error("it is a directory");
             }
+            if (info.isFile) size = info.size;
             source = file.readable;
           } catch (error) {
             throw new UsageError(
@@ -104,6 +167,7 @@ export function sendCommand(ctx: CliContext) {
       }
       await runAction(ctx, command, options, async (run) => {
         const flags = options.nodelay ? WSK_FLAG_NODELAY : 0;
+        if (options.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
         // A backing that can reset: a send cut short by --timeout must abort the connection
         // with an RST, never end it with a FIN that makes a truncated stream look complete.
         const socket = await run.connected(remote, options.bind, { abortive: true });
@@ -111,13 +175,16 @@ export function sendCommand(ctx: CliContext) {
           await source?.cancel().catch(() => {});
           return;
         }
-        const sent = options.data !== undefined
-          ? await run.call(
-            "WskSend",
-            socket,
-            () => socket.Dispatch.WskSend(socket, wskBuf(options.data!), flags, run.irp()),
-          )
-          : await sendStream(run, socket, source!, flags);
+        const json = options.json === true;
+        let sent: WskCompletion;
+        if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
+        else if (options.pattern !== undefined) {
+          const progress = Progress.for("sent", options.pattern, flag, json);
+          sent = await sendChunks(run, socket, patternChunks(options.pattern), flags, progress);
+        } else {
+          const progress = Progress.for("sent", size, flag, json);
+          sent = await sendStream(run, socket, source!, flags, progress);
+        }
         if (options.receive && NT_SUCCESS(sent.status)) {
           const d = socket.Dispatch;
           await run.call(
