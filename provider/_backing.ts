@@ -3,15 +3,23 @@
  * (fast reads straight into the caller's buffer; no source-address bind, no RST) or by a
  * `node:net` Socket (binds a local address and port, sends a real RST; its reads go through
  * Node-style chunks, so they cost one copy). Both look the same to the model through
- * {@linkcode ConnectionBacking}.
+ * {@linkcode ConnectionBacking}. A listening socket is backed by `Deno.listen` (its accepted
+ * sockets are deno-backed) or by a `node:net` Server (its accepted sockets are node-backed, so
+ * they can be reset); both look the same through {@linkcode ListenerBacking}.
  *
  * Everything here throws host errors; the model turns them into statuses.
  *
  * @module
  */
 
-import type { Socket as NodeSocket } from "node:net";
-import { AF_INET6, type SockAddr, sockAddr, sockAddrFromNetAddr } from "./address.ts";
+import type { Server as NodeServer, Socket as NodeSocket } from "node:net";
+import {
+  AF_INET6,
+  formatSockAddr,
+  type SockAddr,
+  sockAddr,
+  sockAddrFromNetAddr,
+} from "./address.ts";
 
 /** Which host API backs a socket. */
 export type BackingKind = "deno" | "node";
@@ -149,6 +157,150 @@ export async function connectNode(request: ConnectRequest): Promise<ConnectionBa
 /** How much a node-backed socket buffers before it pauses the host socket. */
 const NODE_HIGH_WATER = 1 << 20;
 
+/** The host listener under a model listening socket. */
+export interface ListenerBacking {
+  /** Which host API this is; the sockets it accepts have the same backing. */
+  readonly kind: BackingKind;
+  /** The address it listens on, with the kernel's port. */
+  readonly localAddress: SockAddr;
+  /** The next connection; rejects once the listener is closed or failed. */
+  accept(): Promise<ConnectionBacking>;
+  /** Stops listening; connections accepted by the host and not yet taken are closed. */
+  close(): void;
+}
+
+/** Where and how to listen. */
+export interface ListenRequest {
+  readonly local: SockAddr;
+  /** The kernel's accept backlog; the host's default when absent. */
+  readonly backlog?: number;
+}
+
+/** Listens with `Deno.listen` (throws host errors at once). */
+export function listenDeno(request: ListenRequest): ListenerBacking {
+  const listener = Deno.listen({
+    hostname: request.local.address,
+    port: request.local.port,
+    ...(request.backlog === undefined ? {} : { tcpBacklog: request.backlog }),
+  });
+  return new DenoListener(listener);
+}
+
+class DenoListener implements ListenerBacking {
+  readonly kind = "deno";
+  readonly localAddress: SockAddr;
+  #listener: Deno.TcpListener;
+
+  constructor(listener: Deno.TcpListener) {
+    this.#listener = listener;
+    this.localAddress = sockAddrFromNetAddr(listener.addr);
+  }
+
+  async accept(): Promise<ConnectionBacking> {
+    return new DenoBacking(await this.#listener.accept());
+  }
+
+  close(): void {
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/**
+ * Connections a node-backed listener holds (accepted by the host, not yet taken by the model)
+ * before it resets further ones: `node:net` accepts as fast as connections arrive and cannot be
+ * told to leave them in the kernel's backlog, so this bound stands in for the backlog.
+ */
+const NODE_ACCEPT_QUEUE = 1024;
+
+/**
+ * Listens with `node:net` (`allowHalfOpen`, `pauseOnConnect`: no byte is read from an accepted
+ * socket before the model reads). Rejects with `Deno.errors.NotCapable` when the process may not
+ * listen there: node:net would otherwise throw that outside any promise.
+ */
+export async function listenNode(request: ListenRequest): Promise<ListenerBacking> {
+  const { local } = request;
+  const host = formatSockAddr(local);
+  if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
+    throw new Deno.errors.NotCapable(`Requires net access to "${host}"`);
+  }
+  // Loaded on demand, as for connectNode.
+  const net = await import("node:net");
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  await new Promise<void>((resolve, reject) => {
+    function onError(error: Error) {
+      server.off("listening", onListening);
+      reject(error);
+    }
+    function onListening() {
+      server.off("error", onError);
+      resolve();
+    }
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({
+      host: local.address,
+      port: local.port,
+      ...(request.backlog === undefined ? {} : { backlog: request.backlog }),
+    });
+  });
+  return new NodeListener(server);
+}
+
+/** A `node:net` Server as a {@linkcode ListenerBacking}. */
+class NodeListener implements ListenerBacking {
+  readonly kind = "node";
+  readonly localAddress: SockAddr;
+  #server: NodeServer;
+  #queue: NodeBacking[] = [];
+  #waiters: { resolve: (b: ConnectionBacking) => void; reject: (e: unknown) => void }[] = [];
+  #error: unknown = null;
+  #closed = false;
+
+  constructor(server: NodeServer) {
+    this.#server = server;
+    const address = server.address();
+    if (address === null || typeof address === "string") {
+      throw new TypeError("A node:net TCP server has no address");
+    }
+    this.localAddress = sockAddr(address.address, address.port);
+    server.on("connection", (socket: NodeSocket) => {
+      // The backing attaches its error listener at once: a held socket may be reset meanwhile.
+      const backing = new NodeBacking(socket);
+      const waiter = this.#waiters.shift();
+      if (waiter !== undefined) waiter.resolve(backing);
+      else if (this.#closed || this.#queue.length >= NODE_ACCEPT_QUEUE) backing.reset();
+      else this.#queue.push(backing);
+    });
+    server.on("error", (error: Error) => {
+      this.#error ??= error;
+      for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+    });
+  }
+
+  accept(): Promise<ConnectionBacking> {
+    const held = this.#queue.shift();
+    if (held !== undefined) return Promise.resolve(held);
+    if (this.#closed) {
+      return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
+    }
+    if (this.#error !== null) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const backing of this.#queue.splice(0)) backing.close();
+    const closed = new Deno.errors.BadResource("Listener has been closed");
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(closed);
+  }
+}
+
 class NodeBacking implements ConnectionBacking {
   readonly kind = "node";
   readonly localAddress: SockAddr;
@@ -197,6 +349,8 @@ class NodeBacking implements ConnectionBacking {
       if (this.#error !== null) throw this.#error;
       if (this.#ended) return null;
       if (into.length === 0) return 0;
+      // Nothing is queued: a socket paused on connect (or by the high-water mark) reads again.
+      if (this.#socket.isPaused()) this.#socket.resume();
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
     let n = 0;

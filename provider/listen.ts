@@ -14,7 +14,7 @@ import {
   STATUS_REQUEST_NOT_ACCEPTED,
   STATUS_SUCCESS,
 } from "./status.ts";
-import { type AddressFamily, isSockAddr, type SockAddr, sockAddrFromNetAddr } from "./address.ts";
+import { type AddressFamily, isSockAddr, type SockAddr } from "./address.ts";
 import {
   SO_KEEPALIVE,
   SO_WSK_EVENT_CALLBACK,
@@ -31,7 +31,12 @@ import {
   type WskIrp,
   WskSetOption,
 } from "./types.ts";
-import { denoBacking } from "./_backing.ts";
+import {
+  type ConnectionBacking,
+  listenDeno,
+  type ListenerBacking,
+  listenNode,
+} from "./_backing.ts";
 import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
 import {
   type ControlInput,
@@ -45,6 +50,7 @@ import {
 import {
   adoptAcceptedSocket,
   allocateSocketId,
+  type BackingPreference,
   checkFlags,
   newAcceptedSocket,
   type WskConnectionSocket,
@@ -90,6 +96,15 @@ export interface WskAcceptCompletion extends WskCompletion {
 export interface WskListenOptions {
   /** The kernel's accept backlog (`listen(2)`); Deno's default is 511. */
   readonly backlog?: number;
+  /**
+   * Which host listener serves the socket. `"node"`: a `node:net` Server
+   * (`allowHalfOpen`, `pauseOnConnect`) whose accepted sockets are node-backed, so an abortive
+   * WskDisconnect or a WskCloseSocket of a live connection sends a real RST. `"deno"` or
+   * `"auto"`: `Deno.listen`, whose accepted sockets read faster but cannot send RST.
+   *
+   * @default {"auto"}
+   */
+  readonly backing?: BackingPreference;
 }
 
 interface AcceptRequest {
@@ -154,10 +169,11 @@ export class WskListenSocket {
   #dispatch: WskClientListenDispatch | null;
   #options: WskListenOptions;
   #state: ListenState = "INIT";
-  #listener: Deno.TcpListener | null = null;
+  #listener: ListenerBacking | null = null;
+  #binding = false;
   #local: SockAddr | null = null;
   #accepts: AcceptRequest[] = [];
-  #held: Deno.TcpConn[] = [];
+  #held: ConnectionBacking[] = [];
   #looping = false;
   #loopDone: Promise<void> = Promise.resolve();
   #events = 0;
@@ -203,9 +219,12 @@ export class WskListenSocket {
     return failure(STATUS_INVALID_DEVICE_STATE, `${call} is not valid in state ${this.#state}`);
   }
 
-  #bind(address: SockAddr, flags: number, irp: WskIrp | undefined): WskCompletion {
+  async #bind(address: SockAddr, flags: number, irp: WskIrp | undefined): Promise<WskCompletion> {
     const bad = this.#refuse("INIT", "WskBind") ?? checkIrp(irp) ?? checkFlags(flags, 0, "WskBind");
     if (bad) return bad;
+    if (this.#binding) {
+      return failure(STATUS_INVALID_DEVICE_STATE, "WskBind is already in progress");
+    }
     if (!isSockAddr(address) || address.family !== this.family) {
       return failure(
         STATUS_INVALID_PARAMETER,
@@ -213,16 +232,23 @@ export class WskListenSocket {
       );
     }
     const backlog = this.#options.backlog;
+    const request = { local: address, ...(backlog === undefined ? {} : { backlog }) };
+    let listener: ListenerBacking;
+    this.#binding = true;
     try {
-      this.#listener = Deno.listen({
-        hostname: address.address,
-        port: address.port,
-        ...(backlog === undefined ? {} : { tcpBacklog: backlog }),
-      });
+      listener = this.#options.backing === "node" ? await listenNode(request) : listenDeno(request);
     } catch (error) {
       return hostFailure(error, `Listen on ${address.address} port ${address.port}`);
+    } finally {
+      this.#binding = false;
     }
-    this.#local = sockAddrFromNetAddr(this.#listener.addr);
+    if (this.#state !== "INIT") {
+      // Closed while node:net was starting to listen.
+      listener.close();
+      return this.#refuse("INIT", "WskBind")!;
+    }
+    this.#listener = listener;
+    this.#local = listener.localAddress;
     this.#state = "LISTENING";
     return success();
   }
@@ -249,13 +275,13 @@ export class WskListenSocket {
   }
 
   #accepted(
-    conn: Deno.TcpConn,
+    backing: ConnectionBacking,
     context: unknown,
     dispatch: WskClientConnectionDispatch | null,
     events: number,
   ): WskAcceptCompletion {
     const socket = newAcceptedSocket({
-      backing: denoBacking(conn),
+      backing,
       context,
       dispatch,
       events,
@@ -264,8 +290,8 @@ export class WskListenSocket {
     return {
       ...success(),
       socket,
-      localAddress: sockAddrFromNetAddr(conn.localAddr),
-      remoteAddress: sockAddrFromNetAddr(conn.remoteAddr),
+      localAddress: backing.localAddress,
+      remoteAddress: backing.remoteAddress,
     };
   }
 
@@ -291,7 +317,7 @@ export class WskListenSocket {
   async #acceptLoop(): Promise<void> {
     try {
       while (this.#state === "LISTENING" && this.#wantsConnections()) {
-        let conn: Deno.TcpConn;
+        let conn: ConnectionBacking;
         try {
           conn = await this.#listener!.accept();
         } catch (error) {
@@ -308,7 +334,7 @@ export class WskListenSocket {
     }
   }
 
-  #deliver(conn: Deno.TcpConn): void {
+  #deliver(conn: ConnectionBacking): void {
     if (this.#state !== "LISTENING") {
       conn.close();
       return;
@@ -476,7 +502,7 @@ export class WskListenSocket {
         return withListen(socket, (s) => s.#close());
       },
       WskBind(socket, localAddress, flags = 0, irp) {
-        return withListen(socket, (s) => Promise.resolve(s.#bind(localAddress, flags, irp)));
+        return withListen(socket, (s) => s.#bind(localAddress, flags, irp));
       },
       WskAccept(socket, flags = 0, context, dispatch = null, irp) {
         return withListen(socket, (s) => s.#accept(flags, context, dispatch, irp));
