@@ -116,14 +116,16 @@ export class Progress {
     this.#bar = new cliProgress.SingleBar({
       stream: this.#stream as unknown as NodeJS.WritableStream,
       format: known
-        ? `{label} [{bar}] {percentage}% | {done} of {size} | {rate} | {duration_formatted}`
-        : `{label} {done} | {rate} | {duration_formatted}`,
-      barsize: 30,
+        ? `{label} [{bar}] {percentage}% {done} of {size} {rate} {duration_formatted}`
+        : `{label} {done} {rate} {duration_formatted}`,
+      barsize: 20,
       fps: 5,
       noTTYOutput: true,
       notTTYSchedule: 1000,
       hideCursor: false,
       linewrap: true,
+      // Off a terminal each render already ends its line; a last newline would be an empty one.
+      clearOnComplete: !this.#stream.isTTY,
       gracefulExit: false,
     });
     this.#started = performance.now();
