@@ -99,9 +99,12 @@ srv.close()
 conn.settimeout(20)
 def read_all():
     head, n = b"", 0
-    while data := conn.recv(1 << 20):
-        head += data[:65536 - len(head)]
-        n += len(data)
+    try:
+        while data := conn.recv(1 << 20):
+            head += data[:65536 - len(head)]
+            n += len(data)
+    except OSError:  # the CLI reset the connection
+        pass
     return head, n
 if mode == "source":
     for i, part in enumerate(parts):

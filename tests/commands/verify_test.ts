@@ -264,7 +264,7 @@ try:
     conn.shutdown(socket.SHUT_WR)
     while conn.recv(65536):
         pass
-except (ConnectionResetError, BrokenPipeError):
+except OSError:  # reset, broken pipe, or ENOTCONN after the CLI reset the connection
     end = "reset"
 conn.close()
 print(json.dumps({"sent": sent, "end": end}), flush=True)
