@@ -197,7 +197,15 @@ class DenoListener implements ListenerBacking {
   }
 
   async accept(): Promise<ConnectionBacking> {
-    return new DenoBacking(await this.#listener.accept());
+    for (;;) {
+      try {
+        return new DenoBacking(await this.#listener.accept());
+      } catch (error) {
+        // A connection reset while it waited in the backlog fails its own accept (ENOTCONN
+        // from getpeername, or ECONNABORTED): it is gone, and the listener goes on.
+        if (!isGoneBeforeAccept(error)) throw error;
+      }
+    }
   }
 
   close(): void {
@@ -207,6 +215,13 @@ class DenoListener implements ListenerBacking {
       // Already closed.
     }
   }
+}
+
+/** Whether an accept failed only because that one connection was reset in the backlog. */
+function isGoneBeforeAccept(error: unknown): boolean {
+  return error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted;
 }
 
 /**
@@ -268,6 +283,12 @@ class NodeListener implements ListenerBacking {
     }
     this.localAddress = sockAddr(address.address, address.port);
     server.on("connection", (socket: NodeSocket) => {
+      if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+        // Reset before node could ask for its address: that connection is gone already.
+        socket.on("error", () => {});
+        socket.destroy();
+        return;
+      }
       // The backing attaches its error listener at once: a held socket may be reset meanwhile.
       const backing = new NodeBacking(socket);
       const waiter = this.#waiters.shift();

@@ -391,3 +391,34 @@ Deno.test("WskAccept() on a node-backed listener: a WskReceive cancelled by its 
   assertStatus(late.completion, STATUS_SUCCESS);
   assert.equal(text.decode(late.bytes), "late");
 });
+
+/** Connects to 127.0.0.1 port argv[1], sends a byte and resets the connection (SO_LINGER 0). */
+const PYTHON_RESET_AT_ONCE = `
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"x")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+print("reset", flush=True)
+`;
+
+for (const backing of ["deno", "node"] as const) {
+  Deno.test(`WskAccept() (${backing} backing) skips a connection reset while it waited in the backlog and gets the next one`, async () => {
+    const made = await wskSocket({ flags: WSK_FLAG_LISTEN_SOCKET, options: { backing } });
+    await using listen = made.listenSocket!;
+    assertStatus(await listen.Dispatch.WskBind(listen, sockAddr("127.0.0.1", 0)), 0);
+    const port = listen.localAddress!.port;
+    {
+      await using python = new PythonProcess(PYTHON_RESET_AT_ONCE, [String(port)]);
+      assert.equal(await python.line(), "reset");
+    }
+    await sleep(50);
+    const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
+    using client = await Deno.connect({ hostname: "127.0.0.1", port });
+    const c = await pending;
+    assertStatus(c, STATUS_SUCCESS, "the reset connection must not fail the WskAccept:");
+    await using socket = c.socket!;
+    assert.equal(socket.backing, backing);
+    assert.equal(c.remoteAddress!.port, client.localAddr.port, "the next connection");
+  });
+}
