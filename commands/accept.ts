@@ -1,31 +1,247 @@
-/** `wsk accept`: a listening socket serving connections in one of several modes. @module */
+/**
+ * `wsk accept`: a listening socket that serves connections in one of several modes, for real
+ * servers in a test: a count or `--keep-open`, allow and deny lists, WskAccept IRPs or the
+ * WskAcceptEvent/WskReceiveEvent callbacks, and one summary line per connection.
+ *
+ * @module
+ */
 
-import { Option } from "@commander-js/extra-typings";
+import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import ipaddr from "ipaddr.js";
 import {
+  AF_INET,
+  IPPROTO_TCP,
+  isIpLiteral,
+  NPI_WSK_INTERFACE_ID,
   NT_SUCCESS,
   type NTSTATUS,
+  SO_WSK_EVENT_CALLBACK,
+  SOCK_STREAM,
+  type SockAddr,
+  SOL_SOCKET,
+  STATUS_CANCELLED,
+  STATUS_CONNECTION_RESET,
+  STATUS_DATA_ERROR,
+  STATUS_IO_TIMEOUT,
+  STATUS_PENDING,
+  STATUS_REQUEST_NOT_ACCEPTED,
+  STATUS_SUCCESS,
+  WSK_EVENT_ACCEPT,
+  WSK_EVENT_DISABLE,
+  WSK_EVENT_DISCONNECT,
+  WSK_EVENT_RECEIVE,
+  WSK_FLAG_ABORTIVE,
+  WSK_FLAG_LISTEN_SOCKET,
   wskBuf,
+  type WskClientConnectionDispatch,
+  type WskClientListenDispatch,
   type WskCompletion,
   type WskConnectionSocket,
+  type WskDataIndication,
+  type WskListenSocket,
+  WskSetOption,
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { parseCount, parseData, parseLocal } from "./_parse.ts";
-import type { Run } from "./_run.ts";
+import { collect, parseByteCount, parseCount, parseData, parseLocal } from "./_parse.ts";
+import { PatternVerifier } from "./_pattern.ts";
+import { type Described, joinBytes, Run } from "./_run.ts";
+import { UsageError } from "./_usage.ts";
 
 /** What `accept` does with each connection. */
-export type AcceptMode = "echo" | "discard" | "print" | "reply";
+export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify";
+
+/**
+ * How a connection ended, as its summary line says: `graceful` (FIN both ways), `reset` (the
+ * peer reset it), `timeout` (no data or FIN within --timeout), `local-close` (wsk closed or reset
+ * it: a failed verification, a refused peer, a failed call, or the server was stopped).
+ */
+export type ConnectionEnd = "graceful" | "reset" | "timeout" | "local-close";
+
+// ---------------------------------------------------------------------------------------------
+// Allow and deny lists
+
+/** One `--allow` or `--deny` value: a network as typed and as ipaddr.js parsed it. */
+export interface CidrRule {
+  /** The text as given, for messages. */
+  readonly text: string;
+  /** The network address and prefix length. */
+  readonly range: [ipaddr.IPv4 | ipaddr.IPv6, number];
+}
+
+function badCidr(text: string, why: string): never {
+  throw new InvalidArgumentError(`Cannot parse CIDR "${text}": ${why}`);
+}
+
+/**
+ * Parses an IPv4 or IPv6 network `ADDRESS/PREFIX` (or a bare address, a single host) strictly:
+ * dotted-decimal or standard IPv6 text only, no zone, a decimal prefix within the family's
+ * width, and no host bits set. Throws commander's InvalidArgumentError naming the problem.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCidr } from "./accept.ts";
+ *
+ * assert.equal(parseCidr("10.0.0.0/8").range[1], 8);
+ * assert.equal(parseCidr("::1").range[1], 128);
+ * assert.throws(() => parseCidr("10.0.0.1/8"), /host bits are set/);
+ * ```
+ */
+export function parseCidr(text: string): CidrRule {
+  const parts = text.split("/");
+  if (parts.length > 2) badCidr(text, "expected ADDRESS/PREFIX");
+  const [address, prefixText] = parts as [string, string | undefined];
+  if (address.includes("%")) badCidr(text, "a zone (%) is not allowed");
+  const family = isIpLiteral(address);
+  if (family === undefined) badCidr(text, `"${address}" is not an IPv4 or IPv6 address`);
+  const width = family === AF_INET ? 32 : 128;
+  let prefix = width;
+  if (prefixText !== undefined) {
+    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > width) {
+      badCidr(text, `the prefix must be an integer from 0 to ${width}`);
+    }
+    prefix = Number(prefixText);
+  }
+  const parsed = ipaddr.parse(address);
+  const network = family === AF_INET
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`);
+  if (network.toString() !== parsed.toString()) {
+    badCidr(text, `host bits are set (the network is ${network.toString()}/${prefix})`);
+  }
+  return { text, range: [parsed, prefix] };
+}
+
+function matches(address: ipaddr.IPv4 | ipaddr.IPv6, rule: CidrRule): boolean {
+  const [network, prefix] = rule.range;
+  if (address.kind() !== network.kind()) return false;
+  return address.kind() === "ipv4"
+    ? (address as ipaddr.IPv4).match(network as ipaddr.IPv4, prefix)
+    : (address as ipaddr.IPv6).match(network as ipaddr.IPv6, prefix);
+}
+
+/**
+ * Why a peer is refused, or null when it may connect. A peer is refused when it matches a
+ * `--deny` network, or when `--allow` networks were given and it matches none of them (deny
+ * wins). An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`) is checked as the IPv4 address.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseCidr, refusalOf } from "./accept.ts";
+ *
+ * const allow = [parseCidr("127.0.0.0/8")];
+ * assert.equal(refusalOf("127.0.0.1", allow, []), null);
+ * assert.equal(refusalOf("::1", allow, []), "::1 matches no --allow network");
+ * ```
+ */
+export function refusalOf(
+  peer: string,
+  allow: readonly CidrRule[],
+  deny: readonly CidrRule[],
+): string | null {
+  if (allow.length === 0 && deny.length === 0) return null;
+  const address = ipaddr.process(peer);
+  const denied = deny.find((rule) => matches(address, rule));
+  if (denied) return `${peer} is refused by --deny ${denied.text}`;
+  if (allow.length > 0 && !allow.some((rule) => matches(address, rule))) {
+    return `${peer} matches no --allow network`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One connection's bookkeeping and its summary line
+
+/** How a failure status ended a connection. */
+function endOf(status: NTSTATUS): ConnectionEnd {
+  if (status === STATUS_CONNECTION_RESET) return "reset";
+  if (status === STATUS_IO_TIMEOUT) return "timeout";
+  return "local-close";
+}
+
+/** One served connection: its socket, when it started, and its first failure. */
+class Connection {
+  readonly socket: WskConnectionSocket;
+  readonly start: number = performance.now();
+  #failure: { completion: WskCompletion; end: ConnectionEnd; expected?: NTSTATUS } | null = null;
+
+  constructor(socket: WskConnectionSocket) {
+    this.socket = socket;
+  }
+
+  /** Records a failure; the first one decides the summary. */
+  fail(completion: WskCompletion, end: ConnectionEnd = endOf(completion.status)): void {
+    this.#failure ??= { completion, end };
+  }
+
+  /** Records a failure the run sets out to produce (a refused peer, a stopped server). */
+  failExpected(completion: WskCompletion, end: ConnectionEnd): void {
+    this.#failure ??= { completion, end, expected: completion.status };
+  }
+
+  get failed(): boolean {
+    return this.#failure !== null;
+  }
+
+  /** The summary line: status, bytes both ways, duration and how the connection ended. */
+  summarize(run: Run, expected?: NTSTATUS): void {
+    const received = this.socket.bytesReceived;
+    const sent = this.socket.bytesSent;
+    const failure = this.#failure;
+    const end = failure?.end ?? "graceful";
+    const completion = failure?.completion ?? { status: STATUS_SUCCESS, information: 0 };
+    // The human line grammar has one value field: received= and sent= follow it as fields of
+    // their own; JSON gets them as numbers.
+    run.report(
+      "Summary",
+      this.socket,
+      { ...completion, information: received + sent },
+      performance.now() - this.start,
+      run.reporter.json
+        ? { information: received + sent, value: end, extra: { received, sent } }
+        : { information: received + sent, value: `${end} received=${received} sent=${sent}` },
+      failure?.expected ?? expected,
+    );
+  }
+}
+
+/** Everything a connection handler needs: the run, the options, and the stop signal. */
+interface Server {
+  readonly run: Run;
+  readonly ctx: CliContext;
+  readonly mode: AcceptMode;
+  readonly reply: Uint8Array;
+  readonly verifyBytes: number | undefined;
+  readonly keepOpen: boolean;
+  /** Aborted by SIGINT or SIGTERM. */
+  readonly stop: AbortSignal;
+}
+
+/** STATUS_CANCELLED is what a --keep-open server expects once it is told to stop. */
+function cancelExpected(server: Server): NTSTATUS | undefined {
+  return server.keepOpen && server.stop.aborted ? STATUS_CANCELLED : undefined;
+}
+
+/** The live connection states in which WskCloseSocket would abort (RST where it can). */
+function isOpen(socket: WskConnectionSocket): boolean {
+  return socket.state === "ESTAB" || socket.state === "LFIN" || socket.state === "RFIN";
+}
+
+// ---------------------------------------------------------------------------------------------
+// WskAccept (IRP) handlers
 
 /**
  * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
- * receive (the peer's FIN); then a graceful disconnect and close. Any failure closes at once.
- * Reported as one WskReceive and one WskSend line with call counts.
+ * receive (the peer's FIN). Reported as one WskReceive and one WskSend line with call counts.
+ * Returns the failed call's completion, or null.
  */
-export async function echo(
+async function echoLoop(
   run: Run,
   socket: WskConnectionSocket,
-  expected?: NTSTATUS,
-): Promise<void> {
+  expected: () => NTSTATUS | undefined,
+): Promise<WskCompletion | null> {
   const d = socket.Dispatch;
   const buffer = new Uint8Array(64 * 1024);
   const start = performance.now();
@@ -52,56 +268,678 @@ export async function echo(
     sent += put.information;
   }
   const elapsed = performance.now() - start;
-  const ok = { status: 0, information: 0 };
+  const ok = { status: STATUS_SUCCESS, information: 0 };
   run.report(
     "WskReceive",
     socket,
     failed?.call === "WskReceive" ? failed.completion : ok,
     elapsed,
-    {
-      information: received,
-      calls: receives,
-    },
-    expected,
+    { information: received, calls: receives },
+    expected(),
   );
-  run.report("WskSend", socket, failed?.call === "WskSend" ? failed.completion : ok, elapsed, {
-    information: sent,
-    calls: sends,
-  }, expected);
+  run.report(
+    "WskSend",
+    socket,
+    failed?.call === "WskSend" ? failed.completion : ok,
+    elapsed,
+    { information: sent, calls: sends },
+    expected(),
+  );
+  return failed?.completion ?? null;
+}
+
+/**
+ * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
+ * receive (the peer's FIN); then a graceful disconnect and close. Any failure closes at once.
+ * Reported as one WskReceive and one WskSend line with call counts.
+ */
+export async function echo(
+  run: Run,
+  socket: WskConnectionSocket,
+  expected?: NTSTATUS,
+): Promise<void> {
+  const d = socket.Dispatch;
+  const failed = await echoLoop(run, socket, () => expected);
   if (failed === null) {
     await run.call("WskDisconnect", socket, () => d.WskDisconnect(socket, null, 0, run.irp()));
   }
   await run.close(socket);
 }
 
-async function serve(
-  run: Run,
-  ctx: CliContext,
-  socket: WskConnectionSocket,
-  mode: AcceptMode,
-  reply: Uint8Array,
-): Promise<void> {
-  switch (mode) {
-    case "echo":
-      return await echo(run, socket);
+/**
+ * Receives until the peer's FIN, handing each chunk to `sink`, as one WskReceive line with
+ * `calls`. Each call is bounded by --timeout (an idle timeout). With a `verifier`, the first
+ * mismatch stops the loop and the line (and the connection) gets STATUS_DATA_ERROR with the
+ * verifier's message, as `receive --verify-pattern` reports it. Returns true when the FIN was
+ * reached and no mismatch was found.
+ */
+async function receiveToFin(
+  server: Server,
+  connection: Connection,
+  sink: (bytes: Uint8Array) => void | Promise<void>,
+  options: { show?: boolean; verifier?: PatternVerifier } = {},
+): Promise<boolean> {
+  const { show = false, verifier } = options;
+  const { run } = server;
+  const socket = connection.socket;
+  const d = socket.Dispatch;
+  const buffer = new Uint8Array(256 * 1024);
+  const preview: Uint8Array[] = [];
+  let previewBytes = 0;
+  let total = 0;
+  let calls = 0;
+  let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
+  let fin = false;
+  const start = performance.now();
+  for (;;) {
+    last = await d.WskReceive(socket, wskBuf(buffer), 0, run.irp());
+    calls++;
+    if (!NT_SUCCESS(last.status)) break;
+    if (last.information === 0) {
+      fin = true;
+      break;
+    }
+    const bytes = buffer.subarray(0, last.information);
+    total += bytes.length;
+    if (show && previewBytes < 4096) {
+      preview.push(bytes.slice(0, 4096 - previewBytes));
+      previewBytes += Math.min(bytes.length, 4096 - previewBytes);
+    }
+    await sink(bytes);
+    if (verifier) {
+      verifier.push(bytes);
+      if (verifier.mismatch !== null) break;
+    }
+  }
+  const mismatch = verifier && NT_SUCCESS(last.status)
+    ? verifier.mismatch ?? (fin ? verifier.finish() : null)
+    : null;
+  if (mismatch !== null) {
+    last = { status: STATUS_DATA_ERROR, information: total, message: mismatch.message };
+    connection.fail(last, "local-close");
+  }
+  const ok = NT_SUCCESS(last.status);
+  if (!ok) connection.fail(last);
+  run.report(
+    "WskReceive",
+    socket,
+    ok ? { status: last.status, information: total } : last,
+    performance.now() - start,
+    {
+      information: total,
+      calls,
+      ...(previewBytes > 0 ? { data: joinBytes(preview, previewBytes) } : {}),
+    },
+    cancelExpected(server),
+  );
+  return fin && ok;
+}
+
+/**
+ * Issues one call, times it and reports it. Unlike `Run.call`, the status the run expects is
+ * decided once the call completed (a stop may come while it is pending).
+ */
+async function reportedCall<T extends WskCompletion>(
+  server: Server,
+  call: string,
+  socket: Described | ((completion: T) => Described | null),
+  issue: () => Promise<T>,
+  extra: { value?: string } = {},
+  expected: (completion: T) => NTSTATUS | undefined = () => cancelExpected(server),
+): Promise<T> {
+  const start = performance.now();
+  const completion = await issue();
+  const described = typeof socket === "function" ? socket(completion) : socket;
+  server.run.report(
+    call,
+    described,
+    completion,
+    performance.now() - start,
+    extra,
+    expected(completion),
+  );
+  return completion;
+}
+
+/** One reported call on a served connection; a failure is recorded on the connection. */
+async function connectionCall(
+  server: Server,
+  connection: Connection,
+  call: string,
+  issue: () => Promise<WskCompletion>,
+  extra: { value?: string } = {},
+): Promise<WskCompletion> {
+  const completion = await reportedCall(server, call, connection.socket, issue, extra);
+  if (!NT_SUCCESS(completion.status)) connection.fail(completion);
+  return completion;
+}
+
+/**
+ * Ends a connection without losing data: a graceful WskDisconnect, then (if the peer has not
+ * finished) receiving until its FIN, shown in the WskReceive line.
+ */
+async function disconnectGracefully(server: Server, connection: Connection): Promise<void> {
+  const socket = connection.socket;
+  const d = socket.Dispatch;
+  if (socket.state === "ESTAB" || socket.state === "RFIN") {
+    const done = await connectionCall(
+      server,
+      connection,
+      "WskDisconnect",
+      () => d.WskDisconnect(socket, null, 0, server.run.irp()),
+    );
+    if (!NT_SUCCESS(done.status)) return;
+  }
+  if (socket.state === "LFIN") await receiveToFin(server, connection, () => {}, { show: true });
+}
+
+/** Resets a live connection (WSK_FLAG_ABORTIVE) where the backing can; WskCloseSocket follows. */
+async function disconnectAbortively(server: Server, connection: Connection): Promise<void> {
+  const socket = connection.socket;
+  if (!isOpen(socket) || socket.backing !== "node") return;
+  const d = socket.Dispatch;
+  await connectionCall(
+    server,
+    connection,
+    "WskDisconnect",
+    () => d.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE, server.run.irp()),
+    { value: "abortive" },
+  );
+}
+
+/** Serves one connection accepted by WskAccept, in the server's mode. */
+async function serveIrp(server: Server, connection: Connection): Promise<void> {
+  const { run, ctx } = server;
+  const socket = connection.socket;
+  switch (server.mode) {
+    case "echo": {
+      const failed = await echoLoop(run, socket, () => cancelExpected(server));
+      if (failed !== null) connection.fail(failed);
+      else await disconnectGracefully(server, connection);
+      break;
+    }
     case "reply": {
-      const sent = await run.send(socket, reply);
-      if (NT_SUCCESS(sent.status)) await run.finish(socket);
-      else await run.close(socket);
-      return;
+      const sent = await connectionCall(
+        server,
+        connection,
+        "WskSend",
+        () => socket.Dispatch.WskSend(socket, wskBuf(server.reply), 0, run.irp()),
+      );
+      if (NT_SUCCESS(sent.status)) await disconnectGracefully(server, connection);
+      break;
     }
     case "discard":
     case "print": {
-      const got = await run.receiveLoop(socket, {
-        idle: true,
-        ...(mode === "print"
-          ? { sink: (bytes: Uint8Array) => ctx.writePayload(bytes) }
-          : { sink: () => Promise.resolve() }),
+      const print = server.mode === "print";
+      const fin = await receiveToFin(server, connection, async (bytes) => {
+        if (print) await ctx.writePayload(bytes);
       });
-      if (NT_SUCCESS(got.status)) await run.finish(socket);
-      else await run.close(socket);
+      if (fin) await disconnectGracefully(server, connection);
+      break;
+    }
+    case "verify": {
+      const verifier = new PatternVerifier(server.verifyBytes);
+      const verified = await receiveToFin(server, connection, () => {}, { verifier });
+      if (verified) await disconnectGracefully(server, connection);
+      else if (verifier.mismatch !== null) await disconnectAbortively(server, connection);
+      break;
+    }
+  }
+  await run.close(socket);
+}
+
+/** A refused peer: reset (where the backing can) and close, reported as not accepted. */
+async function refuseIrp(server: Server, connection: Connection, reason: string): Promise<void> {
+  await disconnectAbortively(server, connection);
+  await server.run.close(connection.socket);
+  connection.failExpected(
+    { status: STATUS_REQUEST_NOT_ACCEPTED, information: 0, message: reason },
+    "local-close",
+  );
+  connection.summarize(server.run);
+}
+
+// ---------------------------------------------------------------------------------------------
+// WskAcceptEvent / WskReceiveEvent handlers
+
+/** The byte ranges of an indication list, in order. */
+function indicationParts(list: WskDataIndication | null): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  for (let item = list; item !== null; item = item.Next) {
+    const { Mdl, Offset, Length } = item.Buffer;
+    if (Mdl && Length > 0) parts.push(Mdl.bytes.subarray(Offset, Offset + Length));
+  }
+  return parts;
+}
+
+/** Totals for one aggregated line. */
+interface Tally {
+  calls: number;
+  bytes: number;
+  failure: WskCompletion | null;
+}
+
+function tally(): Tally {
+  return { calls: 0, bytes: 0, failure: null };
+}
+
+/**
+ * A connection served through callbacks: WskReceiveEvent indicates data (kept with
+ * STATUS_PENDING while an echo or a print still uses it, then returned with WskRelease) and
+ * WskDisconnectEvent the peer's FIN or reset. No IRP bounds an event, so a timer stands in for
+ * --timeout: no indication or FIN within it ends the connection.
+ */
+class EventConnection {
+  readonly connection: Connection;
+  readonly dispatch: WskClientConnectionDispatch;
+  readonly #server: Server;
+  readonly #verifier: PatternVerifier | null;
+  readonly #indications = tally();
+  readonly #sends = tally();
+  readonly #releases = tally();
+  #work: Promise<void>[] = [];
+  #printChain: Promise<void> = Promise.resolve();
+  #ended!: (why: "fin" | "reset" | "mismatch") => void;
+  readonly #endedPromise: Promise<"fin" | "reset" | "mismatch">;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #idle!: () => void;
+  readonly #idlePromise: Promise<"timeout">;
+  /** Set once the end was decided: later indications are taken without a new deadline. */
+  #decided = false;
+
+  constructor(server: Server, socket: WskConnectionSocket) {
+    this.#server = server;
+    this.connection = new Connection(socket);
+    this.#verifier = server.mode === "verify" ? new PatternVerifier(server.verifyBytes) : null;
+    this.#endedPromise = new Promise((resolve) => this.#ended = resolve);
+    this.#idlePromise = new Promise((resolve) => this.#idle = () => resolve("timeout"));
+    this.dispatch = {
+      WskReceiveEvent: (_context, _flags, list, indicated) => this.#onReceive(list, indicated),
+      WskDisconnectEvent: (_context, flags) => {
+        this.#ended((flags & WSK_FLAG_ABORTIVE) !== 0 ? "reset" : "fin");
+        return STATUS_SUCCESS;
+      },
+    };
+    this.#arm();
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    if (this.#decided) return;
+    this.#timer = setTimeout(() => this.#idle(), this.#server.run.timeout);
+  }
+
+  #onReceive(list: WskDataIndication | null, indicated: number): NTSTATUS {
+    // After the end was decided (a timeout, a stop, a mismatch) the connection is being closed:
+    // what still arrives is taken and dropped.
+    if (list === null || this.#decided) return STATUS_SUCCESS;
+    this.#arm();
+    this.#indications.calls++;
+    this.#indications.bytes += indicated;
+    const parts = indicationParts(list);
+    switch (this.#server.mode) {
+      case "verify": {
+        const verifier = this.#verifier!;
+        for (const part of parts) verifier.push(part);
+        if (verifier.mismatch !== null) this.#ended("mismatch");
+        return STATUS_SUCCESS;
+      }
+      case "echo":
+        this.#work.push(this.#echo(list, parts));
+        return STATUS_PENDING;
+      case "print":
+        this.#printChain = this.#printChain.then(() => this.#print(list, parts));
+        this.#work.push(this.#printChain);
+        return STATUS_PENDING;
+      default:
+        return STATUS_SUCCESS;
+    }
+  }
+
+  async #echo(list: WskDataIndication, parts: Uint8Array[]): Promise<void> {
+    const socket = this.connection.socket;
+    const d = socket.Dispatch;
+    // Sends run in the order they are issued, so the echo keeps the stream's order.
+    const sends = parts.map((part) => d.WskSend(socket, wskBuf(part), 0, this.#server.run.irp()));
+    for (const sent of await Promise.all(sends)) {
+      this.#sends.calls++;
+      if (NT_SUCCESS(sent.status)) this.#sends.bytes += sent.information;
+      else this.#sends.failure ??= sent;
+    }
+    await this.#release(list, parts);
+  }
+
+  async #print(list: WskDataIndication, parts: Uint8Array[]): Promise<void> {
+    for (const part of parts) await this.#server.ctx.writePayload(part);
+    await this.#release(list, parts);
+  }
+
+  async #release(list: WskDataIndication, parts: Uint8Array[]): Promise<void> {
+    const socket = this.connection.socket;
+    const released = await socket.Dispatch.WskRelease(socket, list);
+    this.#releases.calls++;
+    this.#releases.bytes += parts.reduce((sum, part) => sum + part.length, 0);
+    if (!NT_SUCCESS(released.status)) this.#releases.failure ??= released;
+  }
+
+  /** The first of the stream's end, the idle deadline and the server's stop. */
+  async #end(): Promise<"fin" | "reset" | "mismatch" | "timeout" | "stop"> {
+    const stop = this.#server.stop;
+    let onStop = () => {};
+    const stopped = new Promise<"stop">((resolve) => onStop = () => resolve("stop"));
+    if (stop.aborted) onStop();
+    stop.addEventListener("abort", onStop, { once: true });
+    try {
+      return await Promise.race([this.#endedPromise, this.#idlePromise, stopped]);
+    } finally {
+      stop.removeEventListener("abort", onStop);
+    }
+  }
+
+  /** Waits for the end of the stream, then reports and closes the connection. */
+  async serve(): Promise<void> {
+    const server = this.#server;
+    const { run } = server;
+    const connection = this.connection;
+    const socket = connection.socket;
+    const d = socket.Dispatch;
+    const start = performance.now();
+    if (server.mode === "reply") {
+      const sent = await connectionCall(
+        server,
+        connection,
+        "WskSend",
+        () => d.WskSend(socket, wskBuf(server.reply), 0, run.irp()),
+      );
+      if (NT_SUCCESS(sent.status)) {
+        await connectionCall(
+          server,
+          connection,
+          "WskDisconnect",
+          () => d.WskDisconnect(socket, null, 0, run.irp()),
+        );
+      }
+    }
+    if (connection.failed) {
+      // The reply could not be sent: close at once, as echosrv does on any failure.
+      this.#decided = true;
+      clearTimeout(this.#timer);
+      await run.close(socket);
       return;
     }
+    const why = await this.#end();
+    this.#decided = true;
+    clearTimeout(this.#timer);
+    // Echoes and prints in progress finish (each send is bounded by --timeout) before the lines.
+    await Promise.all(this.#work);
+    const expected = cancelExpected(server);
+    const verifier = this.#verifier;
+    const mismatch = verifier === null
+      ? null
+      : verifier.mismatch ?? (why === "fin" ? verifier.finish() : null);
+    const indicated: WskCompletion = mismatch !== null
+      ? { status: STATUS_DATA_ERROR, information: 0, message: mismatch.message }
+      : why === "timeout"
+      ? {
+        status: STATUS_IO_TIMEOUT,
+        information: 0,
+        message: `No data or FIN from the peer within ${run.timeout} ms`,
+      }
+      : why === "stop"
+      ? { status: STATUS_CANCELLED, information: 0, message: "The server was stopped" }
+      : { status: STATUS_SUCCESS, information: 0 };
+    if (mismatch !== null) connection.fail(indicated, "local-close");
+    if (why === "timeout") connection.fail(indicated, "timeout");
+    if (why === "stop") connection.fail(indicated, "local-close");
+    run.report("WskReceiveEvent", socket, indicated, performance.now() - start, {
+      information: this.#indications.bytes,
+      calls: this.#indications.calls,
+    }, expected);
+    this.#reportTally("WskSend", this.#sends, start, server.mode === "echo");
+    this.#reportTally("WskRelease", this.#releases, start, this.#releases.calls > 0);
+    if (why === "fin" || why === "reset") {
+      const reset = why === "reset";
+      const event: WskCompletion = reset
+        ? {
+          status: STATUS_CONNECTION_RESET,
+          information: 0,
+          message: "The peer reset the connection",
+        }
+        : { status: STATUS_SUCCESS, information: 0 };
+      if (reset) connection.fail(event, "reset");
+      run.report("WskDisconnectEvent", socket, event, 0, {
+        value: reset ? "abortive" : "graceful",
+      });
+    }
+    if (mismatch !== null) {
+      await disconnectAbortively(server, connection);
+    } else if (why === "fin" && !connection.failed) {
+      await disconnectGracefully(server, connection);
+    }
+    await run.close(socket);
+  }
+
+  #reportTally(call: string, counts: Tally, start: number, show: boolean): void {
+    if (!show) return;
+    if (counts.failure !== null) this.connection.fail(counts.failure);
+    this.#server.run.report(
+      call,
+      this.connection.socket,
+      counts.failure ?? { status: STATUS_SUCCESS, information: 0 },
+      performance.now() - start,
+      { information: counts.bytes, calls: counts.calls },
+      cancelExpected(this.#server),
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The listener
+
+/**
+ * WskSocket (WSK_FLAG_LISTEN_SOCKET, with the backing and callbacks asked for) then WskBind,
+ * which starts listening; both reported. Null (after closing what was made) when either fails.
+ */
+async function listen(
+  run: Run,
+  local: SockAddr,
+  backing: "node" | "deno",
+  dispatch: WskClientListenDispatch | null,
+): Promise<WskListenSocket | null> {
+  const d = run.npi.Dispatch;
+  const made = await run.call("WskSocket", (c) => c.listenSocket ?? null, () =>
+    d.WskSocket(
+      run.npi.Client,
+      local.family,
+      SOCK_STREAM,
+      IPPROTO_TCP,
+      WSK_FLAG_LISTEN_SOCKET,
+      undefined,
+      dispatch,
+      { ...run.irp(), backing },
+    ));
+  const listener = made.listenSocket;
+  if (!listener) return null;
+  const l = listener.Dispatch;
+  const bound = await run.call("WskBind", listener, () => l.WskBind(listener, local, 0, run.irp()));
+  if (NT_SUCCESS(bound.status)) return listener;
+  await run.close(listener);
+  return null;
+}
+
+/** What the accept loop was told on the command line. */
+interface AcceptPlan {
+  readonly count: number | null;
+  readonly allow: readonly CidrRule[];
+  readonly deny: readonly CidrRule[];
+}
+
+/** WskAccept until --count connections were served (refused peers do not count) or it stops. */
+async function acceptWithIrps(
+  server: Server,
+  listener: WskListenSocket,
+  plan: AcceptPlan,
+): Promise<Promise<void>[]> {
+  const { run } = server;
+  const l = listener.Dispatch;
+  const handlers: Promise<void>[] = [];
+  let served = 0;
+  while (plan.count === null || served < plan.count) {
+    // Waiting for a connection is unbounded unless --timeout was given; with --keep-open, a
+    // wait that times out (or is stopped) is the planned end.
+    const accepted = await reportedCall(
+      server,
+      "WskAccept",
+      (c) => c.socket ?? listener,
+      () =>
+        l.WskAccept(listener, 0, undefined, null, run.irp(run.timeoutGiven ? run.timeout : null)),
+      {},
+      (c) =>
+        server.keepOpen && (c.status === STATUS_IO_TIMEOUT || server.stop.aborted)
+          ? c.status
+          : undefined,
+    );
+    if (!accepted.socket) break;
+    const connection = new Connection(accepted.socket);
+    const refusal = refusalOf(accepted.remoteAddress!.address, plan.allow, plan.deny);
+    if (refusal !== null) {
+      handlers.push(refuseIrp(server, connection, refusal));
+      continue;
+    }
+    served++;
+    handlers.push(
+      serveIrp(server, connection).then(() => connection.summarize(run, cancelExpected(server))),
+    );
+  }
+  return handlers;
+}
+
+/**
+ * Accepts through WskAcceptEvent until --count connections were served, the server is stopped,
+ * or (with --timeout) no connection came within the timeout.
+ */
+async function acceptWithEvents(
+  server: Server,
+  local: SockAddr,
+  backing: "node" | "deno",
+  plan: AcceptPlan,
+): Promise<void> {
+  const { run } = server;
+  const handlers: Promise<void>[] = [];
+  let served = 0;
+  let accepting = true;
+  let done!: (why: "count" | "stop" | "timeout") => void;
+  const finished = new Promise<"count" | "stop" | "timeout">((resolve) => done = resolve);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    if (run.timeoutGiven) timer = setTimeout(() => done("timeout"), run.timeout);
+  };
+  const onStop = () => done("stop");
+  const dispatch: WskClientListenDispatch = {
+    WskAcceptEvent(_context, _flags, localAddress, remoteAddress, socket) {
+      if (socket === null) return STATUS_REQUEST_NOT_ACCEPTED;
+      // Any connection restarts the wait, as a new WskAccept would.
+      if (accepting) arm();
+      const described = {
+        id: socket.id,
+        localAddress,
+        remoteAddress,
+      };
+      const refusal = accepting
+        ? refusalOf(remoteAddress.address, plan.allow, plan.deny)
+        : "the server accepts no more connections";
+      if (refusal !== null) {
+        const connection = new Connection(socket);
+        const refused = {
+          status: STATUS_REQUEST_NOT_ACCEPTED,
+          information: 0,
+          message: refusal,
+        };
+        run.report("WskAcceptEvent", described, refused, 0, {}, STATUS_REQUEST_NOT_ACCEPTED);
+        connection.failExpected(refused, "local-close");
+        // The provider closes the socket once the callback returns (RST on a node backing).
+        queueMicrotask(() => connection.summarize(run));
+        return STATUS_REQUEST_NOT_ACCEPTED;
+      }
+      served++;
+      run.report("WskAcceptEvent", described, { status: STATUS_SUCCESS, information: 0 }, 0);
+      const handler = new EventConnection(server, socket);
+      handlers.push(
+        handler.serve().then(() => handler.connection.summarize(run, cancelExpected(server))),
+      );
+      if (plan.count !== null && served >= plan.count) {
+        accepting = false;
+        done("count");
+      }
+      return { status: STATUS_SUCCESS, context: handler, dispatch: handler.dispatch };
+    },
+  };
+  const l = await listen(run, local, backing, dispatch);
+  if (!l) return;
+  const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
+  const enabled = await run.call(
+    "WskControlSocket",
+    l,
+    () =>
+      // Enabling events takes no IRP (WSK's rule).
+      l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
+        NpiId: NPI_WSK_INTERFACE_ID,
+        EventMask: mask,
+      }),
+    {
+      option: "SO_WSK_EVENT_CALLBACK",
+      value: "WSK_EVENT_ACCEPT|WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT",
+    },
+  );
+  if (NT_SUCCESS(enabled.status)) {
+    arm();
+    server.stop.addEventListener("abort", onStop, { once: true });
+    if (server.stop.aborted) onStop();
+    const start = performance.now();
+    const why = await finished;
+    clearTimeout(timer);
+    server.stop.removeEventListener("abort", onStop);
+    accepting = false;
+    // Stop the callback; connections that come now wait in the backlog until the close.
+    await l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
+      NpiId: NPI_WSK_INTERFACE_ID,
+      EventMask: WSK_EVENT_DISABLE | WSK_EVENT_ACCEPT,
+    });
+    if (why !== "count") {
+      const completion: WskCompletion = why === "timeout"
+        ? {
+          status: STATUS_IO_TIMEOUT,
+          information: 0,
+          message: `No connection within ${run.timeout} ms`,
+        }
+        : { status: STATUS_CANCELLED, information: 0, message: "The server was stopped" };
+      run.report(
+        "WskAcceptEvent",
+        l,
+        completion,
+        performance.now() - start,
+        { calls: served },
+        server.keepOpen ? completion.status : undefined,
+      );
+    }
+  }
+  await Promise.all(handlers);
+  await run.close(l);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+/** Reads the --reply-file before any socket opens; a usage error when it cannot. */
+async function readReplyFile(path: string): Promise<Uint8Array> {
+  try {
+    if ((await Deno.stat(path)).isDirectory) throw new Error("it is a directory");
+    return await Deno.readFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read reply file "${path}": ${error instanceof Error ? error.message : error}`,
+    );
   }
 }
 
@@ -109,55 +947,134 @@ async function serve(
 export function acceptCommand(ctx: CliContext) {
   return wskCommand(
     "accept",
-    "Listen on LOCAL (default 127.0.0.1:0) and serve --count connections concurrently.",
+    "Listen on LOCAL (default 127.0.0.1:0) and serve --count connections (or --keep-open) " +
+      "concurrently, each in --mode, each ending with a Summary line.",
     "WskSocket, WskBind, WskAccept, then per connection WskReceive/WskSend (by mode), " +
-      "WskDisconnect, WskCloseSocket",
+      "WskDisconnect, WskCloseSocket; with --events WskControlSocket (SO_WSK_EVENT_CALLBACK), " +
+      "events WskAcceptEvent, WskReceiveEvent, WskDisconnectEvent, and WskRelease",
     [
       "wsk accept --mode echo --count 10",
       'wsk accept [::1]:8080 --mode reply --reply "HTTP/1.0 200 OK\\r\\n\\r\\nhello"',
       "wsk accept 127.0.0.1:9000 --mode print > received.bin",
+      "wsk accept :9000 --keep-open --mode discard --allow 127.0.0.0/8 --deny 127.0.0.2",
+      "wsk accept --mode verify --verify-bytes 1048576 --events",
     ],
   )
     .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on", parseLocal)
-    .option("--count <n>", "connections to accept before exiting", parseCount, 1)
+    .addOption(
+      new Option("--count <n>", "connections to serve before exiting (refused peers do not count)")
+        .default(1)
+        .argParser(parseCount),
+    )
+    .addOption(
+      new Option(
+        "--keep-open",
+        "serve until SIGINT/SIGTERM, or until --timeout passes with no new connection",
+      ).conflicts("count"),
+    )
     .addOption(
       new Option("--mode <mode>", "what to do with each connection")
-        .choices(["echo", "discard", "print", "reply"] as const)
+        .choices(["echo", "discard", "print", "reply", "verify"] as const)
         .default("echo" as const),
     )
-    .option("--reply <text>", "the reply for --mode reply (escapes: \\r \\n \\t \\xNN)", parseData)
+    .addOption(
+      new Option("--reply <text>", "the reply for --mode reply (escapes: \\r \\n \\t \\xNN)")
+        .argParser(parseData),
+    )
+    .addOption(
+      new Option("--reply-file <file>", "the reply for --mode reply, read from a file")
+        .conflicts("reply"),
+    )
+    .addOption(
+      new Option("--verify-bytes <n>", "--mode verify: the exact byte count expected")
+        .argParser(parseByteCount),
+    )
+    .addOption(
+      new Option("--allow <cidr>", "accept only peers in this network (repeatable)")
+        .argParser(collect(parseCidr)),
+    )
+    .addOption(
+      new Option("--deny <cidr>", "reset peers in this network (repeatable; wins over --allow)")
+        .argParser(collect(parseCidr)),
+    )
+    .addOption(
+      new Option(
+        "--events",
+        "accept through WskAcceptEvent and receive through WskReceiveEvent instead of IRPs",
+      ),
+    )
     .action(async (localEndpoint, options, command) => {
-      await runAction(ctx, command, options, async (run) => {
-        const local = localEndpoint
-          ? await run.resolve(localEndpoint)
-          : { family: 2 as const, address: "127.0.0.1", port: 0 };
-        if (local === null) return;
-        const listener = await run.listen(local);
-        if (!listener) return;
-        const l = listener.Dispatch;
-        const handlers: Promise<void>[] = [];
-        const reply = options.reply ?? new Uint8Array(0);
-        for (let i = 0; i < options.count; i++) {
-          // Waiting for a connection is unbounded unless --timeout was given.
-          const accepted = await run.call(
-            "WskAccept",
-            (c) => c.socket ?? listener,
-            () =>
-              l.WskAccept(
-                listener,
-                0,
-                undefined,
-                null,
-                run.irp(run.timeoutGiven ? run.timeout : null),
-              ),
-          );
-          if (!accepted.socket) break;
-          handlers.push(serve(run, ctx, accepted.socket, options.mode, reply));
+      const explicitMode = command.getOptionValueSource("mode") === "cli";
+      let mode: AcceptMode = options.mode;
+      const wantsReply = options.reply !== undefined || options.replyFile !== undefined;
+      if (wantsReply && !explicitMode) mode = "reply";
+      if (options.verifyBytes !== undefined && !explicitMode) mode = "verify";
+      if (wantsReply && mode !== "reply") {
+        throw new UsageError(`Cannot use --reply or --reply-file with --mode "${mode}"`);
+      }
+      if (options.verifyBytes !== undefined && mode !== "verify") {
+        throw new UsageError(`Cannot use --verify-bytes with --mode "${mode}"`);
+      }
+      const reply = options.replyFile !== undefined
+        ? await readReplyFile(options.replyFile)
+        : options.reply ?? new Uint8Array(0);
+      const plan: AcceptPlan = {
+        count: options.keepOpen ? null : options.count,
+        allow: options.allow ?? [],
+        deny: options.deny ?? [],
+      };
+      // Refused peers and failed verifications are reset, which needs node-backed accepted
+      // sockets (a deno-backed close would be a FIN, and the sender would take it for success).
+      // Everything else keeps the deno backing: it reads without a copy and with less memory.
+      const backing = plan.allow.length > 0 || plan.deny.length > 0 || mode === "verify"
+        ? "node"
+        : "deno";
+      await runAction(ctx, command, options, async (outer) => {
+        const stopper = new AbortController();
+        const stop = () => stopper.abort();
+        const signals: Deno.Signal[] = [];
+        for (const signal of ["SIGINT", "SIGTERM"] as const) {
+          try {
+            Deno.addSignalListener(signal, stop);
+            signals.push(signal);
+          } catch {
+            // No signal support here: the signal then ends the process.
+          }
         }
-        await Promise.all(handlers);
-        await run.close(listener);
+        try {
+          const run = new Run(
+            outer.reporter,
+            outer.timeout,
+            outer.timeoutGiven,
+            AbortSignal.any([outer.signal, stopper.signal]),
+          );
+          const server: Server = {
+            run,
+            ctx,
+            mode,
+            reply,
+            verifyBytes: options.verifyBytes,
+            keepOpen: options.keepOpen === true,
+            stop: run.signal,
+          };
+          const local = localEndpoint
+            ? await run.resolve(localEndpoint)
+            : { family: AF_INET, address: "127.0.0.1", port: 0 } as const;
+          if (local === null) return;
+          if (options.events) {
+            await acceptWithEvents(server, local, backing, plan);
+            return;
+          }
+          const listener = await listen(run, local, backing, null);
+          if (!listener) return;
+          const handlers = await acceptWithIrps(server, listener, plan);
+          await Promise.all(handlers);
+          await run.close(listener);
+        } finally {
+          for (const signal of signals) Deno.removeSignalListener(signal, stop);
+        }
       }, (reporter) => {
-        if (options.mode === "print") reporter.payloadOnStdout = true;
+        if (mode === "print") reporter.payloadOnStdout = true;
       });
     });
 }

@@ -1,9 +1,12 @@
 // `wsk accept` and `wsk demo` end to end. accept runs as a spawned child: the test reads its
 // output until the WskBind line, takes the port it really bound (it binds port 0), drives Deno
-// clients against it and checks every line the child printed against what the clients did.
+// and python3 clients against it and checks every line the child printed against what the
+// clients did and saw (their bytes, a FIN or a reset).
 
 import assert from "node:assert/strict";
-import { cliCommand, parseLine, readAll, runCli, text } from "../_helpers.ts";
+import { fillPattern, patternByte } from "../../commands/_pattern.ts";
+import { parseCidr, refusalOf } from "../../commands/accept.ts";
+import { cliCommand, parseLine, PythonProcess, readAll, runCli, sleep, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
   callsOf,
@@ -13,6 +16,7 @@ import {
   portOf,
   randomBytes,
   statusLines,
+  TIME,
   within,
 } from "./_peer.ts";
 
@@ -47,6 +51,23 @@ class CliChild implements AsyncDisposable {
       15_000,
       `the WskBind line on ${stream} (stderr: ${this.stderr.text()})`,
     );
+  }
+
+  /** The parsed human line of `call` on `socket`, once it was printed on stdout. */
+  lineOf(call: string, socket: string): Promise<Record<string, string>> {
+    return this.stdout.waitFor(
+      () =>
+        this.stdout.lines().map(parseLine).find((line) =>
+          line.call === call && line.socket === socket
+        ),
+      15_000,
+      `the ${call} line of socket ${socket}`,
+    );
+  }
+
+  /** Sends `signal` to the child. */
+  kill(signal: Deno.Signal): void {
+    this.#child.kill(signal);
   }
 
   /** The exit code, once the child exited by itself within `ms`. */
@@ -100,22 +121,174 @@ async function client(hostname: string, port: number, payload: Uint8Array): Prom
   }
 }
 
+/** How a pattern client's connection ended, as the client saw it. */
+interface PatternRun {
+  readonly local: string;
+  /** "eof": the server's FIN; "reset": a reset while writing or reading. */
+  readonly end: "eof" | "reset";
+}
+
 /**
- * Checks the lines of one accepted connection: WskAccept, then `calls` in order, all on the
- * accepted socket with the listener's local address and the client's remote one.
+ * Sends `size` bytes of the pattern (commands/_pattern.ts), with the byte at `corrupt` flipped,
+ * half-closes and reads until EOF or a reset.
+ */
+async function patternClient(port: number, size: number, corrupt = -1): Promise<PatternRun> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const local = `127.0.0.1:${conn.localAddr.port}`;
+  try {
+    const chunk = new Uint8Array(256 * 1024);
+    for (let offset = 0; offset < size;) {
+      const n = Math.min(chunk.length, size - offset);
+      const part = chunk.subarray(0, n);
+      fillPattern(part, offset);
+      if (corrupt >= offset && corrupt < offset + n) part[corrupt - offset]! ^= 0xff;
+      await writeAll(conn, part);
+      offset += n;
+    }
+    await conn.closeWrite();
+    const { bytes, error } = await readAll(conn);
+    assert.equal(bytes.length, 0, "the verifier sends nothing");
+    if (error === null) return { local, end: "eof" };
+    assert.ok(error instanceof Deno.errors.ConnectionReset, `client saw ${error}`);
+    return { local, end: "reset" };
+  } catch (error) {
+    // The server's reset can also fail a write (EPIPE or ECONNRESET).
+    const reset = error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.BrokenPipe;
+    if (!reset) throw error;
+    return { local, end: "reset" };
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * A python3 client. argv: HOST PORT SOURCE HEX HOW. It binds SOURCE port 0 (so the loopback
+ * source address can be chosen, e.g. 127.0.0.2), prints {"port": N}, connects, sends HEX, then:
+ *   close   half-closes and reads until EOF or a reset
+ *   reset   after sending, waits for a line on stdin, then resets (SO_LINGER 0)
+ *   silent  reads until EOF or a reset without half-closing (sends nothing if HEX is empty)
+ * and prints {"data": hex received, "end": "eof" | "reset" | "sent-reset" | "timeout"}.
+ */
+const PYTHON_CLIENT = `
+import json, socket, struct, sys
+host, port, source, payload, how = sys.argv[1], int(sys.argv[2]), sys.argv[3], bytes.fromhex(sys.argv[4]), sys.argv[5]
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(10)
+s.bind((source, 0))
+print(json.dumps({"port": s.getsockname()[1]}), flush=True)
+data, end = b"", "eof"
+try:
+    s.connect((host, port))
+    s.sendall(payload)
+    if how == "reset":
+        print(json.dumps({"sent": len(payload)}), flush=True)
+        sys.stdin.readline()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        end = "sent-reset"
+    else:
+        if how == "close":
+            s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            data += chunk
+except (ConnectionResetError, BrokenPipeError):
+    end = "reset"
+except socket.timeout:
+    end = "timeout"
+print(json.dumps({"data": data.hex(), "end": end}), flush=True)
+`;
+
+interface PythonReport {
+  readonly data: string;
+  readonly end: "eof" | "reset" | "sent-reset" | "timeout";
+}
+
+/**
+ * Runs the python client to its end; its address as the server sees it and its report. With
+ * "reset", `beforeReset(local)` runs once the payload was sent, and the reset follows it.
+ */
+async function pythonClient(
+  port: number,
+  payload: string,
+  how: "close" | "reset" | "silent",
+  source = "127.0.0.1",
+  beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
+): Promise<{ local: string; seen: PythonReport }> {
+  const hexPayload = Array.from(text.encode(payload), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  await using python = new PythonProcess(PYTHON_CLIENT, [
+    "127.0.0.1",
+    String(port),
+    source,
+    hexPayload,
+    how,
+  ], { stdin: true });
+  const own = JSON.parse(await python.line()) as { port: number };
+  const local = `${source}:${own.port}`;
+  if (how === "reset") {
+    assert.deepEqual(JSON.parse(await python.line()), { sent: text.encode(payload).length });
+    await beforeReset(local);
+    await python.writeLine("go");
+  }
+  const seen = JSON.parse(await python.line(15_000)) as PythonReport;
+  return { local, seen };
+}
+
+/** Every line of accept's output, parsed: WSK calls and events, and Summary lines. */
+function acceptLines(output: string): Record<string, string>[] {
+  const lines = output.split("\n");
+  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
+  return lines.map((line) => {
+    const fields = parseLine(line);
+    assert.match(fields.call!, /^(Wsk[A-Za-z]+|Summary)$/, `not a status line: ${line}`);
+    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
+    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
+    assert.match(fields.time ?? "", TIME, `no time in: ${line}`);
+    return fields;
+  });
+}
+
+/** The expected end of one connection's Summary line. */
+interface SummaryExpected {
+  readonly status?: string;
+  readonly ntstatus?: string;
+  readonly end: string;
+  readonly received: number;
+  readonly sent: number;
+  readonly message?: string;
+}
+
+/** Asserts a Summary line: its status, how the connection ended and the bytes both ways. */
+function assertSummary(line: Record<string, string>, expected: SummaryExpected): void {
+  assert.equal(line.call, "Summary");
+  assert.equal(line.status, expected.status ?? "STATUS_SUCCESS", JSON.stringify(line));
+  assert.equal(line.ntstatus, expected.ntstatus ?? "0x00000000");
+  assert.equal(line.value, expected.end, `how it ended: ${JSON.stringify(line)}`);
+  assert.equal(line.received, String(expected.received), "received=");
+  assert.equal(line.sent, String(expected.sent), "sent=");
+  assert.equal(line.bytes, String(expected.received + expected.sent), "bytes= is both ways");
+  assert.equal(line.message, expected.message);
+}
+
+/**
+ * Checks the lines of one connection: its accept line (WskAccept, or WskAcceptEvent), then
+ * `calls` in order and the Summary, all on the accepted socket with the listener's local address
+ * and the client's remote one. Returns the connection's lines.
  */
 function connectionLines(
   lines: Record<string, string>[],
   listenerLocal: string,
   clientLocal: string,
   calls: string[],
+  accept = "WskAccept",
 ): Record<string, string>[] {
-  const accepts = lines.filter((line) => line.call === "WskAccept" && line.remote === clientLocal);
-  assert.equal(accepts.length, 1, `one WskAccept for ${clientLocal}`);
-  const accept = accepts[0]!;
-  assert.equal(accept.local, listenerLocal);
-  const own = lines.filter((line) => line.socket === accept.socket);
-  assert.deepEqual(callsOf(own), ["WskAccept", ...calls], `calls of ${clientLocal}`);
+  const accepts = lines.filter((line) => line.call === accept && line.remote === clientLocal);
+  assert.equal(accepts.length, 1, `one ${accept} for ${clientLocal}`);
+  const first = accepts[0]!;
+  assert.equal(first.local, listenerLocal);
+  const own = lines.filter((line) => line.socket === first.socket);
+  assert.deepEqual(callsOf(own), [accept, ...calls, "Summary"], `calls of ${clientLocal}`);
   for (const line of own) {
     assert.equal(line.local, listenerLocal, `${line.call} local`);
     assert.equal(line.remote, clientLocal, `${line.call} remote`);
@@ -129,6 +302,14 @@ const ECHO_CONNECTION = ["WskReceive", "WskSend", "WskDisconnect", "WskCloseSock
 /** The calls on the connection of a client whose bytes are taken and not answered. */
 const SINK_CONNECTION = ["WskReceive", "WskDisconnect", "WskCloseSocket"];
 
+/** The same through events: the receive line is the aggregate of the WskReceiveEvent calls. */
+const EVENT_SINK_CONNECTION = [
+  "WskReceiveEvent",
+  "WskDisconnectEvent",
+  "WskDisconnect",
+  "WskCloseSocket",
+];
+
 /**
  * Checks the status lines of an accept run that served one client: all succeeded, the listener's
  * calls around the one connection's `calls`. Returns the connection's lines.
@@ -139,20 +320,21 @@ function assertOneClientRun(
   clientLocal: string,
   calls: string[],
 ): Record<string, string>[] {
-  const lines = statusLines(output);
+  const lines = acceptLines(output);
   assertAllSucceeded(lines);
   assert.deepEqual(callsOf(lines), [
     "WskSocket",
     "WskBind",
     "WskAccept",
     ...calls,
+    "Summary",
     "WskCloseSocket",
   ]);
   return connectionLines(lines, listenerLocal, clientLocal, calls);
 }
 
 // ---------------------------------------------------------------------------------------------
-// accept
+// accept: modes
 
 Deno.test("accept --count 50 --mode echo echoes 50 concurrent clients and reports each connection", async () => {
   const count = 50;
@@ -178,19 +360,24 @@ Deno.test("accept --count 50 --mode echo echoes 50 concurrent clients and report
   }
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   assert.equal(cli.stderr.text(), "");
-  const lines = statusLines(cli.stdout.text());
+  const lines = acceptLines(cli.stdout.text());
   assertAllSucceeded(lines);
   assert.deepEqual(callsOf(lines.slice(0, 2)), ["WskSocket", "WskBind"]);
   const listener = lines[1]!.socket;
   assert.equal(lines.at(-1)!.call, "WskCloseSocket");
   assert.equal(lines.at(-1)!.socket, listener);
-  assert.equal(lines.length, 2 + count * 5 + 1);
+  assert.equal(lines.length, 2 + count * 6 + 1);
   assert.equal(lines.filter((line) => line.call === "WskAccept").length, count);
   for (const run of runs) {
     const own = connectionLines(lines, listenerLocal, run.local, ECHO_CONNECTION);
     assert.notEqual(own[0]!.socket, listener);
     assert.equal(own[1]!.bytes, String(run.sent.length), `${run.local} WskReceive bytes`);
     assert.equal(own[2]!.bytes, String(run.sent.length), `${run.local} WskSend bytes`);
+    assertSummary(own[5]!, {
+      end: "graceful",
+      received: run.sent.length,
+      sent: run.sent.length,
+    });
   }
 });
 
@@ -207,6 +394,7 @@ Deno.test("accept --mode discard counts the bytes received and sends nothing bac
   assert.equal(cli.stderr.text(), "");
   const own = assertOneClientRun(cli.stdout.text(), listenerLocal, run.local, SINK_CONNECTION);
   assert.equal(own[1]!.bytes, String(run.sent.length));
+  assertSummary(own[4]!, { end: "graceful", received: run.sent.length, sent: 0 });
 });
 
 Deno.test("accept --mode print writes the payload byte-exact to stdout and status lines to stderr", async () => {
@@ -227,6 +415,7 @@ Deno.test("accept --mode print writes the payload byte-exact to stdout and statu
   const own = assertOneClientRun(cli.stderr.text(), listenerLocal, run.local, SINK_CONNECTION);
   assert.equal(own[1]!.bytes, String(payload.length));
   assert.equal(own[1]!.data, undefined, "printed payload is not repeated in the status line");
+  assertSummary(own[4]!, { end: "graceful", received: payload.length, sent: 0 });
 });
 
 Deno.test("accept --mode reply sends the --reply bytes then a FIN", async () => {
@@ -258,6 +447,53 @@ Deno.test("accept --mode reply sends the --reply bytes then a FIN", async () => 
   ]);
   assert.equal(own[1]!.bytes, "21");
   assert.equal(own[3]!.bytes, "0");
+  assertSummary(own[5]!, { end: "graceful", received: 0, sent: 21 });
+});
+
+/** A reply file kept in the repository: the tests may read but not write files. */
+const REPLY_FILE = new URL("./accept_reply.http", import.meta.url).pathname;
+
+Deno.test("accept --reply-file sends the file's bytes (and implies --mode reply); what the client sent is shown", async () => {
+  const reply = await Deno.readFile(REPLY_FILE);
+  assert.ok(reply.includes(0x0d), "the fixture has CRLF line ends");
+  await using cli = new CliChild(["accept", "--reply-file", REPLY_FILE]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const { local, seen } = await pythonClient(
+    portOf(listenerLocal),
+    "GET / HTTP/1.0\r\n\r\n",
+    "close",
+  );
+  assert.equal(seen.end, "eof");
+  assert.deepEqual(Uint8Array.from(seen.data.match(/../g)!.map((h) => parseInt(h, 16))), reply);
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const own = assertOneClientRun(cli.stdout.text(), listenerLocal, local, [
+    "WskSend",
+    "WskDisconnect",
+    "WskReceive",
+    "WskCloseSocket",
+  ]);
+  assert.equal(own[1]!.bytes, String(reply.length));
+  assert.equal(own[3]!.bytes, "18");
+  assert.equal(own[3]!.data, "GET / HTTP/1.0\r\n\r\n", "the drained request is shown");
+  assertSummary(own[5]!, { end: "graceful", received: 18, sent: reply.length });
+});
+
+Deno.test("accept --reply-file that cannot be read is a usage error before any socket opens", async () => {
+  const missing = new URL("./no_such_reply_file", import.meta.url).pathname;
+  const folder = new URL(".", import.meta.url).pathname.replace(/\/$/, "");
+  for (const [path, reason] of [[missing, "No such file"], [folder, "it is a directory"]]) {
+    const result = await runCli(["accept", "--reply-file", path!]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(result.stdout, "", "no socket was opened");
+    const lines = result.stderr.split("\n");
+    assert.equal(lines.length, 2, result.stderr);
+    assert.ok(
+      lines[0]!.startsWith(`error: Cannot read reply file "${path}": `),
+      result.stderr,
+    );
+    assert.ok(lines[0]!.includes(reason!), result.stderr);
+  }
 });
 
 Deno.test("accept [::1]:0 listens on IPv6 loopback and shows bracketed addresses", async () => {
@@ -270,12 +506,13 @@ Deno.test("accept [::1]:0 listens on IPv6 loopback and shows bracketed addresses
   assert.equal(text.decode(run.got), "hello over v6");
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   assert.equal(cli.stderr.text(), "");
-  const lines = statusLines(cli.stdout.text());
+  const lines = acceptLines(cli.stdout.text());
   assertAllSucceeded(lines);
   const own = connectionLines(lines, listenerLocal, run.local, ECHO_CONNECTION);
   assert.match(own[0]!.remote!, /^\[::1\]:\d+$/);
   assert.equal(own[1]!.bytes, "13");
   assert.equal(own[2]!.bytes, "13");
+  assertSummary(own[5]!, { end: "graceful", received: 13, sent: 13 });
 });
 
 Deno.test("accept --timeout 300 completes WskAccept with STATUS_IO_TIMEOUT and exits 1 when no client comes", async () => {
@@ -296,7 +533,7 @@ Deno.test("accept --timeout 300 completes WskAccept with STATUS_IO_TIMEOUT and e
   assert.ok(wall < 5000, `the run took ${wall} ms`);
 });
 
-Deno.test("accept --json writes JSON Lines whose WskBind local has the real port", async () => {
+Deno.test("accept --json writes JSON Lines whose WskBind local has the real port, and a Summary object", async () => {
   await using cli = new CliChild(["accept", "--json", "--mode", "echo"]);
   const bind = await cli.stdout.waitFor(
     () =>
@@ -322,6 +559,7 @@ Deno.test("accept --json writes JSON Lines whose WskBind local has the real port
     "WskSend",
     "WskDisconnect",
     "WskCloseSocket",
+    "Summary",
     "WskCloseSocket",
   ]);
   for (const object of objects) {
@@ -334,14 +572,628 @@ Deno.test("accept --json writes JSON Lines whose WskBind local has the real port
   assert.equal(accept.local, bind.local);
   assert.equal(accept.remote, run.local);
   assert.notEqual(accept.socket, bind.socket);
-  for (const object of objects.slice(3, 7)) {
+  for (const object of objects.slice(3, 8)) {
     assert.equal(object.socket, accept.socket);
     assert.equal(object.local, bind.local);
     assert.equal(object.remote, run.local);
   }
   assert.equal(objects[3].information, 9);
   assert.equal(objects[4].information, 9);
-  assert.equal(objects[7].socket, bind.socket);
+  const { elapsed_ms: elapsed, ...summary } = objects[7];
+  assert.equal(typeof elapsed, "number");
+  assert.deepEqual(summary, {
+    call: "Summary",
+    status: "STATUS_SUCCESS",
+    ntstatus: "0x00000000",
+    information: 18,
+    socket: accept.socket,
+    local: bind.local,
+    remote: run.local,
+    value: "graceful",
+    received: 9,
+    sent: 9,
+  });
+  assert.equal(objects[8].socket, bind.socket);
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept: summary lines for connections that do not end gracefully
+
+Deno.test("accept: a peer that resets gets a Summary with STATUS_CONNECTION_RESET and value=reset (exit 1)", async () => {
+  await using cli = new CliChild(["accept", "--mode", "discard"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  // The reset comes once the connection was accepted and its bytes had time to arrive.
+  const { local, seen } = await pythonClient(
+    portOf(listenerLocal),
+    "before reset",
+    "reset",
+    "127.0.0.1",
+    async (local) => {
+      await cli.stdout.waitFor(
+        () =>
+          cli.stdout.lines().map(parseLine).find((line) =>
+            line.call === "WskAccept" && line.remote === local
+          ),
+        15_000,
+        "the WskAccept line",
+      );
+      await sleep(100);
+    },
+  );
+  assert.equal(seen.end, "sent-reset");
+  assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const lines = acceptLines(cli.stdout.text());
+  const own = connectionLines(lines, listenerLocal, local, ["WskReceive", "WskCloseSocket"]);
+  assert.equal(own[1]!.status, "STATUS_CONNECTION_RESET");
+  assert.equal(own[1]!.bytes, "12", "the bytes before the reset");
+  assertSummary(own[3]!, {
+    status: "STATUS_CONNECTION_RESET",
+    ntstatus: "0xC000020D",
+    end: "reset",
+    received: 12,
+    sent: 0,
+    message: own[1]!.message!,
+  });
+});
+
+Deno.test("accept --timeout 300: a silent peer gets WskReceive STATUS_IO_TIMEOUT and a Summary with value=timeout", async () => {
+  await using cli = new CliChild(["accept", "--mode", "echo", "--timeout", "300"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const { local, seen } = await pythonClient(portOf(listenerLocal), "", "silent");
+  // The server gave up on the connection: a FIN (deno backing) after nothing came back.
+  assert.deepEqual(seen, { data: "", end: "eof" });
+  assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+  const lines = acceptLines(cli.stdout.text());
+  const own = connectionLines(lines, listenerLocal, local, [
+    "WskReceive",
+    "WskSend",
+    "WskCloseSocket",
+  ]);
+  assert.equal(own[1]!.status, "STATUS_IO_TIMEOUT");
+  assert.equal(own[1]!.calls, "1");
+  const waited = Number(own[1]!.time!.replace(/ms$/, ""));
+  assert.ok(waited >= 250 && waited < 3000, `the receive waited ${waited} ms`);
+  assertSummary(own[4]!, {
+    status: "STATUS_IO_TIMEOUT",
+    ntstatus: "0xC00000B5",
+    end: "timeout",
+    received: 0,
+    sent: 0,
+    message: own[1]!.message!,
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept --mode verify
+
+Deno.test("accept --mode verify: a correct 3 MB pattern stream passes (exit 0, graceful Summary)", async () => {
+  await using cli = new CliChild(["accept", "--mode", "verify"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const size = 3_000_000;
+  const run = await within(patternClient(portOf(listenerLocal), size), 15_000, "pattern client");
+  assert.equal(run.end, "eof");
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const own = assertOneClientRun(cli.stdout.text(), listenerLocal, run.local, SINK_CONNECTION);
+  assert.equal(own[1]!.bytes, String(size));
+  assertSummary(own[4]!, { end: "graceful", received: size, sent: 0 });
+});
+
+Deno.test("accept --mode verify catches a corrupted byte at its offset: STATUS_DATA_ERROR, a reset, exit 1", async () => {
+  const size = 3_000_000;
+  const corrupt = 2_345_678;
+  await using cli = new CliChild(["accept", "--mode", "verify"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const run = await within(
+    patternClient(portOf(listenerLocal), size, corrupt),
+    15_000,
+    "pattern client",
+  );
+  assert.equal(run.end, "reset", "the verifier resets the sender");
+  assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const lines = acceptLines(cli.stdout.text());
+  const own = connectionLines(lines, listenerLocal, run.local, [
+    "WskReceive",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ]);
+  const want = patternByte(corrupt);
+  const hex = (byte: number) => "0x" + byte.toString(16).toUpperCase().padStart(2, "0");
+  const message = `first mismatch at offset ${corrupt}: expected ${hex(want)}, got ${
+    hex(want ^ 0xff)
+  }`;
+  assert.equal(own[1]!.status, "STATUS_DATA_ERROR");
+  assert.equal(own[1]!.ntstatus, "0xC000003E");
+  assert.equal(own[1]!.message, message);
+  const received = Number(own[1]!.bytes);
+  assert.ok(received > corrupt && received <= size, `received ${received}`);
+  assert.equal(own[2]!.value, "abortive");
+  assertSummary(own[4]!, {
+    status: "STATUS_DATA_ERROR",
+    ntstatus: "0xC000003E",
+    end: "local-close",
+    received,
+    sent: 0,
+    message,
+  });
+});
+
+for (
+  const { what, size, expected, message } of [
+    { what: "too few", size: 999, expected: "1000", message: "too few bytes: 999 of 1000" },
+    { what: "too many", size: 1001, expected: "1000", message: "too many bytes: more than 1000" },
+  ]
+) {
+  Deno.test(`accept --mode verify --verify-bytes ${expected} catches ${what} bytes (${size}) with STATUS_DATA_ERROR`, async () => {
+    await using cli = new CliChild(["accept", "--mode", "verify", "--verify-bytes", expected]);
+    const listenerLocal = await cli.bindLocal("stdout");
+    const run = await within(patternClient(portOf(listenerLocal), size), 15_000, "client");
+    assert.equal(run.end, "reset");
+    assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+    const lines = acceptLines(cli.stdout.text());
+    const own = connectionLines(lines, listenerLocal, run.local, [
+      "WskReceive",
+      "WskDisconnect",
+      "WskCloseSocket",
+    ]);
+    assert.equal(own[1]!.status, "STATUS_DATA_ERROR");
+    assert.equal(own[1]!.message, message);
+    assert.equal(own[1]!.bytes, String(size));
+    assertSummary(own[4]!, {
+      status: "STATUS_DATA_ERROR",
+      ntstatus: "0xC000003E",
+      end: "local-close",
+      received: size,
+      sent: 0,
+      message,
+    });
+  });
+}
+
+Deno.test("accept --verify-bytes 1000 (which implies --mode verify) passes exactly 1000 pattern bytes", async () => {
+  await using cli = new CliChild(["accept", "--verify-bytes", "1000"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const run = await within(patternClient(portOf(listenerLocal), 1000), 15_000, "client");
+  assert.equal(run.end, "eof");
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  const own = assertOneClientRun(cli.stdout.text(), listenerLocal, run.local, SINK_CONNECTION);
+  assertSummary(own[4]!, { end: "graceful", received: 1000, sent: 0 });
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept --allow / --deny
+
+Deno.test("accept --deny: a denied peer is reset and reported as not accepted; it does not count toward --count", async () => {
+  // All of 127.0.0.0/8 is loopback on Linux: python binds 127.0.0.2 as its source address.
+  await using cli = new CliChild(["accept", "--count", "1", "--deny", "127.0.0.2/32"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const port = portOf(listenerLocal);
+  const denied = await pythonClient(port, "let me in", "close", "127.0.0.2");
+  assert.deepEqual(denied.seen, { data: "", end: "reset" });
+  const deniedSummary = await cli.lineOf(
+    "Summary",
+    acceptLines(cli.stdout.text()).find((line) => line.remote === denied.local)!.socket!,
+  );
+  assert.equal(deniedSummary.status, "STATUS_REQUEST_NOT_ACCEPTED");
+  const allowed = await pythonClient(port, "hello", "close");
+  assert.deepEqual(allowed.seen, { data: "68656c6c6f", end: "eof" });
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const lines = acceptLines(cli.stdout.text());
+  const refused = connectionLines(lines, listenerLocal, denied.local, [
+    "WskDisconnect",
+    "WskCloseSocket",
+  ]);
+  assert.equal(refused[0]!.status, "STATUS_SUCCESS", "the WskAccept itself completed");
+  assert.equal(refused[1]!.value, "abortive");
+  assertSummary(refused[3]!, {
+    status: "STATUS_REQUEST_NOT_ACCEPTED",
+    ntstatus: "0xC00000D0",
+    end: "local-close",
+    received: 0,
+    sent: 0,
+    message: "127.0.0.2 is refused by --deny 127.0.0.2/32",
+  });
+  const served = connectionLines(lines, listenerLocal, allowed.local, ECHO_CONNECTION);
+  assertSummary(served[5]!, { end: "graceful", received: 5, sent: 5 });
+  assert.equal(lines.filter((line) => line.call === "WskAccept").length, 2);
+});
+
+Deno.test("accept --events --allow: a peer outside the network gets WskAcceptEvent STATUS_REQUEST_NOT_ACCEPTED and a reset", async () => {
+  await using cli = new CliChild([
+    "accept",
+    "--events",
+    "--allow",
+    "127.0.0.1",
+    "--allow",
+    "::1/128",
+  ]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const port = portOf(listenerLocal);
+  const denied = await pythonClient(port, "x", "close", "127.0.0.3");
+  assert.deepEqual(denied.seen, { data: "", end: "reset" });
+  const allowed = await pythonClient(port, "hey", "close");
+  assert.deepEqual(allowed.seen, { data: "686579", end: "eof" });
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const lines = acceptLines(cli.stdout.text());
+  const refused = connectionLines(lines, listenerLocal, denied.local, [], "WskAcceptEvent");
+  assert.equal(refused[0]!.status, "STATUS_REQUEST_NOT_ACCEPTED");
+  assert.equal(refused[0]!.message, "127.0.0.3 matches no --allow network");
+  assertSummary(refused[1]!, {
+    status: "STATUS_REQUEST_NOT_ACCEPTED",
+    ntstatus: "0xC00000D0",
+    end: "local-close",
+    received: 0,
+    sent: 0,
+    message: "127.0.0.3 matches no --allow network",
+  });
+  const served = connectionLines(lines, listenerLocal, allowed.local, [
+    "WskReceiveEvent",
+    "WskSend",
+    "WskRelease",
+    "WskDisconnectEvent",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ], "WskAcceptEvent");
+  assertAllSucceeded(served);
+  assertSummary(served[7]!, { end: "graceful", received: 3, sent: 3 });
+});
+
+Deno.test("parseCidr() and refusalOf() accept strict IPv4 and IPv6 networks and match peers", () => {
+  const table: { allow: string[]; deny: string[]; peer: string; refused: string | null }[] = [
+    { allow: [], deny: [], peer: "10.1.2.3", refused: null },
+    { allow: ["10.0.0.0/8"], deny: [], peer: "10.1.2.3", refused: null },
+    {
+      allow: ["10.0.0.0/8"],
+      deny: [],
+      peer: "11.1.2.3",
+      refused: "11.1.2.3 matches no --allow network",
+    },
+    {
+      allow: ["10.0.0.0/8"],
+      deny: ["10.1.0.0/16"],
+      peer: "10.1.2.3",
+      refused: "10.1.2.3 is refused by --deny 10.1.0.0/16",
+    },
+    { allow: ["0.0.0.0/0"], deny: [], peer: "::ffff:192.0.2.7", refused: null },
+    { allow: ["2001:db8::/32"], deny: [], peer: "2001:db8::1", refused: null },
+    {
+      allow: ["2001:db8::/32"],
+      deny: [],
+      peer: "127.0.0.1",
+      refused: "127.0.0.1 matches no --allow network",
+    },
+    { allow: [], deny: ["::1"], peer: "::1", refused: "::1 is refused by --deny ::1" },
+    { allow: [], deny: ["::1"], peer: "127.0.0.1", refused: null },
+  ];
+  for (const { allow, deny, peer, refused } of table) {
+    assert.equal(
+      refusalOf(peer, allow.map(parseCidr), deny.map(parseCidr)),
+      refused,
+      `${peer} with allow ${allow} deny ${deny}`,
+    );
+  }
+});
+
+for (
+  const { value, reason } of [
+    { value: "10.0.0.0/33", reason: "the prefix must be an integer from 0 to 32" },
+    { value: "::/129", reason: "the prefix must be an integer from 0 to 128" },
+    { value: "10.0.0.0/08", reason: "the prefix must be an integer from 0 to 32" },
+    { value: "10.0.0.0/", reason: "the prefix must be an integer from 0 to 32" },
+    { value: "10.0.0.1/8", reason: "host bits are set (the network is 10.0.0.0/8)" },
+    { value: "2001:db8::1/32", reason: "host bits are set (the network is 2001:db8::/32)" },
+    { value: "999.1.1.1/8", reason: `"999.1.1.1" is not an IPv4 or IPv6 address` },
+    { value: "10.1/16", reason: `"10.1" is not an IPv4 or IPv6 address` },
+    { value: "localhost", reason: `"localhost" is not an IPv4 or IPv6 address` },
+    { value: "fe80::1%2/64", reason: "a zone (%) is not allowed" },
+    { value: "10.0.0.0/8/8", reason: "expected ADDRESS/PREFIX" },
+  ]
+) {
+  Deno.test(`accept --deny "${value}" is a usage error: ${reason}`, async () => {
+    const result = await runCli(["accept", "--deny", value]);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "", "no socket was opened");
+    assert.equal(
+      result.stderr,
+      `error: option '--deny <cidr>' argument '${value}' is invalid. ` +
+        `Cannot parse CIDR "${value}": ${reason}\n`,
+    );
+  });
+}
+
+Deno.test("accept: conflicting options are usage errors before any socket opens", async () => {
+  const cases = [
+    {
+      args: ["--keep-open", "--count", "2"],
+      stderr: "error: option '--keep-open' cannot be used with option '--count <n>'\n",
+    },
+    {
+      args: ["--mode", "echo", "--reply", "x"],
+      stderr: 'error: Cannot use --reply or --reply-file with --mode "echo"\n',
+    },
+    {
+      args: ["--mode", "discard", "--verify-bytes", "5"],
+      stderr: 'error: Cannot use --verify-bytes with --mode "discard"\n',
+    },
+    {
+      args: ["--reply", "x", "--reply-file", REPLY_FILE],
+      stderr: "error: option '--reply-file <file>' cannot be used with option '--reply <text>'\n",
+    },
+  ];
+  for (const { args, stderr } of cases) {
+    const result = await runCli(["accept", ...args]);
+    assert.equal(result.stderr, stderr, args.join(" "));
+    assert.equal(result.stdout, "");
+    assert.equal(result.code, 2);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept --events
+
+Deno.test("accept --events --count 3 echoes concurrent clients through WskAcceptEvent and WskReceiveEvent", async () => {
+  await using cli = new CliChild(["accept", "--events", "--count", "3"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const port = portOf(listenerLocal);
+  const runs = await within(
+    Promise.all([0, 1, 2].map((i) => client("127.0.0.1", port, randomBytes(100_000 * i + 7)))),
+    15_000,
+    "event echo clients",
+  );
+  for (const run of runs) assert.deepEqual(run.got, run.sent, `${run.local} got its bytes back`);
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.equal(cli.stderr.text(), "");
+  const lines = acceptLines(cli.stdout.text());
+  assertAllSucceeded(lines);
+  assert.deepEqual(callsOf(lines.slice(0, 3)), ["WskSocket", "WskBind", "WskControlSocket"]);
+  assert.equal(lines[2]!.option, "SO_WSK_EVENT_CALLBACK");
+  assert.equal(lines[2]!.value, "WSK_EVENT_ACCEPT|WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT");
+  assert.equal(lines.at(-1)!.call, "WskCloseSocket");
+  assert.equal(lines.at(-1)!.socket, lines[1]!.socket);
+  assert.equal(lines.length, 3 + 3 * 8 + 1);
+  for (const run of runs) {
+    const own = connectionLines(lines, listenerLocal, run.local, [
+      "WskReceiveEvent",
+      "WskSend",
+      "WskRelease",
+      "WskDisconnectEvent",
+      "WskDisconnect",
+      "WskCloseSocket",
+    ], "WskAcceptEvent");
+    const size = String(run.sent.length);
+    assert.equal(own[1]!.bytes, size, "indicated");
+    assert.ok(Number(own[1]!.calls) >= 1);
+    assert.equal(own[2]!.bytes, size, "echoed");
+    assert.equal(own[3]!.bytes, size, "released");
+    assert.equal(own[3]!.calls, own[1]!.calls, "every kept indication was released");
+    assert.equal(own[4]!.value, "graceful");
+    assertSummary(own[7]!, { end: "graceful", received: run.sent.length, sent: run.sent.length });
+  }
+});
+
+Deno.test("accept --events --mode discard takes the bytes through WskReceiveEvent", async () => {
+  await using cli = new CliChild(["accept", "--events", "--mode", "discard"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const run = await within(
+    client("127.0.0.1", portOf(listenerLocal), randomBytes(2_000_003)),
+    15_000,
+    "client",
+  );
+  assert.equal(run.got.length, 0);
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  const lines = acceptLines(cli.stdout.text());
+  assertAllSucceeded(lines);
+  const own = connectionLines(
+    lines,
+    listenerLocal,
+    run.local,
+    EVENT_SINK_CONNECTION,
+    "WskAcceptEvent",
+  );
+  assert.equal(own[1]!.bytes, "2000003");
+  assertSummary(own[5]!, { end: "graceful", received: 2_000_003, sent: 0 });
+});
+
+Deno.test("accept --events --mode print writes the payload byte-exact to stdout", async () => {
+  await using cli = new CliChild(["accept", "--events", "--mode", "print"]);
+  const listenerLocal = await cli.bindLocal("stderr");
+  const payload = randomBytes(1_500_000);
+  const run = await within(client("127.0.0.1", portOf(listenerLocal), payload), 15_000, "client");
+  assert.equal(run.got.length, 0);
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.deepEqual(cli.stdout.bytes(), payload);
+  const lines = acceptLines(cli.stderr.text());
+  assertAllSucceeded(lines);
+  const own = connectionLines(lines, listenerLocal, run.local, [
+    "WskReceiveEvent",
+    "WskRelease",
+    "WskDisconnectEvent",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ], "WskAcceptEvent");
+  assert.equal(own[1]!.bytes, String(payload.length));
+  assert.equal(own[2]!.bytes, String(payload.length), "every indication kept, then released");
+  assertSummary(own[6]!, { end: "graceful", received: payload.length, sent: 0 });
+});
+
+Deno.test("accept --events --mode verify passes a correct stream and catches a corrupted byte", async () => {
+  const size = 2_500_000;
+  const corrupt = 1_999_999;
+  await using cli = new CliChild(["accept", "--events", "--mode", "verify", "--count", "2"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const port = portOf(listenerLocal);
+  const good = await within(patternClient(port, size), 15_000, "good client");
+  assert.equal(good.end, "eof");
+  const bad = await within(patternClient(port, size, corrupt), 15_000, "bad client");
+  assert.equal(bad.end, "reset");
+  assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+  const lines = acceptLines(cli.stdout.text());
+  const passed = connectionLines(
+    lines,
+    listenerLocal,
+    good.local,
+    EVENT_SINK_CONNECTION,
+    "WskAcceptEvent",
+  );
+  assertAllSucceeded(passed);
+  assertSummary(passed[5]!, { end: "graceful", received: size, sent: 0 });
+  const failed = connectionLines(lines, listenerLocal, bad.local, [
+    "WskReceiveEvent",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ], "WskAcceptEvent");
+  assert.equal(failed[1]!.status, "STATUS_DATA_ERROR");
+  assert.match(failed[1]!.message!, new RegExp(`^first mismatch at offset ${corrupt}: `));
+  assert.equal(failed[2]!.value, "abortive");
+  assert.equal(failed[4]!.status, "STATUS_DATA_ERROR");
+  assert.equal(failed[4]!.value, "local-close");
+  assert.equal(failed[4]!.message, failed[1]!.message);
+});
+
+Deno.test("accept --events --timeout 400 ends with WskAcceptEvent STATUS_IO_TIMEOUT when no client comes (exit 1)", async () => {
+  const result = await runCli(["accept", "--events", "--timeout", "400"], { timeoutMs: 15_000 });
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 1);
+  const lines = acceptLines(result.stdout);
+  assert.deepEqual(callsOf(lines), [
+    "WskSocket",
+    "WskBind",
+    "WskControlSocket",
+    "WskAcceptEvent",
+    "WskCloseSocket",
+  ]);
+  assert.equal(lines[3]!.status, "STATUS_IO_TIMEOUT");
+  assert.equal(lines[3]!.message, "No connection within 400 ms");
+  assert.equal(lines[3]!.socket, lines[1]!.socket);
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept --keep-open
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  for (const events of [false, true]) {
+    const how = events ? " --events" : "";
+    Deno.test(`accept --keep-open${how} serves sequential clients until ${signal}, then exits 0`, async () => {
+      await using cli = new CliChild(["accept", "--keep-open", ...(events ? ["--events"] : [])]);
+      const listenerLocal = await cli.bindLocal("stdout");
+      const port = portOf(listenerLocal);
+      const runs: ClientRun[] = [];
+      for (let i = 0; i < 4; i++) {
+        runs.push(await within(client("127.0.0.1", port, text.encode(`n${i}`)), 15_000, "client"));
+      }
+      // Every connection is reported before the signal comes.
+      for (const run of runs) {
+        assert.deepEqual(run.got, run.sent);
+        await cli.stdout.waitFor(
+          () =>
+            cli.stdout.lines().map(parseLine).find((line) =>
+              line.call === "Summary" && line.remote === run.local
+            ),
+          15_000,
+          `the Summary of ${run.local}`,
+        );
+      }
+      cli.kill(signal);
+      assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+      assert.equal(cli.stderr.text(), "");
+      const lines = acceptLines(cli.stdout.text());
+      const accept = events ? "WskAcceptEvent" : "WskAccept";
+      for (const run of runs) {
+        const own = connectionLines(
+          lines,
+          listenerLocal,
+          run.local,
+          events
+            ? [
+              "WskReceiveEvent",
+              "WskSend",
+              "WskRelease",
+              "WskDisconnectEvent",
+              "WskDisconnect",
+              "WskCloseSocket",
+            ]
+            : ECHO_CONNECTION,
+          accept,
+        );
+        assertAllSucceeded(own);
+      }
+      // The wait for a fifth connection was cancelled, as planned; then the listener closed.
+      const [last, close] = lines.slice(-2);
+      assert.equal(last!.call, accept);
+      assert.equal(last!.status, "STATUS_CANCELLED");
+      assert.equal(last!.socket, lines[1]!.socket);
+      assert.equal(last!.remote, undefined);
+      assert.equal(close!.call, "WskCloseSocket");
+      assert.equal(close!.socket, lines[1]!.socket);
+      assert.equal(lines.filter((line) => line.call === "Summary").length, 4);
+    });
+  }
+}
+
+Deno.test("accept --keep-open --timeout 500 ends by itself once no connection came for 500 ms (exit 0)", async () => {
+  await using cli = new CliChild([
+    "accept",
+    "--keep-open",
+    "--timeout",
+    "500",
+    "--mode",
+    "discard",
+  ]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const port = portOf(listenerLocal);
+  const first = await within(client("127.0.0.1", port, text.encode("a")), 15_000, "client");
+  const second = await within(client("127.0.0.1", port, text.encode("bb")), 15_000, "client");
+  const start = performance.now();
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  assert.ok(performance.now() - start < 5000);
+  const lines = acceptLines(cli.stdout.text());
+  connectionLines(lines, listenerLocal, first.local, SINK_CONNECTION);
+  connectionLines(lines, listenerLocal, second.local, SINK_CONNECTION);
+  const last = lines.at(-2)!;
+  assert.equal(last.call, "WskAccept");
+  assert.equal(last.status, "STATUS_IO_TIMEOUT", "the planned end, not a failure");
+  assert.equal(lines.at(-1)!.call, "WskCloseSocket");
+});
+
+Deno.test("accept --keep-open: a connection still open at SIGTERM is closed, its Summary says local-close (exit 0)", async () => {
+  await using cli = new CliChild(["accept", "--keep-open", "--mode", "discard"]);
+  const listenerLocal = await cli.bindLocal("stdout");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: portOf(listenerLocal) });
+  try {
+    await writeAll(conn, text.encode("partial"));
+    const accept = await cli.stdout.waitFor(
+      () =>
+        cli.stdout.lines().map(parseLine).find((line) =>
+          line.call === "WskAccept" && line.remote === `127.0.0.1:${conn.localAddr.port}`
+        ),
+      15_000,
+      "the WskAccept line",
+    );
+    await sleep(100);
+    cli.kill("SIGTERM");
+    assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+    const lines = acceptLines(cli.stdout.text());
+    const own = connectionLines(lines, listenerLocal, accept.remote!, [
+      "WskReceive",
+      "WskCloseSocket",
+    ]);
+    assert.equal(own[1]!.status, "STATUS_CANCELLED");
+    assert.equal(own[1]!.bytes, "7");
+    assertSummary(own[3]!, {
+      status: "STATUS_CANCELLED",
+      ntstatus: "0xC0000120",
+      end: "local-close",
+      received: 7,
+      sent: 0,
+      message: own[1]!.message!,
+    });
+  } finally {
+    conn.close();
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
