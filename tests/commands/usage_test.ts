@@ -463,6 +463,7 @@ const COMMANDS: readonly (readonly [string, string])[] = [
 const WSK_NAMES = new Set([
   ...DISPATCH_CALLS,
   "WskGetAddressInfo",
+  "WskAcceptEvent",
   "WskReceiveEvent",
   "WskDisconnectEvent",
 ]);
