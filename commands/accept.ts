@@ -43,7 +43,7 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { collect, parseByteCount, parseCount, parseData, parseLocal } from "./_parse.ts";
+import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
 import { PatternVerifier } from "./_pattern.ts";
 import { type Described, joinBytes, Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
@@ -957,7 +957,7 @@ export function acceptCommand(ctx: CliContext) {
       'wsk accept [::1]:8080 --mode reply --reply "HTTP/1.0 200 OK\\r\\n\\r\\nhello"',
       "wsk accept 127.0.0.1:9000 --mode print > received.bin",
       "wsk accept :9000 --keep-open --mode discard --allow 127.0.0.0/8 --deny 127.0.0.2",
-      "wsk accept --mode verify --verify-bytes 1048576 --events",
+      "wsk accept --mode verify --verify-bytes 1G --events",
     ],
   )
     .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on", parseLocal)
@@ -986,8 +986,11 @@ export function acceptCommand(ctx: CliContext) {
         .conflicts("reply"),
     )
     .addOption(
-      new Option("--verify-bytes <n>", "--mode verify: the exact byte count expected")
-        .argParser(parseByteCount),
+      new Option(
+        "--verify-bytes <size>",
+        "--mode verify: the exact size expected (4096, 64K, 8M, 1G)",
+      )
+        .argParser(parseSize),
     )
     .addOption(
       new Option("--allow <cidr>", "accept only peers in this network (repeatable)")
@@ -996,6 +999,13 @@ export function acceptCommand(ctx: CliContext) {
     .addOption(
       new Option("--deny <cidr>", "reset peers in this network (repeatable; wins over --allow)")
         .argParser(collect(parseCidr)),
+    )
+    .addOption(
+      new Option(
+        "--backing <kind>",
+        "host sockets: node can reset a connection (refused peers, failed verifications), deno " +
+          "reads faster with flat memory (default: node with --allow/--deny, else deno)",
+      ).choices(["deno", "node"] as const),
     )
     .addOption(
       new Option(
@@ -1024,10 +1034,16 @@ export function acceptCommand(ctx: CliContext) {
         deny: options.deny ?? [],
       };
       // Refused peers are reset, which needs node-backed accepted sockets. Everything else keeps
-      // the deno backing: it reads without a copy, and its memory stays flat over long streams
-      // (node:net's grows with the bytes moved: 235 MiB after 1 GiB, against 74 MiB), so a
-      // failed verification closes with a FIN unless --allow/--deny made the sockets node-backed.
-      const backing = plan.allow.length > 0 || plan.deny.length > 0 ? "node" : "deno";
+      // the deno backing unless asked: it reads without a copy, and its memory stays flat over
+      // long streams (node:net's grows with the bytes moved: 235 MiB after 1 GiB, against
+      // 74 MiB), so a failed verification closes with a FIN unless the sockets are node-backed.
+      const filtering = plan.allow.length > 0 || plan.deny.length > 0;
+      if (filtering && options.backing === "deno") {
+        throw new UsageError(
+          'Cannot use --allow or --deny with --backing "deno": refused peers must be reset',
+        );
+      }
+      const backing = options.backing ?? (filtering ? "node" : "deno");
       await runAction(ctx, command, options, async (outer) => {
         const stopper = new AbortController();
         const stop = () => stopper.abort();

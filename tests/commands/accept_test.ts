@@ -681,9 +681,9 @@ Deno.test("accept --mode verify: a correct 3 MB pattern stream passes (exit 0, g
 });
 
 for (const reset of [false, true]) {
-  // --allow makes the accepted sockets node-backed, so the failed verification is an RST; the
-  // deno backing can only close with a FIN (what the sender sees then depends on its timing).
-  const how = reset ? " (--allow: node-backed, reset)" : " (deno-backed, closed)";
+  // Node-backed sockets make the failed verification an RST; the default deno backing can only
+  // close with a FIN (what the sender sees then depends on its timing).
+  const how = reset ? " (--backing node: reset)" : " (deno backing: closed)";
   Deno.test(`accept --mode verify catches a corrupted byte at its offset: STATUS_DATA_ERROR, exit 1${how}`, async () => {
     const size = 3_000_000;
     const corrupt = 2_345_678;
@@ -691,7 +691,7 @@ for (const reset of [false, true]) {
       "accept",
       "--mode",
       "verify",
-      ...(reset ? ["--allow", "127.0.0.0/8"] : []),
+      ...(reset ? ["--backing", "node"] : []),
     ]);
     const listenerLocal = await cli.bindLocal("stdout");
     const run = await within(
@@ -759,14 +759,14 @@ for (
   });
 }
 
-Deno.test("accept --verify-bytes 1000 (which implies --mode verify) passes exactly 1000 pattern bytes", async () => {
-  await using cli = new CliChild(["accept", "--verify-bytes", "1000"]);
+Deno.test("accept --verify-bytes 64K (which implies --mode verify) passes exactly 65536 pattern bytes", async () => {
+  await using cli = new CliChild(["accept", "--verify-bytes", "64K"]);
   const listenerLocal = await cli.bindLocal("stdout");
-  const run = await within(patternClient(portOf(listenerLocal), 1000), 15_000, "client");
+  const run = await within(patternClient(portOf(listenerLocal), 65536), 15_000, "client");
   assert.equal(run.end, "eof");
   assert.equal(await cli.exitCode(), 0, cli.stderr.text());
   const own = assertOneClientRun(cli.stdout.text(), listenerLocal, run.local, SINK_CONNECTION);
-  assertSummary(own[4]!, { end: "graceful", received: 1000, sent: 0 });
+  assertSummary(own[4]!, { end: "graceful", received: 65536, sent: 0 });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -925,6 +925,16 @@ Deno.test("accept: conflicting options are usage errors before any socket opens"
     {
       args: ["--mode", "discard", "--verify-bytes", "5"],
       stderr: 'error: Cannot use --verify-bytes with --mode "discard"\n',
+    },
+    {
+      args: ["--backing", "deno", "--deny", "10.0.0.0/8"],
+      stderr: 'error: Cannot use --allow or --deny with --backing "deno": refused peers must be ' +
+        "reset\n",
+    },
+    {
+      args: ["--verify-bytes", "1.5M"],
+      stderr: "error: option '--verify-bytes <size>' argument '1.5M' is invalid. Cannot parse " +
+        'size "1.5M": expected a byte count such as 4096, 64K, 8M or 1G\n',
     },
     {
       args: ["--reply", "x", "--reply-file", REPLY_FILE],
