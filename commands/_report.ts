@@ -42,6 +42,9 @@ export interface CallRecord {
   readonly elapsedMs: number;
   /** How many calls this line stands for, when a loop issued several. */
   readonly calls?: number;
+  /** Bytes received and sent over a connection's life (its Summary line). */
+  readonly received?: number;
+  readonly sent?: number;
   /** An option value read or written by WskControlSocket. */
   readonly value?: string | number;
   /** The option or IOCTL name for WskControlSocket. */
@@ -137,6 +140,8 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   if (record.calls !== undefined) parts.push(`calls=${record.calls}`);
   if (record.option !== undefined) parts.push(`option=${record.option}`);
   if (record.value !== undefined) parts.push(`value=${record.value}`);
+  if (record.received !== undefined) parts.push(`received=${record.received}`);
+  if (record.sent !== undefined) parts.push(`sent=${record.sent}`);
   parts.push(`time=${formatElapsed(record.elapsedMs)}ms`);
   if (record.data !== undefined && record.data.length > 0) {
     parts.push(`data="${escapeBytes(record.data)}"`);
@@ -190,6 +195,8 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (record.calls !== undefined) object.calls = record.calls;
   if (record.option !== undefined) object.option = record.option;
   if (record.value !== undefined) object.value = record.value;
+  if (record.received !== undefined) object.received = record.received;
+  if (record.sent !== undefined) object.sent = record.sent;
   object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
   if (record.data !== undefined && record.data.length > 0) {
     try {

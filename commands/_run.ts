@@ -24,6 +24,7 @@ import {
   wskBuf,
   WskCaptureProviderNPI,
   type WskClientConnectionDispatch,
+  type WskClientListenDispatch,
   type WskCompletion,
   type WskConnectionSocket,
   type WskIrp,
@@ -191,10 +192,14 @@ export class Run {
   }
 
   /**
-   * A listening socket on `local`: WskSocket (WSK_FLAG_LISTEN_SOCKET) then WskBind, which starts
-   * listening; both reported. Null (after closing what was made) when either fails.
+   * A listening socket on `local`: WskSocket (WSK_FLAG_LISTEN_SOCKET, on the `backing` asked for,
+   * with the client's listen callbacks) then WskBind, which starts listening; both reported. Null (after closing what was made) when either fails.
    */
-  async listen(local: SockAddr): Promise<WskListenSocket | null> {
+  async listen(
+    local: SockAddr,
+    backing: "deno" | "node" = "deno",
+    dispatch: WskClientListenDispatch | null = null,
+  ): Promise<WskListenSocket | null> {
     const d = this.npi.Dispatch;
     const made = await this.call("WskSocket", (c) => c.listenSocket ?? null, () =>
       d.WskSocket(
@@ -204,8 +209,8 @@ export class Run {
         IPPROTO_TCP,
         WSK_FLAG_LISTEN_SOCKET,
         undefined,
-        null,
-        this.irp(),
+        dispatch,
+        { ...this.irp(), backing },
       ));
     const listener = made.listenSocket;
     if (!listener) return null;

@@ -10,13 +10,11 @@ import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import ipaddr from "ipaddr.js";
 import {
   AF_INET,
-  IPPROTO_TCP,
   isIpLiteral,
   NPI_WSK_INTERFACE_ID,
   NT_SUCCESS,
   type NTSTATUS,
   SO_WSK_EVENT_CALLBACK,
-  SOCK_STREAM,
   type SockAddr,
   SOL_SOCKET,
   STATUS_CANCELLED,
@@ -31,7 +29,6 @@ import {
   WSK_EVENT_DISCONNECT,
   WSK_EVENT_RECEIVE,
   WSK_FLAG_ABORTIVE,
-  WSK_FLAG_LISTEN_SOCKET,
   wskBuf,
   type WskClientConnectionDispatch,
   type WskClientListenDispatch,
@@ -192,16 +189,12 @@ class Connection {
     const failure = this.#failure;
     const end = failure?.end ?? "graceful";
     const completion = failure?.completion ?? { status: STATUS_SUCCESS, information: 0 };
-    // The human line grammar has one value field: received= and sent= follow it as fields of
-    // their own; JSON gets them as numbers.
     run.report(
       "Summary",
       this.socket,
       { ...completion, information: received + sent },
       performance.now() - this.start,
-      run.reporter.json
-        ? { information: received + sent, value: end, extra: { received, sent } }
-        : { information: received + sent, value: `${end} received=${received} sent=${sent}` },
+      { information: received + sent, value: end, received, sent },
       failure?.expected ?? expected,
     );
   }
@@ -736,37 +729,6 @@ class EventConnection {
 // ---------------------------------------------------------------------------------------------
 // The listener
 
-/**
- * WskSocket (WSK_FLAG_LISTEN_SOCKET, with the backing and callbacks asked for) then WskBind,
- * which starts listening; both reported. Null (after closing what was made) when either fails.
- */
-async function listen(
-  run: Run,
-  local: SockAddr,
-  backing: "node" | "deno",
-  dispatch: WskClientListenDispatch | null,
-): Promise<WskListenSocket | null> {
-  const d = run.npi.Dispatch;
-  const made = await run.call("WskSocket", (c) => c.listenSocket ?? null, () =>
-    d.WskSocket(
-      run.npi.Client,
-      local.family,
-      SOCK_STREAM,
-      IPPROTO_TCP,
-      WSK_FLAG_LISTEN_SOCKET,
-      undefined,
-      dispatch,
-      { ...run.irp(), backing },
-    ));
-  const listener = made.listenSocket;
-  if (!listener) return null;
-  const l = listener.Dispatch;
-  const bound = await run.call("WskBind", listener, () => l.WskBind(listener, local, 0, run.irp()));
-  if (NT_SUCCESS(bound.status)) return listener;
-  await run.close(listener);
-  return null;
-}
-
 /** What the accept loop was told on the command line. */
 interface AcceptPlan {
   readonly count: number | null;
@@ -875,7 +837,7 @@ async function acceptWithEvents(
       return { status: STATUS_SUCCESS, context: handler, dispatch: handler.dispatch };
     },
   };
-  const l = await listen(run, local, backing, dispatch);
+  const l = await run.listen(local, backing, dispatch);
   if (!l) return;
   const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
   const enabled = await run.call(
@@ -1080,7 +1042,7 @@ export function acceptCommand(ctx: CliContext) {
             await acceptWithEvents(server, local, backing, plan);
             return;
           }
-          const listener = await listen(run, local, backing, null);
+          const listener = await run.listen(local, backing, null);
           if (!listener) return;
           const handlers = await acceptWithIrps(server, listener, plan);
           await Promise.all(handlers);
