@@ -22,6 +22,8 @@ import {
   parseOptionName,
   parseOptionSetting,
   parseRemote,
+  parseRetryUntil,
+  parseSize,
   parseTimeout,
 } from "./_parse.ts";
 
@@ -58,7 +60,12 @@ export type Step =
   & (
     | { readonly verb: "socket"; readonly family: AddressFamily; readonly listen: boolean }
     | { readonly verb: "bind"; readonly local: Endpoint }
-    | { readonly verb: "connect"; readonly remote: Endpoint; readonly bind?: Endpoint }
+    | {
+      readonly verb: "connect";
+      readonly remote: Endpoint;
+      readonly bind?: Endpoint;
+      readonly retryUntil?: number;
+    }
     | {
       readonly verb: "connectex";
       readonly remote: Endpoint;
@@ -66,7 +73,12 @@ export type Step =
       readonly bind?: Endpoint;
     }
     | { readonly verb: "socketconnect"; readonly remote: Endpoint; readonly bind?: Endpoint }
-    | { readonly verb: "send"; readonly data: Uint8Array; readonly nodelay: boolean }
+    | {
+      readonly verb: "send";
+      readonly data?: Uint8Array;
+      readonly pattern?: number;
+      readonly nodelay: boolean;
+    }
     | {
       readonly verb: "receive";
       readonly bytes?: number;
@@ -75,6 +87,7 @@ export type Step =
       readonly until?: Uint8Array;
       readonly expect?: Uint8Array;
       readonly expectRe?: RegExp;
+      readonly verifyPattern?: number | true;
     }
     | { readonly verb: "disconnect"; readonly data?: Uint8Array; readonly abortive: boolean }
     | { readonly verb: "getlocaladdress" }
@@ -176,6 +189,23 @@ function parseStep(words: string[], line: number, step: number, text: string): S
       });
       break;
     case "connect":
+      command = bindOption(stepCommand(verb))
+        .argument("<remote>", "", parseRemote)
+        .addOption(
+          new Option("--retry-until <ms>", "retry a refused connect until then")
+            .argParser(parseRetryUntil)
+            .conflicts("status"),
+        )
+        .action((remote, o) => {
+          parsed = {
+            ...base(o),
+            verb,
+            remote,
+            ...(o.bind ? { bind: o.bind } : {}),
+            ...(o.retryUntil === undefined ? {} : { retryUntil: o.retryUntil }),
+          };
+        });
+      break;
     case "socketconnect":
       command = bindOption(stepCommand(verb)).argument("<remote>", "", parseRemote).action(
         (remote, o) => {
@@ -200,11 +230,19 @@ function parseStep(words: string[], line: number, step: number, text: string): S
       command = stepCommand(verb)
         .argument("[data]", "", parseData)
         .option("--data <text>", "data to send", parseData)
+        .option("--pattern <size>", "send SIZE bytes of the verification pattern", parseSize)
         .option("--nodelay", "WSK_FLAG_NODELAY")
         .action((data, o) => {
           const bytes = data ?? o.data;
-          if (!bytes) throw new InvalidArgumentError("send needs data (an argument or --data)");
-          parsed = { ...base(o), verb, data: bytes, nodelay: o.nodelay === true };
+          if (!bytes === (o.pattern === undefined)) {
+            throw new InvalidArgumentError("send needs data (an argument or --data) or --pattern");
+          }
+          parsed = {
+            ...base(o),
+            verb,
+            nodelay: o.nodelay === true,
+            ...(bytes ? { data: bytes } : { pattern: o.pattern! }),
+          };
         });
       break;
     case "receive":
@@ -217,6 +255,11 @@ function parseStep(words: string[], line: number, step: number, text: string): S
         .option("--until <text>", "receive until this text has arrived", parseData)
         .option("--expect <text>", "the data must contain this text", parseData)
         .option("--expect-re <regex>", "the data must match this regular expression", parseRegex)
+        .addOption(
+          new Option("--verify-pattern [size]", "the data must be the verification pattern")
+            .argParser(parseSize)
+            .conflicts(["until", "expect", "expectRe", "drain", "bytes"]),
+        )
         .action((o) => {
           parsed = {
             ...base(o),
@@ -227,6 +270,7 @@ function parseStep(words: string[], line: number, step: number, text: string): S
             ...(o.until ? { until: o.until } : {}),
             ...(o.expect ? { expect: o.expect } : {}),
             ...(o.expectRe ? { expectRe: o.expectRe } : {}),
+            ...(o.verifyPattern === undefined ? {} : { verifyPattern: o.verifyPattern }),
           };
         });
       break;

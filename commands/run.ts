@@ -33,6 +33,8 @@ import { runAction, wskCommand } from "./_command.ts";
 import type { Run } from "./_run.ts";
 import { parseScript, ScriptSyntaxError, type Step } from "./_script.ts";
 import { UsageError } from "./_usage.ts";
+import { PatternVerifier } from "./_pattern.ts";
+import { sendPattern } from "./send.ts";
 
 /** Largest script read (a script is a few lines; this only bounds a mistaken input). */
 const MAX_SCRIPT = 1 << 20;
@@ -241,6 +243,16 @@ class ScriptRunner {
       }
       case "connect":
       case "connectex": {
+        if (step.verb === "connect" && step.retryUntil !== undefined) {
+          // As `wsk connect --retry-until`: fresh sockets until one connects or time is up.
+          if (this.#sockets.has(step.socket)) {
+            throw new StepError(`--retry-until needs a new socket; "${step.socket}" exists`);
+          }
+          const made = await run.connectedRetrying(step.remote, step.bind, step.retryUntil);
+          if (!made) return "failure";
+          this.#sockets.set(step.socket, made);
+          return "next";
+        }
         const remote = await run.resolve(step.remote);
         if (remote === null) return "failure";
         const socket = await this.#ensureSocket(step, remote.family);
@@ -285,11 +297,15 @@ class ScriptRunner {
       case "send": {
         const socket = this.#connection(step);
         const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
+        if (step.pattern !== undefined) {
+          return this.#judge(step, await sendPattern(run, socket, step.pattern, flags));
+        }
+        const data = step.data!;
         return (await this.#main(
           step,
           "WskSend",
           socket,
-          () => socket.Dispatch.WskSend(socket, wskBuf(step.data), flags, this.#irp(step)),
+          () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
         )).outcome;
       }
       case "receive":
@@ -430,6 +446,7 @@ class ScriptRunner {
           ),
       )).outcome;
     }
+    if (step.verifyPattern !== undefined) return await this.#receivePattern(step);
     const timeout = step.timeout ?? run.timeout;
     const start = performance.now();
     const deadline = start + timeout;
@@ -495,6 +512,25 @@ class ScriptRunner {
     if (step.status !== undefined) return this.#judge(step, last);
     if (!NT_SUCCESS(last.status) && expected === undefined) return "failure";
     return this.#expectations(step, taken);
+  }
+
+  /**
+   * `receive --verify-pattern [SIZE]`: receive until the peer's FIN (or SIZE bytes), checking
+   * every byte against the verification pattern; a mismatch is STATUS_DATA_ERROR.
+   */
+  async #receivePattern(step: Step & { verb: "receive" }): Promise<Outcome> {
+    const socket = this.#connection(step);
+    const size = step.verifyPattern === true ? undefined : step.verifyPattern;
+    const verifier = new PatternVerifier(size);
+    const carried = this.#carry.get(step.socket);
+    this.#carry.delete(step.socket);
+    if (carried) verifier.push(carried);
+    const got = await this.#run.receiveLoop(socket, {
+      verify: verifier,
+      idle: true,
+      ...(size === undefined ? {} : { limit: Math.max(0, size - (carried?.length ?? 0)) }),
+    });
+    return this.#judge(step, { status: got.status, information: got.total });
   }
 
   #expectations(step: Step & { verb: "receive" }, data: Uint8Array): Outcome {

@@ -94,6 +94,20 @@ export function sendStream(
   return sendChunks(run, socket, streamChunks(source), flags, progress);
 }
 
+/**
+ * Sends `total` bytes of the verification pattern through WskSend (one reported line with the
+ * number of calls), from one reused buffer.
+ */
+export function sendPattern(
+  run: Run,
+  socket: WskConnectionSocket,
+  total: number,
+  flags: number,
+  progress: Progress | null = null,
+): Promise<WskCompletion> {
+  return sendChunks(run, socket, patternChunks(total), flags, progress);
+}
+
 /** Builds the `send` command. */
 export function sendCommand(ctx: CliContext) {
   return wskCommand(
@@ -180,7 +194,7 @@ export function sendCommand(ctx: CliContext) {
         if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
         else if (options.pattern !== undefined) {
           const progress = Progress.for("sent", options.pattern, flag, json);
-          sent = await sendChunks(run, socket, patternChunks(options.pattern), flags, progress);
+          sent = await sendPattern(run, socket, options.pattern, flags, progress);
         } else {
           const progress = Progress.for("sent", size, flag, json);
           sent = await sendStream(run, socket, source!, flags, progress);

@@ -313,3 +313,51 @@ Deno.test("run: a script file is read from a path, and an unreadable one is exit
   ]);
   assert.equal(result.code, 0, result.stdout + result.stderr);
 });
+
+Deno.test("run: send --pattern and receive --verify-pattern through an echo server; a wrong stream is STATUS_DATA_ERROR", async () => {
+  {
+    await using server = await startServer("echo");
+    const script = [
+      `connect 127.0.0.1:${server.port} --retry-until 2000`,
+      "send --pattern 256K",
+      "disconnect",
+      "receive --verify-pattern 256K",
+    ].join("\n");
+    const result = await runCli(["run", "-"], { stdin: script });
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const receive = lines(result.stdout).find((l) => l.call === "WskReceive")!;
+    assert.equal(receive.status, "STATUS_SUCCESS");
+    assert.equal(receive.bytes, String(256 * 1024));
+    assert.equal((await server.report()).served[0]!.got.length, 256 * 1024);
+  }
+  {
+    await using server = await startServer("echo");
+    const script = [
+      `socketconnect 127.0.0.1:${server.port}`,
+      'send "not the pattern"',
+      "disconnect",
+      "receive --verify-pattern",
+    ].join("\n");
+    const result = await runCli(["run", "-"], { stdin: script });
+    const receive = lines(result.stdout).find((l) => l.call === "WskReceive")!;
+    assert.equal(receive.status, "STATUS_DATA_ERROR");
+    assert.equal(receive.ntstatus, "0xC000003E");
+    assert.match(receive.message!, /first mismatch at offset 0/);
+    assert.equal(result.code, 1);
+    await server.report();
+  }
+});
+
+Deno.test("run: connect --retry-until gives up with exit 1 when nothing ever listens", async () => {
+  const port = closedPort();
+  const started = performance.now();
+  const result = await runCli(["run", "-"], {
+    stdin: `connect 127.0.0.1:${port} --retry-until 600\nsend never\n`,
+  });
+  const elapsed = performance.now() - started;
+  const connect = lines(result.stdout).find((l) => l.call === "WskConnect")!;
+  assert.equal(connect.status, "STATUS_CONNECTION_REFUSED");
+  assert.ok(Number(connect.calls) > 1, `only ${connect.calls} attempt(s)`);
+  assert.equal(result.code, 1);
+  assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+});
