@@ -17,8 +17,10 @@ import {
   STATUS_CONNECTION_RESET,
   STATUS_DATA_ERROR,
   STATUS_SUCCESS,
+  ulong,
   wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
+  WSK_FLAG_DRAIN,
   WSK_FLAG_LISTEN_SOCKET,
   WSK_FLAG_WAITALL,
   wskBuf,
@@ -27,13 +29,16 @@ import {
   type WskClientListenDispatch,
   type WskCompletion,
   type WskConnectionSocket,
+  WskGetOption,
+  WskIoctl,
   type WskIrp,
   type WskListenSocket,
   type WskProviderNpi,
+  WskSetOption,
   type WskSocketOptions,
 } from "../provider/mod.ts";
 import type { CallRecord, Reporter } from "./_report.ts";
-import type { Endpoint } from "./_parse.ts";
+import type { Endpoint, OptionSetting, OptionSpec } from "./_parse.ts";
 import type { PatternVerifier } from "./_pattern.ts";
 import type { Progress } from "./_progress.ts";
 import type { HexTrace } from "./_trace.ts";
@@ -442,6 +447,61 @@ export class Run {
       },
     );
     return { status: last.status, total };
+  }
+
+  /** WskControlSocket setting one option, reported with its name and value. */
+  setOption(
+    socket: WskConnectionSocket,
+    { spec, value }: OptionSetting,
+    irp: WskIrp = this.irp(),
+    expected?: NTSTATUS,
+  ): Promise<WskCompletion> {
+    const d = socket.Dispatch;
+    return this.call(
+      "WskControlSocket",
+      socket,
+      () =>
+        d.WskControlSocket(socket, WskSetOption, spec.code, spec.level, ulong(value), null, irp),
+      { option: spec.name, value },
+      expected,
+    );
+  }
+
+  /** WskControlSocket reading one option (WskGetOption) or IOCTL, reported with the value. */
+  async getOption(
+    socket: WskConnectionSocket,
+    spec: OptionSpec,
+    irp: WskIrp = this.irp(),
+    expected?: NTSTATUS,
+  ): Promise<WskCompletion> {
+    const d = socket.Dispatch;
+    const output = new Uint8Array(spec.size);
+    const type = spec.kind === "ioctl" ? WskIoctl : WskGetOption;
+    const start = performance.now();
+    const got = await d.WskControlSocket(socket, type, spec.code, spec.level, null, output, irp);
+    const view = new DataView(output.buffer);
+    const value = spec.size === 8 ? Number(view.getBigUint64(0, true)) : view.getUint32(0, true);
+    this.report("WskControlSocket", socket, got, performance.now() - start, {
+      option: spec.name,
+      ...(NT_SUCCESS(got.status) ? { value } : {}),
+    }, expected);
+    return got;
+  }
+
+  /** One WskReceive with WSK_FLAG_DRAIN (discard until the peer's FIN), reported. */
+  drain(
+    socket: WskConnectionSocket,
+    irp: WskIrp = this.irp(),
+    expected?: NTSTATUS,
+  ): Promise<WskCompletion> {
+    const d = socket.Dispatch;
+    return this.call(
+      "WskReceive",
+      socket,
+      () => d.WskReceive(socket, { Mdl: null, Offset: 0, Length: 0 }, WSK_FLAG_DRAIN, irp),
+      {},
+      expected,
+    );
   }
 
   /** Sends one buffer with WskSend, reported (and dumped with `--hex`). */

@@ -1,6 +1,5 @@
 /** `wsk controlsocket`: WskControlSocket set, get and IOCTL. @module */
 
-import { NT_SUCCESS, ulong, WskGetOption, WskIoctl, WskSetOption } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import {
@@ -14,11 +13,6 @@ import {
   parseRemote,
 } from "./_parse.ts";
 import { UsageError } from "./_usage.ts";
-
-function readValue(output: Uint8Array, size: number): number {
-  const view = new DataView(output.buffer, output.byteOffset, output.byteLength);
-  return size === 8 ? Number(view.getBigUint64(0, true)) : view.getUint32(0, true);
-}
 
 /** Builds the `controlsocket` command. */
 export function controlsocketCommand(ctx: CliContext) {
@@ -48,45 +42,8 @@ export function controlsocketCommand(ctx: CliContext) {
       await runAction(ctx, command, options, async (run) => {
         const socket = await run.connected(remote, options.bind);
         if (!socket) return;
-        const d = socket.Dispatch;
-        for (const { spec, value } of sets) {
-          await run.call(
-            "WskControlSocket",
-            socket,
-            () =>
-              d.WskControlSocket(
-                socket,
-                WskSetOption,
-                spec.code,
-                spec.level,
-                ulong(value),
-                null,
-                run.irp(),
-              ),
-            {
-              option: spec.name,
-              value,
-            },
-          );
-        }
-        for (const spec of gets) {
-          const output = new Uint8Array(spec.size);
-          const type = spec.kind === "ioctl" ? WskIoctl : WskGetOption;
-          const start = performance.now();
-          const got = await d.WskControlSocket(
-            socket,
-            type,
-            spec.code,
-            spec.level,
-            null,
-            output,
-            run.irp(),
-          );
-          run.report("WskControlSocket", socket, got, performance.now() - start, {
-            option: spec.name,
-            ...(NT_SUCCESS(got.status) ? { value: readValue(output, spec.size) } : {}),
-          });
-        }
+        for (const setting of sets) await run.setOption(socket, setting);
+        for (const spec of gets) await run.getOption(socket, spec);
         await run.finish(socket);
       });
     });

@@ -1,7 +1,7 @@
 /** `wsk receive`: WskReceive until N bytes or the peer's FIN. @module */
 
 import { Option } from "@commander-js/extra-typings";
-import { NT_SUCCESS, STATUS_DATA_ERROR, WSK_FLAG_DRAIN } from "../provider/mod.ts";
+import { NT_SUCCESS, STATUS_DATA_ERROR } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseByteCount, parseLocal, parseRemote, parseSize } from "./_parse.ts";
@@ -84,20 +84,9 @@ export function receiveCommand(ctx: CliContext) {
           if (options.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
           const socket = await run.connected(remote, options.bind);
           if (!socket) return;
-          const d = socket.Dispatch;
           let ok = true;
           if (options.drain) {
-            const drained = await run.call(
-              "WskReceive",
-              socket,
-              () =>
-                d.WskReceive(
-                  socket,
-                  { Mdl: null, Offset: 0, Length: 0 },
-                  WSK_FLAG_DRAIN,
-                  run.irp(),
-                ),
-            );
+            const drained = await run.drain(socket);
             ok = NT_SUCCESS(drained.status);
           } else {
             const sink = file

@@ -14,19 +14,14 @@ import {
   ntStatusName,
   type SockAddr,
   STATUS_SUCCESS,
-  ulong,
   wildcard,
   WSK_FLAG_ABORTIVE,
-  WSK_FLAG_DRAIN,
   WSK_FLAG_NODELAY,
   WSK_FLAG_WAITALL,
   wskBuf,
   type WskCompletion,
   type WskConnectionSocket,
-  WskGetOption,
-  WskIoctl,
   WskListenSocket,
-  WskSetOption,
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
@@ -347,51 +342,17 @@ class ScriptRunner {
       }
       case "controlsocket": {
         const socket = this.#connection(step);
-        const d = socket.Dispatch;
-        let outcome: Outcome = "next";
-        for (const { spec, value } of step.set) {
-          outcome = (await this.#main(step, "WskControlSocket", socket, () =>
-            d.WskControlSocket(
-              socket,
-              WskSetOption,
-              spec.code,
-              spec.level,
-              ulong(value),
-              null,
-              this.#irp(step),
-            ), {
-            option: spec.name,
-            value,
-          })).outcome;
-          if (outcome !== "next") {
-            return outcome;
-          }
-        }
-        for (const spec of step.get) {
-          const output = new Uint8Array(spec.size);
-          const type = spec.kind === "ioctl" ? WskIoctl : WskGetOption;
-          const start = performance.now();
-          const got = await d.WskControlSocket(
-            socket,
-            type,
-            spec.code,
-            spec.level,
-            null,
-            output,
-            this.#irp(step),
-          );
-          const view = new DataView(output.buffer);
-          const value = spec.size === 8
-            ? Number(view.getBigUint64(0, true))
-            : view.getUint32(0, true);
-          run.report("WskControlSocket", socket, got, performance.now() - start, {
-            option: spec.name,
-            ...(NT_SUCCESS(got.status) ? { value } : {}),
-          }, step.status);
-          outcome = this.#judge(step, got);
+        for (const setting of step.set) {
+          const set = await run.setOption(socket, setting, this.#irp(step), step.status);
+          const outcome = this.#judge(step, set);
           if (outcome !== "next") return outcome;
         }
-        return outcome;
+        for (const spec of step.get) {
+          const got = await run.getOption(socket, spec, this.#irp(step), step.status);
+          const outcome = this.#judge(step, got);
+          if (outcome !== "next") return outcome;
+        }
+        return "next";
       }
       case "closesocket": {
         const socket = this.#any(step);
@@ -433,18 +394,7 @@ class ScriptRunner {
     const socket = this.#connection(step);
     const d = socket.Dispatch;
     if (step.drain) {
-      return (await this.#main(
-        step,
-        "WskReceive",
-        socket,
-        () =>
-          d.WskReceive(
-            socket,
-            { Mdl: null, Offset: 0, Length: 0 },
-            WSK_FLAG_DRAIN,
-            this.#irp(step),
-          ),
-      )).outcome;
+      return this.#judge(step, await run.drain(socket, this.#irp(step), step.status));
     }
     if (step.verifyPattern !== undefined) return await this.#receivePattern(step);
     const timeout = step.timeout ?? run.timeout;
