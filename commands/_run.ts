@@ -80,6 +80,10 @@ export interface ReceiveLoopOptions {
   readonly verify?: PatternVerifier;
   /** Count the bytes on a progress display (stopped before the line is reported). */
   readonly progress?: Progress | null;
+  /** The bound in milliseconds (per call with `idle`, else for the loop); default --timeout. */
+  readonly timeout?: number;
+  /** A status the caller expects the loop to end with (not counted as a failure). */
+  readonly expected?: NTSTATUS;
 }
 
 /** Anything with an id and, when known, addresses: what a status line describes. */
@@ -374,12 +378,17 @@ export class Run {
    * already shut or aborted), then receiving until the peer's FIN (bounded by the timeout),
    * then WskCloseSocket. Data drained here is reported in the WskReceive line.
    */
-  async finish(socket: WskConnectionSocket): Promise<void> {
+  async finish(socket: WskConnectionSocket, drainExpected?: NTSTATUS): Promise<void> {
     const d = socket.Dispatch;
     if (socket.state === "ESTAB" || socket.state === "RFIN") {
       await this.call("WskDisconnect", socket, () => d.WskDisconnect(socket, null, 0, this.irp()));
     }
-    if (socket.state === "LFIN") await this.receiveLoop(socket, { show: true });
+    if (socket.state === "LFIN") {
+      await this.receiveLoop(socket, {
+        show: true,
+        ...(drainExpected === undefined ? {} : { expected: drainExpected }),
+      });
+    }
     await this.close(socket);
   }
 
@@ -401,10 +410,11 @@ export class Run {
     let calls = 0;
     let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
     const start = performance.now();
-    const deadline = start + this.timeout;
+    const timeout = options.timeout ?? this.timeout;
+    const deadline = start + timeout;
     while (total < limit) {
       const length = Math.min(buffer.length, limit - total);
-      const remaining = options.idle ? this.timeout : Math.max(0, deadline - performance.now());
+      const remaining = options.idle ? timeout : Math.max(0, deadline - performance.now());
       const flags = options.waitAll ? WSK_FLAG_WAITALL : 0;
       last = await d.WskReceive(
         socket,
@@ -445,6 +455,7 @@ export class Run {
         information: total,
         ...(shown ? { data: shown } : {}),
       },
+      options.expected,
     );
     return { status: last.status, total };
   }

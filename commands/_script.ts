@@ -149,6 +149,7 @@ function parseName(text: string): string {
 function stepCommand(verb: string) {
   return new Command(verb)
     .exitOverride()
+    .helpOption(false)
     .allowExcessArguments(false)
     .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
     .option("--socket <name>", "the socket this step works on", parseName, "main")
@@ -349,23 +350,41 @@ function stripComment(line: string): string {
   return line;
 }
 
-/** Which sockets a step needs to exist, and which it brings into being. */
-function needsAndMakes(step: Step): { needs: string[]; makes: string[]; ends?: string } {
+/**
+ * Which sockets a step needs to exist, which it brings into being (`fresh`: it must not be
+ * live already, or the old one would be lost), and which it ends.
+ */
+function socketsOf(
+  step: Step,
+): { needs: string[]; makes: string[]; fresh: boolean; ends?: string } {
   switch (step.verb) {
-    case "closesocket":
-      return { needs: [step.socket], makes: [], ends: step.socket };
     case "socket":
     case "socketconnect":
-      return { needs: [], makes: [step.socket] };
-    case "bind":
+      return { needs: [], makes: [step.socket], fresh: true };
     case "connect":
+      return { needs: [], makes: [step.socket], fresh: step.retryUntil !== undefined };
+    case "bind":
     case "connectex":
-      return { needs: [], makes: [step.socket] };
+      return { needs: [], makes: [step.socket], fresh: false };
     case "accept":
-      return { needs: [step.listener], makes: [step.socket] };
+      return { needs: [step.listener], makes: [step.socket], fresh: true };
+    case "closesocket":
+      return { needs: [step.socket], makes: [], fresh: false, ends: step.socket };
     default:
-      return { needs: [step.socket], makes: [] };
+      return { needs: [step.socket], makes: [], fresh: false };
   }
+}
+
+/** A `--bind` literal whose family differs from the remote literal's. */
+function familyClash(step: Step): string | null {
+  if (step.verb !== "connect" && step.verb !== "connectex" && step.verb !== "socketconnect") {
+    return null;
+  }
+  const { remote, bind } = step;
+  if (remote.kind !== "literal" || bind?.kind !== "literal") return null;
+  return remote.address.family === bind.address.family
+    ? null
+    : `cannot bind "${bind.text}" to reach "${remote.text}": the address families differ`;
 }
 
 /**
@@ -396,12 +415,24 @@ export function parseScript(source: string): Step[] {
     }
     if (words.length === 0) continue;
     const step = parseStep(words, i + 1, steps.length + 1, text);
-    const { needs, makes, ends } = needsAndMakes(step);
+    const { needs, makes, fresh, ends } = socketsOf(step);
     for (const name of needs) {
       if (!known.has(name)) {
         throw new ScriptSyntaxError(i + 1, `no socket "${name}" exists here; create it first`);
       }
     }
+    if (fresh) {
+      for (const name of makes) {
+        if (known.has(name)) {
+          throw new ScriptSyntaxError(
+            i + 1,
+            `socket "${name}" is still open; close it first or use another --socket name`,
+          );
+        }
+      }
+    }
+    const clash = familyClash(step);
+    if (clash) throw new ScriptSyntaxError(i + 1, clash);
     for (const name of makes) known.add(name);
     if (ends) known.delete(ends);
     steps.push(step);

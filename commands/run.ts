@@ -10,9 +10,10 @@ import {
   type AddressFamily,
   AF_INET,
   NT_SUCCESS,
-  type NTSTATUS,
   ntStatusName,
   type SockAddr,
+  STATUS_BUFFER_OVERFLOW,
+  STATUS_IO_TIMEOUT,
   STATUS_SUCCESS,
   wildcard,
   WSK_FLAG_ABORTIVE,
@@ -118,7 +119,7 @@ class ScriptRunner {
   #run: Run;
   #sockets = new Map<string, AnySocket>();
   /** Bytes a receive step took past its stop point, kept for the next receive on the socket. */
-  #carry = new Map<string, Uint8Array>();
+  #carry = new Map<AnySocket, Uint8Array>();
 
   constructor(run: Run) {
     this.#run = run;
@@ -145,18 +146,38 @@ class ScriptRunner {
   /** Judges the step's own call: its expected status, or success. */
   #judge(step: Step, completion: WskCompletion): Outcome {
     if (step.status !== undefined) {
-      if (completion.status === step.status) return "next";
+      const passed = completion.status === step.status;
       this.#run.reporter.expectation({
-        passed: false,
+        passed,
         step: step.step,
         line: step.line,
         verb: step.verb,
         expected: ntStatusName(step.status),
-        actual: ntStatusName(completion.status),
+        ...(passed ? {} : { actual: ntStatusName(completion.status) }),
       });
-      return "expectation";
+      return passed ? "next" : "expectation";
     }
     return NT_SUCCESS(completion.status) ? "next" : "failure";
+  }
+
+  /**
+   * Shows bytes an earlier receive took past its stop point that no later step read, as a
+   * `WskReceive … calls=0 value=unread` line, so nothing received is dropped silently.
+   */
+  #flushUnread(socket: AnySocket): void {
+    const unread = this.#carry.get(socket);
+    this.#carry.delete(socket);
+    if (!unread || socket instanceof WskListenSocket) return;
+    this.#run.report(
+      "WskReceive",
+      socket,
+      {
+        status: STATUS_SUCCESS,
+        information: unread.length,
+      },
+      0,
+      { calls: 0, value: "unread", data: unread },
+    );
   }
 
   /** Issues the step's own dispatch call, reported and judged. */
@@ -357,6 +378,7 @@ class ScriptRunner {
       case "closesocket": {
         const socket = this.#any(step);
         this.#sockets.delete(step.socket);
+        this.#flushUnread(socket);
         return (await this.#main(
           step,
           "WskCloseSocket",
@@ -385,48 +407,97 @@ class ScriptRunner {
   }
 
   /**
-   * A receive step: one WSK_FLAG_DRAIN call, or WskReceive calls until the step's bound (bytes,
-   * `--until`, the `--expect` text or pattern when no other bound is given), the peer's FIN or
-   * the deadline; reported as one line. Then the expectations are checked.
+   * A receive step. With no text to look for it is one loop of WskReceive calls until the peer's
+   * FIN or `--bytes` (`Run.receiveLoop`, one line); `--drain` is one WSK_FLAG_DRAIN call;
+   * `--verify-pattern` checks the pattern. With `--until`, `--expect` or `--expect-re` the step
+   * keeps what it receives (at most 16 MiB) to look in it, stops as soon as its bound has
+   * arrived, and keeps any bytes past that point for the next receive. Then `--status` is
+   * judged, and the expectations when the status is the expected one.
    */
   async #receive(step: Step & { verb: "receive" }): Promise<Outcome> {
     const run = this.#run;
     const socket = this.#connection(step);
-    const d = socket.Dispatch;
     if (step.drain) {
+      this.#flushUnread(socket);
       return this.#judge(step, await run.drain(socket, this.#irp(step), step.status));
     }
-    if (step.verifyPattern !== undefined) return await this.#receivePattern(step);
     const timeout = step.timeout ?? run.timeout;
+    const carried = this.#carry.get(socket);
+    if (step.verifyPattern !== undefined) {
+      const size = step.verifyPattern === true ? undefined : step.verifyPattern;
+      const verifier = new PatternVerifier(size);
+      this.#carry.delete(socket);
+      if (carried) verifier.push(carried);
+      const got = await run.receiveLoop(socket, {
+        verify: verifier,
+        idle: true,
+        timeout,
+        ...(size === undefined ? {} : { limit: Math.max(0, size - (carried?.length ?? 0)) }),
+        ...(step.status === undefined ? {} : { expected: step.status }),
+      });
+      return this.#judge(step, { status: got.status, information: got.total });
+    }
+    if (!step.until && !step.expect && !step.expectRe) {
+      // Nothing to look for: stream it (no buffering), showing what came in the line.
+      this.#flushUnread(socket);
+      const got = await run.receiveLoop(socket, {
+        show: true,
+        timeout,
+        waitAll: step.waitAll,
+        ...(step.bytes === undefined ? {} : { limit: step.bytes }),
+        ...(step.status === undefined ? {} : { expected: step.status }),
+      });
+      return this.#judge(step, { status: got.status, information: got.total });
+    }
+    return await this.#receiveMatching(step, socket, timeout);
+  }
+
+  async #receiveMatching(
+    step: Step & { verb: "receive" },
+    socket: WskConnectionSocket,
+    timeout: number,
+  ): Promise<Outcome> {
+    const run = this.#run;
+    const d = socket.Dispatch;
     const start = performance.now();
     const deadline = start + timeout;
     const received = new Received();
-    const carried = this.#carry.get(step.socket);
-    this.#carry.delete(step.socket);
+    const carried = this.#carry.get(socket);
+    this.#carry.delete(socket);
     if (carried) received.push(carried);
     const stopText = step.until ?? (step.bytes === undefined ? step.expect : undefined);
     const stopRe = step.bytes === undefined && !step.until && !step.expect
       ? step.expectRe
       : undefined;
     const decoder = new TextDecoder();
+    let searched = 0;
     /** Where the data this step takes ends (the rest is carried to the next receive). */
     const stopAt = (): number | null => {
       if (step.bytes !== undefined && received.length >= step.bytes) return step.bytes;
       if (stopText) {
-        const at = indexOfBytes(received.bytes, stopText);
+        // Only the new bytes (and the overlap a match could straddle) need looking at.
+        const from = Math.max(0, searched - stopText.length + 1);
+        searched = received.length;
+        const at = indexOfBytes(received.bytes, stopText, from);
         if (at >= 0) return at + stopText.length;
       }
-      if (stopRe) {
-        const match = stopRe.exec(decoder.decode(received.bytes));
-        if (match) return received.length;
-      }
+      if (stopRe && stopRe.test(decoder.decode(received.bytes))) return received.length;
       return null;
     };
     const buffer = new Uint8Array(64 * 1024);
     let calls = 0;
     let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
     let end = stopAt();
-    while (end === null && received.length < MAX_MATCH) {
+    while (end === null) {
+      if (received.length >= MAX_MATCH) {
+        last = {
+          status: STATUS_BUFFER_OVERFLOW,
+          information: 0,
+          message: `Stopped after ${MAX_MATCH} bytes without reaching the step's bound; ` +
+            "use --bytes, or --verify-pattern for bulk data",
+        };
+        break;
+      }
       const want = step.bytes === undefined
         ? buffer.length
         : Math.min(buffer.length, step.bytes - received.length);
@@ -438,19 +509,18 @@ class ScriptRunner {
       );
       calls++;
       if (!NT_SUCCESS(last.status) || last.information === 0) break;
+      run.hex?.dump("<", socket.id, buffer.subarray(0, last.information));
       received.push(buffer.subarray(0, last.information));
       end = stopAt();
     }
     const taken = end === null ? received.bytes : received.bytes.subarray(0, end);
-    if (end !== null && end < received.length) {
-      this.#carry.set(step.socket, received.bytes.slice(end));
-    }
-    // A receive that ran out of time waiting for its expectation fails the expectation (exit 3),
-    // not the run; any other failure is the call's.
-    const waitingOnExpectation = end === null && stopText === step.expect &&
-      step.expect !== undefined;
-    const expected: NTSTATUS | undefined = step.status ??
-      (waitingOnExpectation || (end === null && stopRe) ? last.status : undefined);
+    if (end !== null && end < received.length) this.#carry.set(socket, received.bytes.slice(end));
+    // Running out of time while waiting for the expected text fails the expectation (exit 3);
+    // any other failure (a reset, say) is the call's own (exit 1).
+    const expectationTimedOut = end === null && last.status === STATUS_IO_TIMEOUT &&
+      (step.expect !== undefined || step.expectRe !== undefined) && step.until === undefined &&
+      step.bytes === undefined;
+    const expected = step.status ?? (expectationTimedOut ? last.status : undefined);
     run.report(
       "WskReceive",
       socket,
@@ -459,28 +529,12 @@ class ScriptRunner {
       { information: taken.length, calls, data: taken },
       expected,
     );
-    if (step.status !== undefined) return this.#judge(step, last);
-    if (!NT_SUCCESS(last.status) && expected === undefined) return "failure";
+    if (step.status !== undefined) {
+      const judged = this.#judge(step, last);
+      return judged === "next" ? this.#expectations(step, taken) : judged;
+    }
+    if (!NT_SUCCESS(last.status) && !expectationTimedOut) return "failure";
     return this.#expectations(step, taken);
-  }
-
-  /**
-   * `receive --verify-pattern [SIZE]`: receive until the peer's FIN (or SIZE bytes), checking
-   * every byte against the verification pattern; a mismatch is STATUS_DATA_ERROR.
-   */
-  async #receivePattern(step: Step & { verb: "receive" }): Promise<Outcome> {
-    const socket = this.#connection(step);
-    const size = step.verifyPattern === true ? undefined : step.verifyPattern;
-    const verifier = new PatternVerifier(size);
-    const carried = this.#carry.get(step.socket);
-    this.#carry.delete(step.socket);
-    if (carried) verifier.push(carried);
-    const got = await this.#run.receiveLoop(socket, {
-      verify: verifier,
-      idle: true,
-      ...(size === undefined ? {} : { limit: Math.max(0, size - (carried?.length ?? 0)) }),
-    });
-    return this.#judge(step, { status: got.status, information: got.total });
   }
 
   #expectations(step: Step & { verb: "receive" }, data: Uint8Array): Outcome {
@@ -519,26 +573,11 @@ class ScriptRunner {
   async cleanup(clean: boolean): Promise<void> {
     for (const [name, socket] of this.#sockets) {
       this.#sockets.delete(name);
-      const unread = this.#carry.get(name);
-      this.#carry.delete(name);
-      if (unread && !(socket instanceof WskListenSocket)) {
-        // Received by an earlier step past its stop point and read by no later step: shown,
-        // not dropped.
-        this.#run.report(
-          "WskReceive",
-          socket,
-          { status: STATUS_SUCCESS, information: unread.length },
-          0,
-          {
-            calls: 0,
-            value: "unread",
-            data: unread,
-          },
-        );
-      }
+      this.#flushUnread(socket);
       if (socket.state === "CLOSED") continue;
       if (clean && !(socket instanceof WskListenSocket) && socket.state !== "INIT") {
-        await this.#run.finish(socket);
+        // Not a step: a peer that never sends its FIN is shown, but does not fail the script.
+        await this.#run.finish(socket, STATUS_IO_TIMEOUT);
       } else await this.#run.close(socket);
     }
   }

@@ -2,7 +2,7 @@
 
 import { Option } from "@commander-js/extra-typings";
 import { NT_SUCCESS, STATUS_SUCCESS, WSK_FLAG_NODELAY, wskBuf } from "../provider/mod.ts";
-import type { WskCompletion, WskConnectionSocket } from "../provider/mod.ts";
+import type { NTSTATUS, WskCompletion, WskConnectionSocket } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseData, parseLocal, parseRemote, parseSize } from "./_parse.ts";
@@ -26,6 +26,8 @@ async function sendChunks(
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   flags: number,
   progress: Progress | null,
+  timeout: number = run.timeout,
+  expected?: NTSTATUS,
 ): Promise<WskCompletion> {
   const d = socket.Dispatch;
   const start = performance.now();
@@ -34,7 +36,7 @@ async function sendChunks(
   let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
   try {
     for await (const chunk of chunks) {
-      last = await d.WskSend(socket, wskBuf(chunk), flags, run.irp());
+      last = await d.WskSend(socket, wskBuf(chunk), flags, run.irp(timeout));
       calls++;
       run.hex?.dump(">", socket.id, chunk.subarray(0, last.information));
       progress?.add(last.information);
@@ -47,7 +49,7 @@ async function sendChunks(
   run.report("WskSend", socket, last, performance.now() - start, {
     information: total,
     calls,
-  });
+  }, expected);
   return NT_SUCCESS(last.status) ? { status: last.status, information: total } : last;
 }
 
@@ -104,8 +106,10 @@ export function sendPattern(
   total: number,
   flags: number,
   progress: Progress | null = null,
+  timeout: number = run.timeout,
+  expected?: NTSTATUS,
 ): Promise<WskCompletion> {
-  return sendChunks(run, socket, patternChunks(total), flags, progress);
+  return sendChunks(run, socket, patternChunks(total), flags, progress, timeout, expected);
 }
 
 /** Builds the `send` command. */

@@ -93,7 +93,7 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
     if (irp?.timeout !== undefined) {
       const ms = irp.timeout;
       this.#timer = setTimeout(
-        () => this.cancel(STATUS_IO_TIMEOUT, `Timed out after ${ms} ms`),
+        () => this.cancel(STATUS_IO_TIMEOUT, `Timed out after ${Math.round(ms)} ms`),
         ms,
       );
     }

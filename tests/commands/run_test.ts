@@ -13,11 +13,15 @@ import { PythonListener } from "./_peer.ts";
  *   http   read a request up to the blank line, answer "HTTP/1.0 200 OK" with a body, close
  *   redis  answer each "PING\r\n" line with "+PONG\r\n" until EOF, then close
  *   echo   echo until EOF, then close
+ *   twolines  send "connN-line1\nconnN-line2\n" (N counts connections from 0), then read to EOF
+ *   resetpartial  send "partial ", then reset (SO_LINGER 0)
+ *   hold   read until EOF, then keep the connection open for 3 s before closing
+ *   blob   send 20 MiB of zeros, then close
  * It serves `count` connections one after another, then reports, per connection, the client's
  * port and the bytes it got.
  */
 const SERVER = `
-import json, socket, sys
+import json, socket, struct, sys, time
 mode, count = sys.argv[1], int(sys.argv[2])
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.bind(("127.0.0.1", 0))
@@ -25,12 +29,25 @@ srv.listen(8)
 srv.settimeout(20)
 print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
 served = []
-for _ in range(count):
+for index in range(count):
     conn, addr = srv.accept()
     conn.settimeout(20)
     got = b""
     try:
-        if mode == "http":
+        if mode == "blob":
+            conn.sendall(bytes(20 * 1024 * 1024))
+        elif mode == "resetpartial":
+            conn.sendall(b"partial ")
+            time.sleep(0.2)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif mode in ("twolines", "hold"):
+            if mode == "twolines":
+                conn.sendall(b"conn%d-line1\\nconn%d-line2\\n" % (index, index))
+            while chunk := conn.recv(4096):
+                got += chunk
+            if mode == "hold":
+                time.sleep(3)
+        elif mode == "http":
             while b"\\r\\n\\r\\n" not in got:
                 chunk = conn.recv(4096)
                 if not chunk:
@@ -59,7 +76,10 @@ interface Served {
   readonly served: { readonly peer: number; readonly got: string }[];
 }
 
-function startServer(mode: "http" | "redis" | "echo", count = 1) {
+function startServer(
+  mode: "http" | "redis" | "echo" | "twolines" | "resetpartial" | "hold" | "blob",
+  count = 1,
+) {
   return PythonListener.start<Served>(SERVER, "127.0.0.1", [mode, String(count)]);
 }
 
@@ -145,8 +165,11 @@ Deno.test("run: a negative test passes with --status (refused is what the step e
     "WskSocket STATUS_SUCCESS",
     "WskBind STATUS_SUCCESS",
     "WskConnect STATUS_CONNECTION_REFUSED",
+    "Expect PASSED",
     "WskCloseSocket STATUS_SUCCESS",
   ]);
+  const expectation = lines(result.stdout).find((l) => l.call === "Expect")!;
+  assert.equal(expectation.expected, "STATUS_CONNECTION_REFUSED");
   assert.equal(result.code, 0);
 });
 
@@ -305,10 +328,11 @@ Deno.test("run: a script file is read from a path, and an unreadable one is exit
   const path = new URL("./fixtures/negative.wsk", import.meta.url).pathname;
   const result = await runCli(["run", "--json", path]);
   const objects = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(objects.map((o) => [o.call, o.status, o.line]), [
+  assert.deepEqual(objects.map((o) => [o.call, o.status ?? o.result, o.line]), [
     ["WskSocket", "STATUS_SUCCESS", 2],
     ["WskBind", "STATUS_SUCCESS", 2],
     ["WskConnect", "STATUS_CONNECTION_REFUSED", 2],
+    ["Expect", "PASSED", 2],
     ["WskCloseSocket", "STATUS_SUCCESS", 0],
   ]);
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -360,4 +384,136 @@ Deno.test("run: connect --retry-until gives up with exit 1 when nothing ever lis
   assert.ok(Number(connect.calls) > 1, `only ${connect.calls} attempt(s)`);
   assert.equal(result.code, 1);
   assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+});
+
+Deno.test("run: bytes left unread on a closed socket are shown at its close, not handed to the next socket of that name", async () => {
+  await using server = await startServer("twolines", 2);
+  const script = [
+    `socketconnect 127.0.0.1:${server.port}`,
+    'receive --until "\\n"',
+    "closesocket",
+    `socketconnect 127.0.0.1:${server.port}`,
+    'receive --until "\\n" --expect conn1-line1',
+  ].join("\n");
+  const result = await runCli(["run", "-"], { stdin: script });
+  assert.equal(result.code, 0, result.stdout);
+  const receives = lines(result.stdout).filter((l) => l.call === "WskReceive");
+  assert.equal(receives[0]!.data, "conn0-line1\n");
+  assert.equal(receives[1]!.value, "unread");
+  assert.equal(receives[1]!.data, "conn0-line2\n");
+  assert.equal(receives[2]!.data, "conn1-line1\n");
+  await server.report();
+});
+
+Deno.test("run: syntax errors for a live socket made again, clashing families and --help in a step", async () => {
+  const cases: { script: string; says: RegExp }[] = [
+    {
+      script: "socketconnect 127.0.0.1:1\nsocketconnect 127.0.0.1:1\n",
+      says: /line 2: socket "main" is still open/,
+    },
+    {
+      script: "connect 127.0.0.1:1 --bind [::1]:0\n",
+      says: /line 1: cannot bind "\[::1\]:0" to reach "127\.0\.0\.1:1"/,
+    },
+    { script: "socketconnect 127.0.0.1:1\nsend --help\n", says: /line 2: unknown option '--help'/ },
+  ];
+  for (const { script, says } of cases) {
+    const result = await runCli(["run", "-"], { stdin: script });
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, says);
+  }
+});
+
+Deno.test("run: --status and --expect together: both must hold", async () => {
+  await using server = await startServer("echo");
+  const script = [
+    `socketconnect 127.0.0.1:${server.port}`,
+    "send hello",
+    "disconnect",
+    "receive --expect NOPE --status STATUS_SUCCESS",
+  ].join("\n");
+  const result = await runCli(["run", "-"], { stdin: script });
+  const expectations = lines(result.stdout).filter((l) => l.call === "Expect");
+  assert.deepEqual(expectations.map((e) => [e.status, e.expected]), [
+    ["PASSED", "STATUS_SUCCESS"],
+    ["FAILED", "NOPE"],
+  ]);
+  assert.equal(result.code, 3);
+  await server.report();
+});
+
+Deno.test("run: a reset while waiting for --expect is the call's failure (exit 1), a timeout is the expectation's (exit 3)", async () => {
+  {
+    await using server = await startServer("resetpartial");
+    const result = await runCli(["run", "-"], {
+      stdin: `socketconnect 127.0.0.1:${server.port}\nreceive --expect OK\n`,
+    });
+    const receive = lines(result.stdout).find((l) => l.call === "WskReceive")!;
+    assert.equal(receive.status, "STATUS_CONNECTION_RESET");
+    assert.equal(lines(result.stdout).some((l) => l.call === "Expect"), false);
+    assert.equal(result.code, 1);
+    await server.report();
+  }
+  {
+    await using server = await startServer("hold");
+    const result = await runCli(["run", "--timeout", "400", "-"], {
+      stdin: `socketconnect 127.0.0.1:${server.port}\nreceive --expect OK\n`,
+    });
+    const receive = lines(result.stdout).find((l) => l.call === "WskReceive")!;
+    assert.equal(receive.status, "STATUS_IO_TIMEOUT");
+    assert.equal(lines(result.stdout).find((l) => l.call === "Expect")?.status, "FAILED");
+    assert.equal(result.code, 3);
+  }
+});
+
+Deno.test("run: a peer that keeps the connection open after the script ends does not fail it", async () => {
+  await using server = await startServer("hold");
+  const result = await runCli(["run", "--timeout", "400", "-"], {
+    stdin: `socketconnect 127.0.0.1:${server.port}\nsend ping\n`,
+  });
+  const drain = lines(result.stdout).filter((l) => l.call === "WskReceive").at(-1)!;
+  assert.equal(drain.status, "STATUS_IO_TIMEOUT");
+  assert.equal(drain.step, undefined);
+  assert.equal(result.code, 0, result.stdout);
+  assert.equal((await server.report()).served[0]!.got, "ping");
+});
+
+Deno.test("run: --verify-pattern honours --status and the step's --timeout; a plain receive has no size cap", async () => {
+  {
+    await using server = await startServer("echo");
+    const result = await runCli(["run", "-"], {
+      stdin: [
+        `socketconnect 127.0.0.1:${server.port}`,
+        "disconnect",
+        "receive --verify-pattern 16 --status STATUS_DATA_ERROR",
+      ].join("\n"),
+    });
+    assert.equal(result.code, 0, result.stdout);
+    assert.equal(lines(result.stdout).find((l) => l.call === "Expect")?.status, "PASSED");
+    await server.report();
+  }
+  {
+    await using server = await startServer("hold");
+    const started = performance.now();
+    const result = await runCli(["run", "--timeout", "5000", "-"], {
+      stdin: `socketconnect 127.0.0.1:${server.port}\nreceive --verify-pattern --timeout 300\n`,
+    });
+    assert.equal(
+      lines(result.stdout).find((l) => l.call === "WskReceive")?.status,
+      "STATUS_IO_TIMEOUT",
+    );
+    assert.equal(result.code, 1);
+    assert.ok(performance.now() - started < 4000);
+  }
+  {
+    await using server = await startServer("blob");
+    const result = await runCli(["run", "-"], {
+      stdin: `socketconnect 127.0.0.1:${server.port}\nreceive\n`,
+    });
+    assert.equal(result.code, 0, result.stdout);
+    const receive = lines(result.stdout).filter((l) => l.call === "WskReceive")[0]!;
+    assert.equal(receive.bytes, String(20 * 1024 * 1024));
+    await server.report();
+  }
 });
