@@ -6,11 +6,10 @@
  * @module
  */
 
-import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { Option } from "@commander-js/extra-typings";
 import ipaddr from "ipaddr.js";
 import {
   AF_INET,
-  isIpLiteral,
   NPI_WSK_INTERFACE_ID,
   NT_SUCCESS,
   type NTSTATUS,
@@ -40,7 +39,15 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
+import {
+  type CidrRule,
+  collect,
+  parseCidr,
+  parseCount,
+  parseData,
+  parseLocal,
+  parseSize,
+} from "./_parse.ts";
 import { PatternVerifier } from "./_pattern.ts";
 import { type Described, joinBytes, Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
@@ -58,58 +65,6 @@ export type ConnectionEnd = "graceful" | "reset" | "timeout" | "local-close";
 // ---------------------------------------------------------------------------------------------
 // Allow and deny lists
 
-/** One `--allow` or `--deny` value: a network as typed and as ipaddr.js parsed it. */
-export interface CidrRule {
-  /** The text as given, for messages. */
-  readonly text: string;
-  /** The network address and prefix length. */
-  readonly range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-}
-
-function badCidr(text: string, why: string): never {
-  throw new InvalidArgumentError(`Cannot parse CIDR "${text}": ${why}`);
-}
-
-/**
- * Parses an IPv4 or IPv6 network `ADDRESS/PREFIX` (or a bare address, a single host) strictly:
- * dotted-decimal or standard IPv6 text only, no zone, a decimal prefix within the family's
- * width, and no host bits set. Throws commander's InvalidArgumentError naming the problem.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseCidr } from "./accept.ts";
- *
- * assert.equal(parseCidr("10.0.0.0/8").range[1], 8);
- * assert.equal(parseCidr("::1").range[1], 128);
- * assert.throws(() => parseCidr("10.0.0.1/8"), /host bits are set/);
- * ```
- */
-export function parseCidr(text: string): CidrRule {
-  const parts = text.split("/");
-  if (parts.length > 2) badCidr(text, "expected ADDRESS/PREFIX");
-  const [address, prefixText] = parts as [string, string | undefined];
-  if (address.includes("%")) badCidr(text, "a zone (%) is not allowed");
-  const family = isIpLiteral(address);
-  if (family === undefined) badCidr(text, `"${address}" is not an IPv4 or IPv6 address`);
-  const width = family === AF_INET ? 32 : 128;
-  let prefix = width;
-  if (prefixText !== undefined) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > width) {
-      badCidr(text, `the prefix must be an integer from 0 to ${width}`);
-    }
-    prefix = Number(prefixText);
-  }
-  const parsed = ipaddr.parse(address);
-  const network = family === AF_INET
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`);
-  if (network.toString() !== parsed.toString()) {
-    badCidr(text, `host bits are set (the network is ${network.toString()}/${prefix})`);
-  }
-  return { text, range: [parsed, prefix] };
-}
-
 function matches(address: ipaddr.IPv4 | ipaddr.IPv6, rule: CidrRule): boolean {
   const [network, prefix] = rule.range;
   if (address.kind() !== network.kind()) return false;
@@ -126,7 +81,8 @@ function matches(address: ipaddr.IPv4 | ipaddr.IPv6, rule: CidrRule): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseCidr, refusalOf } from "./accept.ts";
+ * import { parseCidr } from "./_parse.ts";
+ * import { refusalOf } from "./accept.ts";
  *
  * const allow = [parseCidr("127.0.0.0/8")];
  * assert.equal(refusalOf("127.0.0.1", allow, []), null);

@@ -5,7 +5,8 @@
 
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../commands/_pattern.ts";
-import { parseCidr, refusalOf } from "../../commands/accept.ts";
+import { refusalOf } from "../../commands/accept.ts";
+import { parseCidr } from "../../commands/_parse.ts";
 import { cliCommand, parseLine, PythonProcess, readAll, runCli, sleep, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
