@@ -99,12 +99,20 @@ export interface WskListenOptions {
   /**
    * Which host listener serves the socket. `"node"`: a `node:net` Server
    * (`allowHalfOpen`, `pauseOnConnect`) whose accepted sockets are node-backed, so an abortive
-   * WskDisconnect or a WskCloseSocket of a live connection sends a real RST. `"deno"` or
-   * `"auto"`: `Deno.listen`, whose accepted sockets read faster but cannot send RST.
+   * WskDisconnect or a WskCloseSocket of a live connection sends a real RST. `"deno"`:
+   * `Deno.listen`, whose accepted sockets read faster but cannot send RST. `"auto"`: node when
+   * `abortive` is set, else deno.
    *
    * @default {"auto"}
    */
   readonly backing?: BackingPreference;
+  /**
+   * The client may disconnect accepted sockets abortively, so `"auto"` picks the node backing,
+   * whose accepted sockets can send RST (as `abortive` does for a connection socket).
+   *
+   * @default {false}
+   */
+  readonly abortive?: boolean;
 }
 
 interface AcceptRequest {
@@ -236,7 +244,7 @@ export class WskListenSocket {
     let listener: ListenerBacking;
     this.#binding = true;
     try {
-      listener = this.#options.backing === "node" ? await listenNode(request) : listenDeno(request);
+      listener = this.#backingKind() === "node" ? await listenNode(request) : listenDeno(request);
     } catch (error) {
       return hostFailure(error, `Listen on ${address.address} port ${address.port}`);
     } finally {
@@ -251,6 +259,13 @@ export class WskListenSocket {
     this.#local = listener.localAddress;
     this.#state = "LISTENING";
     return success();
+  }
+
+  /** The host listener `backing` and `abortive` ask for: node can reset, deno reads faster. */
+  #backingKind(): "node" | "deno" {
+    const preference = this.#options.backing ?? "auto";
+    if (preference !== "auto") return preference;
+    return this.#options.abortive === true ? "node" : "deno";
   }
 
   #accept(

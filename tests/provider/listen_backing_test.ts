@@ -443,3 +443,42 @@ for (const backing of ["deno", "node"] as const) {
     assert.equal(c.remoteAddress!.port, client.localAddr.port, "the next connection");
   });
 }
+
+for (const backing of [undefined, "auto"] as const) {
+  const given = backing === undefined ? "the default backing" : `backing "${backing}"`;
+  Deno.test(`WskSocket(listen) with abortive and ${given} picks node: WSK_FLAG_ABORTIVE resets an accepted connection`, async () => {
+    const made = await wskSocket({
+      flags: WSK_FLAG_LISTEN_SOCKET,
+      options: backing === undefined ? { abortive: true } : { abortive: true, backing },
+    });
+    assertStatus(made, STATUS_SUCCESS, "WskSocket(listen, abortive):");
+    await using listen = made.listenSocket!;
+    assertStatus(await listen.Dispatch.WskBind(listen, sockAddr("127.0.0.1", 0)), 0);
+    const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
+    using client = await Deno.connect({ hostname: "127.0.0.1", port: listen.localAddress!.port });
+    await using socket = accepted(await pending);
+    assertStatus(
+      await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE),
+      STATUS_SUCCESS,
+    );
+    assert.equal(socket.state, "ABORTED");
+    const { bytes, error } = await within(readAll(client), 5000, "client read");
+    assert.equal(bytes.length, 0);
+    assert.ok(error instanceof Deno.errors.ConnectionReset, `expected a reset, got ${error}`);
+  });
+}
+
+Deno.test("WskSocket(listen) with abortive but backing deno keeps the deno backing (an explicit choice wins)", async () => {
+  const made = await wskSocket({
+    flags: WSK_FLAG_LISTEN_SOCKET,
+    options: { abortive: true, backing: "deno" },
+  });
+  await using listen = made.listenSocket!;
+  assertStatus(await listen.Dispatch.WskBind(listen, sockAddr("127.0.0.1", 0)), 0);
+  const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
+  using _client = await Deno.connect({ hostname: "127.0.0.1", port: listen.localAddress!.port });
+  const c = await pending;
+  assertStatus(c, STATUS_SUCCESS);
+  await using socket = c.socket!;
+  assert.equal(socket.backing, "deno");
+});
