@@ -49,7 +49,7 @@ import {
   parseSize,
 } from "./_parse.ts";
 import { PatternVerifier } from "./_pattern.ts";
-import { type Described, joinBytes, Run } from "./_run.ts";
+import { joinBytes, Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
 
 /** What `accept` does with each connection. */
@@ -324,32 +324,6 @@ async function receiveToFin(
   return fin && ok;
 }
 
-/**
- * Issues one call, times it and reports it. Unlike `Run.call`, the status the run expects is
- * decided once the call completed (a stop may come while it is pending).
- */
-async function reportedCall<T extends WskCompletion>(
-  server: Server,
-  call: string,
-  socket: Described | ((completion: T) => Described | null),
-  issue: () => Promise<T>,
-  extra: { value?: string } = {},
-  expected: (completion: T) => NTSTATUS | undefined = () => cancelExpected(server),
-): Promise<T> {
-  const start = performance.now();
-  const completion = await issue();
-  const described = typeof socket === "function" ? socket(completion) : socket;
-  server.run.report(
-    call,
-    described,
-    completion,
-    performance.now() - start,
-    extra,
-    expected(completion),
-  );
-  return completion;
-}
-
 /** One reported call on a served connection; a failure is recorded on the connection. */
 async function connectionCall(
   server: Server,
@@ -358,7 +332,10 @@ async function connectionCall(
   issue: () => Promise<WskCompletion>,
   extra: { value?: string } = {},
 ): Promise<WskCompletion> {
-  const completion = await reportedCall(server, call, connection.socket, issue, extra);
+  // STATUS_CANCELLED comes only from the run's signal, that is once the server was stopped, which
+  // a --keep-open server expects; so the expected status can be named before the call.
+  const expected = server.keepOpen ? STATUS_CANCELLED : undefined;
+  const completion = await server.run.call(call, connection.socket, issue, extra, expected);
   if (!NT_SUCCESS(completion.status)) connection.fail(completion);
   return completion;
 }
@@ -366,6 +343,11 @@ async function connectionCall(
 /**
  * Ends a connection without losing data: a graceful WskDisconnect, then (if the peer has not
  * finished) receiving until its FIN, shown in the WskReceive line.
+ *
+ * Not `Run.finish`: besides waiting for the FIN with an idle timeout per receive (a slow peer
+ * still finishing is not cut off) rather than one deadline for the whole drain, this records a
+ * failure on the connection for its Summary, expects STATUS_CANCELLED once a --keep-open server
+ * is stopped, and leaves WskCloseSocket to the caller.
  */
 async function disconnectGracefully(server: Server, connection: Connection): Promise<void> {
   const socket = connection.socket;
@@ -704,18 +686,25 @@ async function acceptWithIrps(
   let served = 0;
   while (plan.count === null || served < plan.count) {
     // Waiting for a connection is unbounded unless --timeout was given; with --keep-open, a
-    // wait that times out (or is stopped) is the planned end.
-    const accepted = await reportedCall(
-      server,
+    // wait that times out (or is stopped) is the planned end. Not Run.call: whether a failure
+    // was planned is known only once the call completed, and Run.call takes it beforehand.
+    const start = performance.now();
+    const accepted = await l.WskAccept(
+      listener,
+      0,
+      undefined,
+      null,
+      run.irp(run.timeoutGiven ? run.timeout : null),
+    );
+    const planned = server.keepOpen &&
+      (accepted.status === STATUS_IO_TIMEOUT || server.stop.aborted);
+    run.report(
       "WskAccept",
-      (c) => c.socket ?? listener,
-      () =>
-        l.WskAccept(listener, 0, undefined, null, run.irp(run.timeoutGiven ? run.timeout : null)),
+      accepted.socket ?? listener,
+      accepted,
+      performance.now() - start,
       {},
-      (c) =>
-        server.keepOpen && (c.status === STATUS_IO_TIMEOUT || server.stop.aborted)
-          ? c.status
-          : undefined,
+      planned ? accepted.status : undefined,
     );
     if (!accepted.socket) break;
     const connection = new Connection(accepted.socket);
