@@ -114,11 +114,18 @@ function endOf(status: NTSTATUS): ConnectionEnd {
   return "local-close";
 }
 
-/** One served connection: its socket, when it started, and its first failure. */
+/** What a connection's calls complete with once the server was stopped. */
+function stoppedCompletion(): WskCompletion {
+  return { status: STATUS_CANCELLED, information: 0, message: "The server was stopped" };
+}
+
+/** One served connection: its socket, when it started, its first failure, the bytes dropped. */
 class Connection {
   readonly socket: WskConnectionSocket;
   readonly start: number = performance.now();
   #failure: { completion: WskCompletion; end: ConnectionEnd; expected?: NTSTATUS } | null = null;
+  #dropped = 0;
+  #abandoned = false;
 
   constructor(socket: WskConnectionSocket) {
     this.socket = socket;
@@ -138,6 +145,20 @@ class Connection {
     return this.#failure !== null;
   }
 
+  /** Received bytes that were not printed (the server stopped, or standard output stalled). */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Counts received bytes that are dropped rather than printed. `abandoned`: they were in a
+   * write that was given up on, which may have put part of them out before it blocked.
+   */
+  drop(bytes: number, abandoned = false): void {
+    this.#dropped += bytes;
+    this.#abandoned ||= abandoned;
+  }
+
   /** The summary line: status, bytes both ways, duration and how the connection ended. */
   summarize(run: Run, expected?: NTSTATUS): void {
     const received = this.socket.bytesReceived;
@@ -145,10 +166,15 @@ class Connection {
     const failure = this.#failure;
     const end = failure?.end ?? "graceful";
     const completion = failure?.completion ?? { status: STATUS_SUCCESS, information: 0 };
+    const dropped = this.#dropped > 0
+      ? `${this.#abandoned ? "up to " : ""}${this.#dropped} received bytes were dropped: ` +
+        "standard output had not taken them"
+      : undefined;
+    const message = [completion.message, dropped].filter((part) => part !== undefined).join("; ");
     run.report(
       "Summary",
       this.socket,
-      { ...completion, information: received + sent },
+      { ...completion, information: received + sent, ...(message === "" ? {} : { message }) },
       performance.now() - this.start,
       { information: received + sent, value: end, received, sent },
       failure?.expected ?? expected,
@@ -256,19 +282,84 @@ export async function echo(
 }
 
 /**
- * Receives until the peer's FIN, handing each chunk to `sink`, as one WskReceive line with
- * `calls`. Each call is bounded by --timeout (an idle timeout). With a `verifier`, the first
- * mismatch stops the loop and the line (and the connection) gets STATUS_DATA_ERROR with the
- * verifier's message, as `receive --verify-pattern` reports it. Returns true when the FIN was
- * reached and no mismatch was found.
+ * How a payload write ended: `written`, or abandoned because the server was `stopped` or
+ * standard output took nothing for `ms` (`stalled`). Rejects with the write's own error.
+ */
+function raceWrite(
+  writing: Promise<void>,
+  stop: AbortSignal,
+  ms: number,
+): Promise<"written" | "stopped" | "stalled"> {
+  return new Promise((resolve, reject) => {
+    const settle = (outcome: "written" | "stopped" | "stalled") => {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", onStop);
+      resolve(outcome);
+    };
+    const onStop = () => settle("stopped");
+    const timer = setTimeout(() => settle("stalled"), ms);
+    stop.addEventListener("abort", onStop, { once: true });
+    // A write that fails after it was abandoned changes nothing (this promise is settled): its
+    // bytes were already counted as dropped.
+    writing.then(() => settle("written"), (error) => {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", onStop);
+      reject(error);
+    });
+  });
+}
+
+/**
+ * Writes received payload to standard output (--mode print). The write races the server's stop
+ * and --timeout: once the server was stopped, or when standard output took nothing for that
+ * long, the write is abandoned and this chunk and every later one of the connection are dropped,
+ * counted in its Summary, and the connection fails (STATUS_CANCELLED, or STATUS_IO_TIMEOUT for
+ * a stall). A write blocked in the kernel cannot be called off; it ends when the reader reads or
+ * goes away, and until then it keeps the process (a second SIGINT or SIGTERM ends it).
+ * Returns false when the bytes were dropped; throws what the write threw (BrokenPipe when
+ * standard output was closed, which main reports).
+ */
+async function printPayload(
+  server: Server,
+  connection: Connection,
+  bytes: Uint8Array,
+): Promise<boolean> {
+  let abandoned = false;
+  if (connection.dropped === 0 && !server.stop.aborted) {
+    const { run } = server;
+    const outcome = await raceWrite(server.ctx.writePayload(bytes), server.stop, run.timeout);
+    if (outcome === "written") return true;
+    abandoned = true;
+    if (outcome === "stalled") {
+      connection.fail({
+        status: STATUS_IO_TIMEOUT,
+        information: 0,
+        message: `Standard output took no data for ${run.timeout} ms`,
+      }, "timeout");
+    }
+  }
+  if (server.stop.aborted) connection.fail(stoppedCompletion(), "local-close");
+  connection.drop(bytes.length, abandoned);
+  return false;
+}
+
+/**
+ * Receives until the peer's FIN, handing each chunk to `sink` (if any; false from it ends the
+ * loop), as one WskReceive line with `calls`. Each call is bounded by --timeout (an idle
+ * timeout). With a `verifier`, the first mismatch stops the loop and the line (and the
+ * connection) gets STATUS_DATA_ERROR with the verifier's message, as `receive --verify-pattern`
+ * reports it. Returns true when the FIN was reached and no mismatch was found.
  */
 async function receiveToFin(
   server: Server,
   connection: Connection,
-  sink: (bytes: Uint8Array) => void | Promise<void>,
-  options: { show?: boolean; verifier?: PatternVerifier } = {},
+  options: {
+    sink?: (bytes: Uint8Array) => Promise<boolean>;
+    show?: boolean;
+    verifier?: PatternVerifier;
+  } = {},
 ): Promise<boolean> {
-  const { show = false, verifier } = options;
+  const { sink, show = false, verifier } = options;
   const { run } = server;
   const socket = connection.socket;
   const d = socket.Dispatch;
@@ -294,7 +385,7 @@ async function receiveToFin(
       preview.push(bytes.slice(0, 4096 - previewBytes));
       previewBytes += Math.min(bytes.length, 4096 - previewBytes);
     }
-    await sink(bytes);
+    if (sink && !await sink(bytes)) break;
     if (verifier) {
       verifier.push(bytes);
       if (verifier.mismatch !== null) break;
@@ -361,7 +452,7 @@ async function disconnectGracefully(server: Server, connection: Connection): Pro
     );
     if (!NT_SUCCESS(done.status)) return;
   }
-  if (socket.state === "LFIN") await receiveToFin(server, connection, () => {}, { show: true });
+  if (socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
 }
 
 /** Resets a live connection (WSK_FLAG_ABORTIVE) where the backing can; WskCloseSocket follows. */
@@ -380,7 +471,7 @@ async function disconnectAbortively(server: Server, connection: Connection): Pro
 
 /** Serves one connection accepted by WskAccept, in the server's mode. */
 async function serveIrp(server: Server, connection: Connection): Promise<void> {
-  const { run, ctx } = server;
+  const { run } = server;
   const socket = connection.socket;
   switch (server.mode) {
     case "echo": {
@@ -401,16 +492,16 @@ async function serveIrp(server: Server, connection: Connection): Promise<void> {
     }
     case "discard":
     case "print": {
-      const print = server.mode === "print";
-      const fin = await receiveToFin(server, connection, async (bytes) => {
-        if (print) await ctx.writePayload(bytes);
-      });
+      const sink = server.mode === "print"
+        ? (bytes: Uint8Array) => printPayload(server, connection, bytes)
+        : undefined;
+      const fin = await receiveToFin(server, connection, sink ? { sink } : {});
       if (fin) await disconnectGracefully(server, connection);
       break;
     }
     case "verify": {
       const verifier = new PatternVerifier(server.verifyBytes);
-      const verified = await receiveToFin(server, connection, () => {}, { verifier });
+      const verified = await receiveToFin(server, connection, { verifier });
       if (verified) await disconnectGracefully(server, connection);
       else if (verifier.mismatch !== null) await disconnectAbortively(server, connection);
       break;
@@ -455,6 +546,13 @@ function tally(): Tally {
 }
 
 /**
+ * Why an event connection's stream ended: the peer's FIN or reset, a failed verification, the
+ * printed payload was dropped (the server stopped, or standard output stalled), or a print
+ * failed (`fault`).
+ */
+type StreamEnd = "fin" | "reset" | "mismatch" | "dropped" | "fault";
+
+/**
  * A connection served through callbacks: WskReceiveEvent indicates data (kept with
  * STATUS_PENDING while an echo or a print still uses it, then returned with WskRelease) and
  * WskDisconnectEvent the peer's FIN or reset. No IRP bounds an event, so a timer stands in for
@@ -468,10 +566,13 @@ class EventConnection {
   readonly #indications = tally();
   readonly #sends = tally();
   readonly #releases = tally();
-  #work: Promise<void>[] = [];
+  /** Echoes and prints in progress; each leaves the set when it settles. */
+  readonly #work = new Set<Promise<void>>();
   #printChain: Promise<void> = Promise.resolve();
-  #ended!: (why: "fin" | "reset" | "mismatch") => void;
-  readonly #endedPromise: Promise<"fin" | "reset" | "mismatch">;
+  /** The first error a print threw (standard output was closed): serve() rethrows it. */
+  #fault: { readonly error: unknown } | null = null;
+  #ended!: (why: StreamEnd) => void;
+  readonly #endedPromise: Promise<StreamEnd>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #idle!: () => void;
   readonly #idlePromise: Promise<"timeout">;
@@ -502,8 +603,12 @@ class EventConnection {
 
   #onReceive(list: WskDataIndication | null, indicated: number): NTSTATUS {
     // After the end was decided (a timeout, a stop, a mismatch) the connection is being closed:
-    // what still arrives is taken and dropped.
-    if (list === null || this.#decided) return STATUS_SUCCESS;
+    // what still arrives is taken and dropped (and counted when it was to be printed).
+    if (list === null) return STATUS_SUCCESS;
+    if (this.#decided) {
+      if (this.#server.mode === "print") this.connection.drop(indicated);
+      return STATUS_SUCCESS;
+    }
     this.#arm();
     this.#indications.calls++;
     this.#indications.bytes += indicated;
@@ -516,15 +621,22 @@ class EventConnection {
         return STATUS_SUCCESS;
       }
       case "echo":
-        this.#work.push(this.#echo(list, parts));
+        this.#track(this.#echo(list, parts));
         return STATUS_PENDING;
       case "print":
         this.#printChain = this.#printChain.then(() => this.#print(list, parts));
-        this.#work.push(this.#printChain);
+        this.#track(this.#printChain);
         return STATUS_PENDING;
       default:
         return STATUS_SUCCESS;
     }
+  }
+
+  /** Keeps `work` in the set until it settles (serve() awaits what is left). */
+  #track(work: Promise<void>): void {
+    this.#work.add(work);
+    const settled = () => this.#work.delete(work);
+    work.then(settled, settled);
   }
 
   async #echo(list: WskDataIndication, parts: Uint8Array[]): Promise<void> {
@@ -541,7 +653,16 @@ class EventConnection {
   }
 
   async #print(list: WskDataIndication, parts: Uint8Array[]): Promise<void> {
-    for (const part of parts) await this.#server.ctx.writePayload(part);
+    try {
+      for (const part of parts) {
+        if (this.#fault !== null) break;
+        // Dropped (the server stopped, or standard output stalled): the stream ends here.
+        if (!await printPayload(this.#server, this.connection, part)) this.#ended("dropped");
+      }
+    } catch (error) {
+      this.#fault ??= { error };
+      this.#ended("fault");
+    }
     await this.#release(list, parts);
   }
 
@@ -554,7 +675,7 @@ class EventConnection {
   }
 
   /** The first of the stream's end, the idle deadline and the server's stop. */
-  async #end(): Promise<"fin" | "reset" | "mismatch" | "timeout" | "stop"> {
+  async #end(): Promise<StreamEnd | "timeout" | "stop"> {
     const stop = this.#server.stop;
     let onStop = () => {};
     const stopped = new Promise<"stop">((resolve) => onStop = () => resolve("stop"));
@@ -601,8 +722,12 @@ class EventConnection {
     const why = await this.#end();
     this.#decided = true;
     clearTimeout(this.#timer);
-    // Echoes and prints in progress finish (each send is bounded by --timeout) before the lines.
-    await Promise.all(this.#work);
+    // Echoes and prints in progress finish (each send and each print is bounded by --timeout)
+    // before the lines.
+    await Promise.all([...this.#work]);
+    // A print failed (standard output was closed): the error goes to main, which reports it once
+    // the listener and every socket left open were closed.
+    if (this.#fault !== null) throw this.#fault.error;
     const expected = cancelExpected(server);
     const verifier = this.#verifier;
     const mismatch = verifier === null
@@ -617,7 +742,7 @@ class EventConnection {
         message: `No data or FIN from the peer within ${run.timeout} ms`,
       }
       : why === "stop"
-      ? { status: STATUS_CANCELLED, information: 0, message: "The server was stopped" }
+      ? stoppedCompletion()
       : { status: STATUS_SUCCESS, information: 0 };
     if (mismatch !== null) connection.fail(indicated, "local-close");
     if (why === "timeout") connection.fail(indicated, "timeout");
@@ -674,15 +799,87 @@ interface AcceptPlan {
   readonly deny: readonly CidrRule[];
 }
 
+/**
+ * The connection handlers in flight and the sockets they serve. A handler that throws (a print
+ * to a closed standard output) stops the server: the first error is kept for main to report,
+ * and the sockets handlers left open are closed at the end. A handler leaves the set when it
+ * settles, so a --keep-open server holds only the connections it is serving.
+ */
+class Handlers {
+  readonly #running = new Set<Promise<void>>();
+  readonly #sockets = new Set<WskConnectionSocket>();
+  readonly #stop: () => void;
+  #error: { readonly error: unknown } | null = null;
+
+  constructor(stop: () => void) {
+    this.#stop = stop;
+  }
+
+  /** Tracks `work`, the handler of `socket`, until it settles. */
+  add(socket: WskConnectionSocket, work: Promise<void>): void {
+    this.#sockets.add(socket);
+    const tracked: Promise<void> = work.catch((error) => this.fail(error)).finally(() => {
+      this.#running.delete(tracked);
+      if (socket.state === "CLOSED") this.#sockets.delete(socket);
+    });
+    this.#running.add(tracked);
+  }
+
+  /** Keeps the first error (rethrown by rethrow()) and stops the server. */
+  fail(error: unknown): void {
+    this.#error ??= { error };
+    this.#stop();
+  }
+
+  /** Waits until every handler settled, those started meanwhile included. */
+  async settle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+
+  /** Closes (reported) every served socket its handler left open. */
+  async closeLeftOpen(run: Run): Promise<void> {
+    for (const socket of this.#sockets) await run.close(socket);
+    this.#sockets.clear();
+  }
+
+  /** Throws the first error a handler threw, if any. */
+  rethrow(): void {
+    if (this.#error !== null) throw this.#error.error;
+  }
+}
+
+/**
+ * Runs `accept`, the loop that hands connections to `handlers`; then, however it ended, waits
+ * for every handler, closes the sockets they left open and the listener (all reported), and
+ * throws the first error a handler (or the loop) threw, for main to report.
+ */
+async function serveUntilDone(
+  run: Run,
+  listener: WskListenSocket,
+  handlers: Handlers,
+  accept: () => Promise<void>,
+): Promise<void> {
+  try {
+    await accept();
+  } catch (error) {
+    handlers.fail(error);
+  } finally {
+    await handlers.settle();
+    await handlers.closeLeftOpen(run);
+    await run.close(listener);
+  }
+  handlers.rethrow();
+}
+
 /** WskAccept until --count connections were served (refused peers do not count) or it stops. */
 async function acceptWithIrps(
   server: Server,
   listener: WskListenSocket,
   plan: AcceptPlan,
-): Promise<Promise<void>[]> {
+  handlers: Handlers,
+): Promise<void> {
   const { run } = server;
   const l = listener.Dispatch;
-  const handlers: Promise<void>[] = [];
   let served = 0;
   while (plan.count === null || served < plan.count) {
     // Waiting for a connection is unbounded unless --timeout was given; with --keep-open, a
@@ -710,15 +907,15 @@ async function acceptWithIrps(
     const connection = new Connection(accepted.socket);
     const refusal = refusalOf(accepted.remoteAddress!.address, plan.allow, plan.deny);
     if (refusal !== null) {
-      handlers.push(refuseIrp(server, connection, refusal));
+      handlers.add(accepted.socket, refuseIrp(server, connection, refusal));
       continue;
     }
     served++;
-    handlers.push(
+    handlers.add(
+      accepted.socket,
       serveIrp(server, connection).then(() => connection.summarize(run, cancelExpected(server))),
     );
   }
-  return handlers;
 }
 
 /**
@@ -730,9 +927,9 @@ async function acceptWithEvents(
   local: SockAddr,
   backing: "node" | "deno",
   plan: AcceptPlan,
+  handlers: Handlers,
 ): Promise<void> {
   const { run } = server;
-  const handlers: Promise<void>[] = [];
   let served = 0;
   let accepting = true;
   let done!: (why: "count" | "stop" | "timeout") => void;
@@ -772,7 +969,8 @@ async function acceptWithEvents(
       served++;
       run.report("WskAcceptEvent", described, { status: STATUS_SUCCESS, information: 0 }, 0);
       const handler = new EventConnection(server, socket);
-      handlers.push(
+      handlers.add(
+        socket,
         handler.serve().then(() => handler.connection.summarize(run, cancelExpected(server))),
       );
       if (plan.count !== null && served >= plan.count) {
@@ -784,55 +982,57 @@ async function acceptWithEvents(
   };
   const l = await run.listen(local, backing, dispatch);
   if (!l) return;
-  const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
-  const enabled = await run.call(
-    "WskControlSocket",
-    l,
-    () =>
-      // Enabling events takes no IRP (WSK's rule).
-      l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
+  // Turn the accept event on, wait until the count, a stop or a timeout, turn it off, and say
+  // how the wait ended.
+  await serveUntilDone(run, l, handlers, async () => {
+    const mask = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT;
+    const enabled = await run.call(
+      "WskControlSocket",
+      l,
+      () =>
+        // Enabling events takes no IRP (WSK's rule).
+        l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
+          NpiId: NPI_WSK_INTERFACE_ID,
+          EventMask: mask,
+        }),
+      {
+        option: "SO_WSK_EVENT_CALLBACK",
+        value: "WSK_EVENT_ACCEPT|WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT",
+      },
+    );
+    if (NT_SUCCESS(enabled.status)) {
+      arm();
+      server.stop.addEventListener("abort", onStop, { once: true });
+      if (server.stop.aborted) onStop();
+      const start = performance.now();
+      const why = await finished;
+      clearTimeout(timer);
+      server.stop.removeEventListener("abort", onStop);
+      accepting = false;
+      // Stop the callback; connections that come now wait in the backlog until the close.
+      await l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
         NpiId: NPI_WSK_INTERFACE_ID,
-        EventMask: mask,
-      }),
-    {
-      option: "SO_WSK_EVENT_CALLBACK",
-      value: "WSK_EVENT_ACCEPT|WSK_EVENT_RECEIVE|WSK_EVENT_DISCONNECT",
-    },
-  );
-  if (NT_SUCCESS(enabled.status)) {
-    arm();
-    server.stop.addEventListener("abort", onStop, { once: true });
-    if (server.stop.aborted) onStop();
-    const start = performance.now();
-    const why = await finished;
-    clearTimeout(timer);
-    server.stop.removeEventListener("abort", onStop);
-    accepting = false;
-    // Stop the callback; connections that come now wait in the backlog until the close.
-    await l.Dispatch.WskControlSocket(l, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
-      NpiId: NPI_WSK_INTERFACE_ID,
-      EventMask: WSK_EVENT_DISABLE | WSK_EVENT_ACCEPT,
-    });
-    if (why !== "count") {
-      const completion: WskCompletion = why === "timeout"
-        ? {
-          status: STATUS_IO_TIMEOUT,
-          information: 0,
-          message: `No connection within ${run.timeout} ms`,
-        }
-        : { status: STATUS_CANCELLED, information: 0, message: "The server was stopped" };
-      run.report(
-        "WskAcceptEvent",
-        l,
-        completion,
-        performance.now() - start,
-        { calls: served },
-        server.keepOpen ? completion.status : undefined,
-      );
+        EventMask: WSK_EVENT_DISABLE | WSK_EVENT_ACCEPT,
+      });
+      if (why !== "count") {
+        const completion: WskCompletion = why === "timeout"
+          ? {
+            status: STATUS_IO_TIMEOUT,
+            information: 0,
+            message: `No connection within ${run.timeout} ms`,
+          }
+          : stoppedCompletion();
+        run.report(
+          "WskAcceptEvent",
+          l,
+          completion,
+          performance.now() - start,
+          { calls: served },
+          server.keepOpen ? completion.status : undefined,
+        );
+      }
     }
-  }
-  await Promise.all(handlers);
-  await run.close(l);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -953,16 +1153,25 @@ export function acceptCommand(ctx: CliContext) {
       const backing = options.backing ?? (filtering ? "node" : "deno");
       await runAction(ctx, command, options, async (outer) => {
         const stopper = new AbortController();
-        const stop = () => stopper.abort();
         const signals: Deno.Signal[] = [];
+        const unlisten = () => {
+          for (const signal of signals.splice(0)) Deno.removeSignalListener(signal, onSignal);
+        };
+        // The first SIGINT or SIGTERM stops the server. Its listeners go at once, so a second
+        // signal ends the process the default way, even while a write to a full pipe holds it.
+        const onSignal = () => {
+          stopper.abort();
+          unlisten();
+        };
         for (const signal of ["SIGINT", "SIGTERM"] as const) {
           try {
-            Deno.addSignalListener(signal, stop);
+            Deno.addSignalListener(signal, onSignal);
             signals.push(signal);
           } catch {
             // No signal support here: the signal then ends the process.
           }
         }
+        const handlers = new Handlers(() => stopper.abort());
         try {
           const run = new Run(
             outer.reporter,
@@ -984,16 +1193,19 @@ export function acceptCommand(ctx: CliContext) {
             : { family: AF_INET, address: "127.0.0.1", port: 0 } as const;
           if (local === null) return;
           if (options.events) {
-            await acceptWithEvents(server, local, backing, plan);
+            await acceptWithEvents(server, local, backing, plan, handlers);
             return;
           }
           const listener = await run.listen(local, backing, null);
           if (!listener) return;
-          const handlers = await acceptWithIrps(server, listener, plan);
-          await Promise.all(handlers);
-          await run.close(listener);
+          await serveUntilDone(
+            run,
+            listener,
+            handlers,
+            () => acceptWithIrps(server, listener, plan, handlers),
+          );
         } finally {
-          for (const signal of signals) Deno.removeSignalListener(signal, stop);
+          unlisten();
         }
       }, (reporter) => {
         if (mode === "print") reporter.payloadOnStdout = true;

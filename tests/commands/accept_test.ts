@@ -93,6 +93,106 @@ class CliChild implements AsyncDisposable {
   }
 }
 
+/**
+ * The CLI as a child whose standard output nobody reads: a pipe that fills up, as in
+ * `wsk accept --mode print | sleep 20`, until closeStdout() closes it (its writes then fail
+ * with EPIPE, as after `| head -c 10`). Status lines (on stderr in print mode) are collected.
+ */
+class HeldStdoutChild implements AsyncDisposable {
+  readonly stderr: Collector;
+  readonly #child: Deno.ChildProcess;
+  #exited = false;
+
+  constructor(args: string[]) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: cliCommand(args),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    }).spawn();
+    this.#child.status.then(() => this.#exited = true);
+    this.stderr = new Collector(this.#child.stderr);
+  }
+
+  /** Closes the reading end of the child's stdout (once; later calls do nothing). */
+  async closeStdout(): Promise<void> {
+    if (!this.#child.stdout.locked) await this.#child.stdout.cancel();
+  }
+
+  /** The `local=` of the WskBind line on stderr. */
+  bindLocal(): Promise<string> {
+    return this.stderr.waitFor(
+      () => this.stderr.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
+      15_000,
+      "the WskBind line on stderr",
+    );
+  }
+
+  /** The first parsed stderr line `find` accepts, once it was printed (within 10 s). */
+  line(
+    find: (line: Record<string, string>) => boolean,
+    what: string,
+  ): Promise<Record<string, string>> {
+    return this.stderr.waitFor(() => this.stderr.lines().map(parseLine).find(find), 10_000, what);
+  }
+
+  /** Whether the child is still running. */
+  get running(): boolean {
+    return !this.#exited;
+  }
+
+  /** Sends `signal` to the child. */
+  kill(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
+  /** The child's status, once it exited within `ms`. */
+  async status(ms = 15_000): Promise<Deno.CommandStatus> {
+    const status = await within(this.#child.status, ms, "the accept child's exit");
+    await this.stderr.done;
+    return status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    await this.#child.status;
+    await this.closeStdout();
+    await this.stderr.cancel();
+  }
+}
+
+/**
+ * Connects a Deno client to `port` and starts writing `size` random bytes without half-closing.
+ * The write's promise settles with its error, if any (the server may close the connection).
+ */
+async function floodClient(
+  port: number,
+  size: number,
+): Promise<{ conn: Deno.TcpConn; local: string; writing: Promise<unknown> }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const writing = writeAll(conn, randomBytes(size)).then(() => null, (error) => error);
+  return { conn, local: `127.0.0.1:${conn.localAddr.port}`, writing };
+}
+
+/**
+ * The dropped byte count a Summary message names, checked against the message's grammar. A
+ * write abandoned while blocked may have put part of its bytes out, hence "up to".
+ */
+function droppedIn(message: string | undefined, cause: string): number {
+  const match = new RegExp(
+    `^${cause}; up to (\\d+) received bytes were dropped: standard output had not taken them$`,
+  ).exec(message ?? "");
+  assert.ok(match, `the Summary message: ${message}`);
+  return Number(match[1]);
+}
+
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
 }
@@ -1208,6 +1308,162 @@ Deno.test("accept --keep-open: a connection still open at SIGTERM is closed, its
     });
   } finally {
     conn.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// accept --mode print: standard output that is closed or full
+
+const CLOSED_STDOUT = "error: standard output was closed before all received data was written";
+
+for (const events of [false, true]) {
+  const how = events ? " --events" : "";
+  Deno.test(`accept --count 2${how} --mode print: a closed standard output closes both sockets, then one error line and exit 1`, async () => {
+    await using cli = new HeldStdoutChild([
+      "accept",
+      "--count",
+      "2",
+      "--mode",
+      "print",
+      ...(events ? ["--events"] : []),
+    ]);
+    await cli.closeStdout();
+    const listenerLocal = await cli.bindLocal();
+    const flood = await floodClient(portOf(listenerLocal), 1_000_000);
+    try {
+      const status = await cli.status();
+      const stderr = cli.stderr.lines();
+      assert.equal(stderr.at(-1), CLOSED_STDOUT, cli.stderr.text());
+      assert.equal(status.code, 1);
+      // Every other line is a status line (no uncaught error, no stack).
+      const lines = acceptLines(stderr.slice(0, -1).join("\n") + "\n");
+      const listener = lines[1]!.socket!;
+      const accept = events ? "WskAcceptEvent" : "WskAccept";
+      assert.deepEqual(callsOf(lines), [
+        "WskSocket",
+        "WskBind",
+        ...(events ? ["WskControlSocket"] : []),
+        accept,
+        accept,
+        "WskCloseSocket",
+        "WskCloseSocket",
+      ]);
+      const [accepted, waiting, closeConnection, closeListener] = lines.slice(-4);
+      assert.equal(accepted!.status, "STATUS_SUCCESS");
+      assert.equal(accepted!.remote, flood.local);
+      // The wait for the second connection was called off by the error.
+      assert.equal(waiting!.status, "STATUS_CANCELLED");
+      assert.equal(waiting!.socket, listener);
+      assert.equal(closeConnection!.socket, accepted!.socket);
+      assert.equal(closeConnection!.status, "STATUS_SUCCESS");
+      assert.equal(closeListener!.socket, listener);
+      assert.equal(closeListener!.status, "STATUS_SUCCESS");
+      // The client's connection ended (a FIN, or a reset as its bytes were left unread).
+      await within(readAll(flood.conn), 5000, "the end of the client's connection");
+      await within(flood.writing, 5000, "the client's write");
+    } finally {
+      flood.conn.close();
+    }
+  });
+}
+
+for (const events of [false, true]) {
+  for (const [first, second] of [["SIGINT", "SIGTERM"], ["SIGTERM", "SIGINT"]] as const) {
+    const how = events ? " --events" : "";
+    Deno.test(`accept --keep-open${how} --mode print: ${first} while standard output is full closes the listener and the connection, the Summary counts the dropped bytes, and ${second} ends the process`, async () => {
+      await using cli = new HeldStdoutChild([
+        "accept",
+        "--keep-open",
+        "--mode",
+        "print",
+        ...(events ? ["--events"] : []),
+      ]);
+      const listenerLocal = await cli.bindLocal();
+      const port = portOf(listenerLocal);
+      const flood = await floodClient(port, 2_000_000);
+      try {
+        const accept = events ? "WskAcceptEvent" : "WskAccept";
+        await cli.line(
+          (line) => line.call === accept && line.remote === flood.local,
+          "the accept line",
+        );
+        // The pipe (64 KiB) fills at once; then a payload write waits for a reader.
+        await sleep(300);
+        cli.kill(first);
+        const listener = acceptLines(cli.stderr.text())[1]!.socket!;
+        await cli.line(
+          (line) => line.call === "WskCloseSocket" && line.socket === listener,
+          "the listener's WskCloseSocket after the signal",
+        );
+        const lines = acceptLines(cli.stderr.text());
+        const own = connectionLines(
+          lines,
+          listenerLocal,
+          flood.local,
+          events
+            ? ["WskReceiveEvent", "WskRelease", "WskCloseSocket"]
+            : ["WskReceive", "WskCloseSocket"],
+          accept,
+        );
+        const summary = own.at(-1)!;
+        assert.equal(summary.status, "STATUS_CANCELLED");
+        assert.equal(summary.value, "local-close");
+        const dropped = droppedIn(summary.message, "The server was stopped");
+        assert.ok(dropped > 0 && dropped <= Number(summary.received), `dropped ${dropped}`);
+        // Both sockets are gone: the port refuses, and the client's connection ended.
+        await assert.rejects(
+          () => Deno.connect({ hostname: "127.0.0.1", port }),
+          Deno.errors.ConnectionRefused,
+        );
+        await within(readAll(flood.conn), 5000, "the end of the client's connection");
+        await within(flood.writing, 5000, "the client's write");
+        // Only the abandoned write, blocked in the kernel, keeps the process; a second signal
+        // ends it the default way. The action returns a few microtasks after the close line, and
+        // only then does the SIGINT listener every command holds while it runs (runAction) go:
+        // a signal sent within that instant would still be taken by it.
+        await sleep(200);
+        assert.ok(cli.running, "the blocked write keeps the process until a second signal");
+        cli.kill(second);
+        const status = await cli.status(5000);
+        assert.equal(status.signal, second, `exit code ${status.code}`);
+      } finally {
+        flood.conn.close();
+      }
+    });
+  }
+}
+
+Deno.test("accept --mode print --timeout 1500: standard output that takes nothing for 1500 ms fails the connection with STATUS_IO_TIMEOUT and drops the rest", async () => {
+  await using cli = new HeldStdoutChild(["accept", "--mode", "print", "--timeout", "1500"]);
+  const listenerLocal = await cli.bindLocal();
+  const flood = await floodClient(portOf(listenerLocal), 2_000_000);
+  try {
+    const listener = acceptLines(cli.stderr.text())[1]!.socket!;
+    await cli.line(
+      (line) => line.call === "WskCloseSocket" && line.socket === listener,
+      "the listener's WskCloseSocket",
+    );
+    assert.ok(cli.running, "the abandoned write is still blocked");
+    await cli.closeStdout();
+    const status = await cli.status(5000);
+    assert.equal(status.code, 1, cli.stderr.text());
+    const lines = acceptLines(cli.stderr.text());
+    assert.equal(lines.length, 2 + 4 + 1);
+    const own = connectionLines(lines, listenerLocal, flood.local, [
+      "WskReceive",
+      "WskCloseSocket",
+    ]);
+    assert.equal(own[1]!.status, "STATUS_SUCCESS", "every receive worked");
+    const summary = own[3]!;
+    assert.equal(summary.status, "STATUS_IO_TIMEOUT");
+    assert.equal(summary.value, "timeout");
+    assert.equal(summary.received, own[1]!.bytes);
+    const dropped = droppedIn(summary.message, "Standard output took no data for 1500 ms");
+    assert.ok(dropped > 0 && dropped <= Number(summary.received), `dropped ${dropped}`);
+    await within(readAll(flood.conn), 5000, "the end of the client's connection");
+    await within(flood.writing, 5000, "the client's write");
+  } finally {
+    flood.conn.close();
   }
 });
 
