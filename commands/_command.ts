@@ -60,8 +60,14 @@ export async function runAction(
   });
   setup(reporter);
   const controller = new AbortController();
-  const onInterrupt = () => controller.abort();
   let listening = false;
+  // The first Ctrl-C cancels the pending calls; the listener then steps aside so a second one
+  // ends the process the default way.
+  const onInterrupt = () => {
+    controller.abort();
+    if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
+    listening = false;
+  };
   try {
     Deno.addSignalListener("SIGINT", onInterrupt);
     listening = true;
