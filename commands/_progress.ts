@@ -11,6 +11,7 @@
  * @module
  */
 
+import { UsageError } from "./_usage.ts";
 // @ts-types="@types/cli-progress"
 import cliProgress from "cli-progress";
 
@@ -159,4 +160,21 @@ export class Progress {
     this.#bar.stop();
     this.#bar = null;
   }
+}
+
+/**
+ * The `--progress` choice as the user made it: true or false when given on the command line,
+ * undefined for the default. `--progress` with `--json` is a usage error.
+ */
+export function progressFlag(
+  command: { getOptionValueSource(key: string): string | undefined },
+  options: { progress?: boolean; json?: true },
+): ProgressFlag {
+  const flag: ProgressFlag = command.getOptionValueSource("progress") === "cli"
+    ? options.progress
+    : undefined;
+  if (flag === true && options.json) {
+    throw new UsageError('Cannot use "--progress" with "--json": progress is for terminals');
+  }
+  return flag;
 }

@@ -6,7 +6,7 @@ import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseByteCount, parseLocal, parseRemote, parseSize } from "./_parse.ts";
 import { PatternVerifier } from "./_pattern.ts";
-import { Progress, type ProgressFlag } from "./_progress.ts";
+import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 
@@ -48,12 +48,7 @@ export function receiveCommand(ctx: CliContext) {
     )
     .option("--no-progress", "never show progress")
     .action(async (remote, options, command) => {
-      const flag: ProgressFlag = command.getOptionValueSource("progress") === "cli"
-        ? options.progress
-        : undefined;
-      if (flag === true && options.json) {
-        throw new UsageError('Cannot use "--progress" with "--json": progress is for terminals');
-      }
+      const flag = progressFlag(command, options);
       const verifying = options.verifyPattern !== undefined;
       const expected = typeof options.verifyPattern === "number"
         ? options.verifyPattern

@@ -7,7 +7,7 @@ import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseData, parseLocal, parseRemote, parseSize } from "./_parse.ts";
 import { fillPattern, PATTERN_BLOCK } from "./_pattern.ts";
-import { Progress, type ProgressFlag } from "./_progress.ts";
+import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 import type { Run } from "./_run.ts";
@@ -153,12 +153,7 @@ export function sendCommand(ctx: CliContext) {
     )
     .option("--no-progress", "never show progress")
     .action(async (remote, options, command) => {
-      const flag: ProgressFlag = command.getOptionValueSource("progress") === "cli"
-        ? options.progress
-        : undefined;
-      if (flag === true && options.json) {
-        throw new UsageError('Cannot use "--progress" with "--json": progress is for terminals');
-      }
+      const flag = progressFlag(command, options);
       // Open the source before any socket, so an unreadable file is a usage error (exit 2).
       let source: ReadableStream<Uint8Array> | null = null;
       let size: number | null = null;
