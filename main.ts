@@ -7,26 +7,50 @@
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { CliContext } from "./commands/_command.ts";
 import { writerSink } from "./commands/_report.ts";
 import { UsageError } from "./commands/_usage.ts";
-import { socketCommand } from "./commands/socket.ts";
-import { bindCommand } from "./commands/bind.ts";
-import { connectCommand } from "./commands/connect.ts";
-import { connectexCommand } from "./commands/connectex.ts";
-import { socketconnectCommand } from "./commands/socketconnect.ts";
-import { getlocaladdressCommand } from "./commands/getlocaladdress.ts";
-import { getremoteaddressCommand } from "./commands/getremoteaddress.ts";
-import { sendCommand } from "./commands/send.ts";
-import { receiveCommand } from "./commands/receive.ts";
-import { disconnectCommand } from "./commands/disconnect.ts";
-import { releaseCommand } from "./commands/release.ts";
-import { controlsocketCommand } from "./commands/controlsocket.ts";
-import { closesocketCommand } from "./commands/closesocket.ts";
-import { acceptCommand } from "./commands/accept.ts";
-import { demoCommand } from "./commands/demo.ts";
-import { runCommand } from "./commands/run.ts";
+
+/** What a command module gives main: the command, built for a context. */
+type CommandMaker = (ctx: CliContext) => CommandUnknownOpts;
+
+/**
+ * Every subcommand in dispatch-table order, each loaded only when needed: a run that names its
+ * command loads that module alone (and so only the packages it uses), which keeps startup near
+ * the cost of Deno and commander themselves.
+ */
+const COMMANDS: Record<string, () => Promise<CommandMaker>> = {
+  socket: async () => (await import("./commands/socket.ts")).socketCommand,
+  bind: async () => (await import("./commands/bind.ts")).bindCommand,
+  connect: async () => (await import("./commands/connect.ts")).connectCommand,
+  connectex: async () => (await import("./commands/connectex.ts")).connectexCommand,
+  socketconnect: async () => (await import("./commands/socketconnect.ts")).socketconnectCommand,
+  getlocaladdress: async () =>
+    (await import("./commands/getlocaladdress.ts")).getlocaladdressCommand,
+  getremoteaddress: async () =>
+    (await import("./commands/getremoteaddress.ts")).getremoteaddressCommand,
+  send: async () => (await import("./commands/send.ts")).sendCommand,
+  receive: async () => (await import("./commands/receive.ts")).receiveCommand,
+  disconnect: async () => (await import("./commands/disconnect.ts")).disconnectCommand,
+  release: async () => (await import("./commands/release.ts")).releaseCommand,
+  controlsocket: async () => (await import("./commands/controlsocket.ts")).controlsocketCommand,
+  closesocket: async () => (await import("./commands/closesocket.ts")).closesocketCommand,
+  accept: async () => (await import("./commands/accept.ts")).acceptCommand,
+  run: async () => (await import("./commands/run.ts")).runCommand,
+  demo: async () => (await import("./commands/demo.ts")).demoCommand,
+};
+
+/**
+ * The command modules a run needs: the one `args` names, or all of them (for `--help`, an
+ * unknown command and its suggestions, or no command at all).
+ */
+function commandsFor(args: readonly string[]): Array<() => Promise<CommandMaker>> {
+  const named = args[0] !== undefined && Object.hasOwn(COMMANDS, args[0])
+    ? COMMANDS[args[0]]
+    : undefined;
+  return named ? [named] : Object.values(COMMANDS);
+}
 
 /** The version `wsk -V` prints. */
 export const VERSION = "0.1.0";
@@ -73,25 +97,8 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
     .configureOutput(output)
     .exitOverride()
     .showSuggestionAfterError(true);
-  const commands = [
-    socketCommand,
-    bindCommand,
-    connectCommand,
-    connectexCommand,
-    socketconnectCommand,
-    getlocaladdressCommand,
-    getremoteaddressCommand,
-    sendCommand,
-    receiveCommand,
-    disconnectCommand,
-    releaseCommand,
-    controlsocketCommand,
-    closesocketCommand,
-    acceptCommand,
-    runCommand,
-    demoCommand,
-  ];
-  for (const make of commands) {
+  const makers = await Promise.all(commandsFor(args).map((load) => load()));
+  for (const make of makers) {
     program.addCommand(make(ctx).configureOutput(output).exitOverride());
   }
   try {

@@ -6,10 +6,8 @@
  */
 
 import { InvalidArgumentError } from "@commander-js/extra-typings";
-import ipaddr from "ipaddr.js";
 import {
   type AddressFamily,
-  AF_INET,
   FIONREAD,
   IPPROTO_IPV6,
   IPPROTO_TCP,
@@ -47,7 +45,8 @@ export type Endpoint =
 const HOST_NAME =
   /^(?=.{1,253}$)([a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
 
-function bad(what: string, value: string, why: string): never {
+/** Throws commander's InvalidArgumentError: "Cannot parse WHAT "VALUE": WHY". */
+export function bad(what: string, value: string, why: string): never {
   throw new InvalidArgumentError(`Cannot parse ${what} "${value}": ${why}`);
 }
 
@@ -357,52 +356,4 @@ export function parsePortList(text: string): PortList {
 /** Parses `--retry-until` milliseconds. */
 export function parseRetryUntil(text: string): number {
   return parseInteger(text, "retry deadline", 0, 2_147_483_647);
-}
-
-/** One `--allow` or `--deny` value: a network as typed and as ipaddr.js parsed it. */
-export interface CidrRule {
-  /** The text as given, for messages. */
-  readonly text: string;
-  /** The network address and prefix length. */
-  readonly range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-}
-
-/**
- * Parses an IPv4 or IPv6 network `ADDRESS/PREFIX` (or a bare address, a single host) strictly:
- * dotted-decimal or standard IPv6 text only, no zone, a decimal prefix within the family's
- * width, and no host bits set. Throws commander's InvalidArgumentError naming the problem.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseCidr } from "./_parse.ts";
- *
- * assert.equal(parseCidr("10.0.0.0/8").range[1], 8);
- * assert.equal(parseCidr("::1").range[1], 128);
- * assert.throws(() => parseCidr("10.0.0.1/8"), /host bits are set/);
- * ```
- */
-export function parseCidr(text: string): CidrRule {
-  const parts = text.split("/");
-  if (parts.length > 2) bad("CIDR", text, "expected ADDRESS/PREFIX");
-  const [address, prefixText] = parts as [string, string | undefined];
-  if (address.includes("%")) bad("CIDR", text, "a zone (%) is not allowed");
-  const family = isIpLiteral(address);
-  if (family === undefined) bad("CIDR", text, `"${address}" is not an IPv4 or IPv6 address`);
-  const width = family === AF_INET ? 32 : 128;
-  let prefix = width;
-  if (prefixText !== undefined) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > width) {
-      bad("CIDR", text, `the prefix must be an integer from 0 to ${width}`);
-    }
-    prefix = Number(prefixText);
-  }
-  const parsed = ipaddr.parse(address);
-  const network = family === AF_INET
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`);
-  if (network.toString() !== parsed.toString()) {
-    bad("CIDR", text, `host bits are set (the network is ${network.toString()}/${prefix})`);
-  }
-  return { text, range: [parsed, prefix] };
 }

@@ -13,7 +13,10 @@
 
 import { UsageError } from "./_usage.ts";
 // @ts-types="@types/cli-progress"
-import cliProgress from "cli-progress";
+import type cliProgress from "cli-progress";
+
+/** The cli-progress module, loaded on first use: most runs never draw a bar. */
+type BarModule = typeof cliProgress;
 
 /** Transfers over this many bytes get a progress bar by default (on a terminal). */
 export const PROGRESS_THRESHOLD = 1024 * 1024;
@@ -80,13 +83,15 @@ export function formatBytes(bytes: number): string {
 /** One transfer's progress display; {@linkcode Progress.for} decides whether there is one. */
 export class Progress {
   #bar: cliProgress.SingleBar | null = null;
+  #bars: BarModule;
   #stream: BarStream;
   #label: string;
   #total: number | null;
   #started = 0;
   #done = 0;
 
-  private constructor(label: string, total: number | null, stream: BarStream) {
+  private constructor(label: string, total: number | null, stream: BarStream, bars: BarModule) {
+    this.#bars = bars;
     this.#label = label;
     this.#total = total;
     this.#stream = stream;
@@ -94,27 +99,28 @@ export class Progress {
 
   /**
    * The display for a transfer of `total` bytes (null: unknown) labelled `label` ("sent",
-   * "received"), or null when none is wanted.
+   * "received"), or null when none is wanted. cli-progress is only loaded when there is one.
    */
-  static for(
+  static async for(
     label: string,
     total: number | null,
     flag: ProgressFlag,
     json: boolean,
-  ): Progress | null {
+  ): Promise<Progress | null> {
     if (json || flag === false) return null;
     if (flag === undefined) {
       if (!Deno.stderr.isTerminal()) return null;
       if (total !== null && total <= PROGRESS_THRESHOLD) return null;
     }
-    const progress = new Progress(label, total, stderrStream());
+    const bars = (await import("cli-progress")).default;
+    const progress = new Progress(label, total, stderrStream(), bars);
     if (flag === true || total !== null) progress.#start();
     return progress;
   }
 
   #start(): void {
     const known = this.#total !== null;
-    this.#bar = new cliProgress.SingleBar({
+    this.#bar = new this.#bars.SingleBar({
       stream: this.#stream as unknown as NodeJS.WritableStream,
       format: known
         ? `{label} [{bar}] {percentage}% {done} of {size} {rate} {duration_formatted}`

@@ -7,7 +7,6 @@
  */
 
 import { Option } from "@commander-js/extra-typings";
-import ipaddr from "ipaddr.js";
 import {
   AF_INET,
   NPI_WSK_INTERFACE_ID,
@@ -39,15 +38,8 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import {
-  type CidrRule,
-  collect,
-  parseCidr,
-  parseCount,
-  parseData,
-  parseLocal,
-  parseSize,
-} from "./_parse.ts";
+import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
+import { type CidrRule, parseCidr, refusalOf } from "./_cidr.ts";
 import { PatternVerifier } from "./_pattern.ts";
 import { joinBytes, Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
@@ -61,48 +53,6 @@ export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify";
  * it: a failed verification, a refused peer, a failed call, or the server was stopped).
  */
 export type ConnectionEnd = "graceful" | "reset" | "timeout" | "local-close";
-
-// ---------------------------------------------------------------------------------------------
-// Allow and deny lists
-
-function matches(address: ipaddr.IPv4 | ipaddr.IPv6, rule: CidrRule): boolean {
-  const [network, prefix] = rule.range;
-  if (address.kind() !== network.kind()) return false;
-  return address.kind() === "ipv4"
-    ? (address as ipaddr.IPv4).match(network as ipaddr.IPv4, prefix)
-    : (address as ipaddr.IPv6).match(network as ipaddr.IPv6, prefix);
-}
-
-/**
- * Why a peer is refused, or null when it may connect. A peer is refused when it matches a
- * `--deny` network, or when `--allow` networks were given and it matches none of them (deny
- * wins). An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`) is checked as the IPv4 address.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseCidr } from "./_parse.ts";
- * import { refusalOf } from "./accept.ts";
- *
- * const allow = [parseCidr("127.0.0.0/8")];
- * assert.equal(refusalOf("127.0.0.1", allow, []), null);
- * assert.equal(refusalOf("::1", allow, []), "::1 matches no --allow network");
- * ```
- */
-export function refusalOf(
-  peer: string,
-  allow: readonly CidrRule[],
-  deny: readonly CidrRule[],
-): string | null {
-  if (allow.length === 0 && deny.length === 0) return null;
-  const address = ipaddr.process(peer);
-  const denied = deny.find((rule) => matches(address, rule));
-  if (denied) return `${peer} is refused by --deny ${denied.text}`;
-  if (allow.length > 0 && !allow.some((rule) => matches(address, rule))) {
-    return `${peer} matches no --allow network`;
-  }
-  return null;
-}
 
 // ---------------------------------------------------------------------------------------------
 // One connection's bookkeeping and its summary line

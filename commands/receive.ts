@@ -98,7 +98,7 @@ export function receiveCommand(ctx: CliContext) {
               sink,
               idle: true,
               ...(verifying ? { verify: new PatternVerifier(expected) } : {}),
-              progress: Progress.for("received", total, flag, options.json === true),
+              progress: await Progress.for("received", total, flag, options.json === true),
             });
             // A stream that ended short has had its FIN: it still ends gracefully.
             ok = NT_SUCCESS(got.status) ||

@@ -192,10 +192,10 @@ export function sendCommand(ctx: CliContext) {
         let sent: WskCompletion;
         if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
         else if (options.pattern !== undefined) {
-          const progress = Progress.for("sent", options.pattern, flag, json);
+          const progress = await Progress.for("sent", options.pattern, flag, json);
           sent = await sendPattern(run, socket, options.pattern, flags, progress);
         } else {
-          const progress = Progress.for("sent", size, flag, json);
+          const progress = await Progress.for("sent", size, flag, json);
           sent = await sendStream(run, socket, source!, flags, progress);
         }
         if (options.receive && NT_SUCCESS(sent.status)) {

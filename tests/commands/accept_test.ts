@@ -5,8 +5,7 @@
 
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../commands/_pattern.ts";
-import { refusalOf } from "../../commands/accept.ts";
-import { parseCidr } from "../../commands/_parse.ts";
+import { parseCidr, refusalOf } from "../../commands/_cidr.ts";
 import { cliCommand, parseLine, PythonProcess, readAll, runCli, sleep, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
