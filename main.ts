@@ -65,7 +65,7 @@ export function processContext(): CliContext {
         offset += await Deno.stdout.write(bytes.subarray(offset));
       }
     },
-    stdin: () => Deno.stdin.readable,
+    stdin: () => Deno.stdin,
     color: Deno.stdout.isTerminal() && !Deno.noColor,
     exitCode: 0,
   };

@@ -9,6 +9,7 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { Reporter, type TextSink } from "./_report.ts";
 import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "./_run.ts";
 import { parseTimeout } from "./_parse.ts";
+import type { ByteSource } from "./send.ts";
 
 /** The process around the CLI; tests give their own. */
 export interface CliContext {
@@ -18,8 +19,8 @@ export interface CliContext {
   readonly stderr: TextSink;
   /** Raw payload bytes to stdout. */
   writePayload(bytes: Uint8Array): Promise<void>;
-  /** Standard input, streamed. */
-  readonly stdin: () => ReadableStream<Uint8Array>;
+  /** Standard input, read into the caller's buffers. */
+  readonly stdin: () => ByteSource;
   /** Colour the status names. */
   readonly color: boolean;
   /** Set by the command that ran: 0, 1 (a call failed) or 3 (an expectation failed). */

@@ -46,11 +46,15 @@ async function readScript(ctx: CliContext, file: string): Promise<string> {
   let bytes: Uint8Array;
   try {
     if (file === "-") {
+      const stdin = ctx.stdin();
       const chunks: Uint8Array[] = [];
       let total = 0;
-      for await (const chunk of ctx.stdin()) {
-        chunks.push(chunk);
-        total += chunk.length;
+      for (;;) {
+        const chunk = new Uint8Array(64 * 1024);
+        const count = await stdin.read(chunk);
+        if (count === null) break;
+        chunks.push(chunk.subarray(0, count));
+        total += count;
         if (total > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
       }
       bytes = concat(chunks, total);

@@ -53,19 +53,49 @@ async function sendChunks(
   return NT_SUCCESS(last.status) ? { status: last.status, information: total } : last;
 }
 
-/** The chunks of a stream, each cut to at most SEND_CHUNK bytes; the reader is released. */
-async function* streamChunks(source: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = source.getReader();
+/** Where `send` streams from: standard input or a file (`Deno.stdin` and `Deno.FsFile` are). */
+export interface ByteSource {
+  /** Reads into `into`; the count read, or null at the end. */
+  read(into: Uint8Array): Promise<number | null>;
+  /** Closes the source; a read still pending then ends. */
+  close(): void;
+}
+
+/** Closes `source` unless it already is. */
+function closeQuietly(source: ByteSource): void {
+  try {
+    source.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/**
+ * The chunks of `source`, read ahead into two reused buffers: while the caller sends one chunk,
+ * the next read is already under way into the other buffer, so reading the input and writing
+ * the socket overlap and no chunk is allocated. A chunk stays valid until the next one is asked
+ * for. Whatever a read returns is yielded at once (an interactive line is not held back to fill
+ * a buffer). Stopping early closes the source, which ends the read still pending.
+ */
+async function* readAhead(source: ByteSource): AsyncGenerator<Uint8Array> {
+  let current = new Uint8Array(SEND_CHUNK);
+  let spare = new Uint8Array(SEND_CHUNK);
+  let pending: Promise<number | null> | null = source.read(current);
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      for (let offset = 0; offset < value.length; offset += SEND_CHUNK) {
-        yield value.subarray(offset, offset + SEND_CHUNK);
-      }
+      const count = await pending;
+      pending = null;
+      if (count === null) return;
+      const chunk = current.subarray(0, count);
+      [current, spare] = [spare, current];
+      pending = source.read(current);
+      if (count > 0) yield chunk;
     }
   } finally {
-    await reader.cancel().catch(() => {});
+    if (pending !== null) {
+      pending.catch(() => {});
+      closeQuietly(source);
+    }
   }
 }
 
@@ -89,11 +119,11 @@ function* patternChunks(total: number): Generator<Uint8Array> {
 export function sendStream(
   run: Run,
   socket: WskConnectionSocket,
-  source: ReadableStream<Uint8Array>,
+  source: ByteSource,
   flags: number,
   progress: Progress | null = null,
 ): Promise<WskCompletion> {
-  return sendChunks(run, socket, streamChunks(source), flags, progress);
+  return sendChunks(run, socket, readAhead(source), flags, progress);
 }
 
 /**
@@ -155,7 +185,7 @@ export function sendCommand(ctx: CliContext) {
     .action(async (remote, options, command) => {
       const flag = progressFlag(command, options);
       // Open the source before any socket, so an unreadable file is a usage error (exit 2).
-      let source: ReadableStream<Uint8Array> | null = null;
+      let source: ByteSource | null = null;
       let size: number | null = null;
       if (options.data === undefined && options.pattern === undefined) {
         if (options.file === undefined || options.file === "-") source = ctx.stdin();
@@ -168,7 +198,7 @@ export function sendCommand(ctx: CliContext) {
               throw new Error("it is a directory");
             }
             if (info.isFile) size = info.size;
-            source = file.readable;
+            source = file;
           } catch (error) {
             throw new UsageError(
               `Cannot read file "${options.file}": ${
@@ -185,7 +215,7 @@ export function sendCommand(ctx: CliContext) {
         // with an RST, never end it with a FIN that makes a truncated stream look complete.
         const socket = await run.connected(remote, options.bind, { abortive: true });
         if (!socket) {
-          await source?.cancel().catch(() => {});
+          if (source) closeQuietly(source);
           return;
         }
         const json = options.json === true;
@@ -197,6 +227,7 @@ export function sendCommand(ctx: CliContext) {
         } else {
           const progress = await Progress.for("sent", size, flag, json);
           sent = await sendStream(run, socket, source!, flags, progress);
+          closeQuietly(source!);
         }
         if (options.receive && NT_SUCCESS(sent.status)) {
           const d = socket.Dispatch;

@@ -4,7 +4,7 @@
 // made and removed by python too, so these tests need no --allow-write of their own.
 
 import assert from "node:assert/strict";
-import { closedPort, runCli, text } from "../_helpers.ts";
+import { cliCommand, closedPort, runCli, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
   callsOf,
@@ -12,6 +12,7 @@ import {
   PythonListener,
   randomBytes,
   statusLines,
+  within,
 } from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -483,4 +484,61 @@ Deno.test("receive --timeout 500 completes with STATUS_IO_TIMEOUT and exits 1 we
   assert.equal(result.code, 1);
   assert.ok(wall < 5000, `the run took ${wall} ms`);
   assertEndpoints(lines, peer, report);
+});
+
+/**
+ * Records the first chunk as soon as it arrives (while the sender's input is still open), then
+ * everything up to EOF.
+ */
+const FIRST_CHUNK_PEER = `
+import json, socket, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+srv.settimeout(20)
+print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
+conn, _ = srv.accept()
+conn.settimeout(20)
+first = conn.recv(65536)
+print(json.dumps({"first": first.decode()}), flush=True)
+rest = b""
+while chunk := conn.recv(65536):
+    rest += chunk
+print(json.dumps({"rest": rest.decode()}), flush=True)
+conn.close()
+`;
+
+Deno.test("send from standard input sends what arrives at once, not when a buffer fills", async () => {
+  await using peer = await PythonListener.start<{ first?: string; rest?: string }>(
+    FIRST_CHUNK_PEER,
+    "127.0.0.1",
+    [],
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliCommand(["send", `127.0.0.1:${peer.port}`]),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(text.encode("first line\n"));
+    // The peer sees the line while wsk's input is still open: nothing waits for more input.
+    assert.deepEqual(await peer.report(10_000), { first: "first line\n" });
+    await writer.write(text.encode("second line\n"));
+    await writer.close();
+    const out = await within(child.output(), 15_000, "wsk send exit");
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const lines = statusLines(new TextDecoder().decode(out.stdout));
+    assertAllSucceeded(lines);
+    assert.equal(lines.find((line) => line.call === "WskSend")?.bytes, "23");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited.
+    }
+    await child.status;
+  }
 });
