@@ -113,6 +113,34 @@ export function fillPattern(target: Uint8Array, offset: number): void {
   });
 }
 
+/**
+ * The pattern bytes of stream offsets `offset .. offset + length` as a read-only view of the
+ * pattern table, with no copy; the range must lie within one 1 MiB block (an `offset` that is a
+ * multiple of {@linkcode PATTERN_BLOCK} and a `length` up to it always do). The view must not be
+ * written to: it is the table every later fill and check reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fillPattern, PATTERN_BLOCK, patternView } from "./_pattern.ts";
+ *
+ * const copy = new Uint8Array(PATTERN_BLOCK);
+ * fillPattern(copy, 3 * PATTERN_BLOCK);
+ * assert.deepEqual(patternView(3 * PATTERN_BLOCK, PATTERN_BLOCK), copy);
+ * ```
+ */
+export function patternView(offset: number, length: number): Uint8Array {
+  checkOffset(offset);
+  const inBlock = offset % PATTERN_BLOCK;
+  if (!Number.isSafeInteger(length) || length < 0 || inBlock + length > PATTERN_BLOCK) {
+    throw new RangeError(
+      `Cannot view the pattern at ${offset} for ${length} bytes: it must lie within one block`,
+    );
+  }
+  const start = (inBlock + blockStart(Math.floor(offset / PATTERN_BLOCK))) & MASK;
+  return doubledTable().subarray(start, start + length);
+}
+
 /** The first way a received stream departs from the pattern. */
 export interface PatternMismatch {
   /** A wrong byte, a stream that ended early, or one that went past the expected total. */

@@ -6,7 +6,7 @@ import type { NTSTATUS, WskCompletion, WskConnectionSocket } from "../provider/m
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseData, parseLocal, parseRemote, parseSize } from "./_parse.ts";
-import { fillPattern, PATTERN_BLOCK } from "./_pattern.ts";
+import { PATTERN_BLOCK, patternView } from "./_pattern.ts";
 import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
@@ -100,15 +100,12 @@ async function* readAhead(source: ByteSource): AsyncGenerator<Uint8Array> {
 }
 
 /**
- * `total` bytes of the pattern (see `_pattern.ts`), in chunks of one reused 1 MiB buffer, so
- * memory stays bounded whatever the total.
+ * `total` bytes of the pattern (see `_pattern.ts`) in 1 MiB chunks, each a view of the pattern
+ * table itself: nothing is filled or copied, and memory stays bounded whatever the total.
  */
 function* patternChunks(total: number): Generator<Uint8Array> {
-  const buffer = new Uint8Array(Math.min(total, PATTERN_BLOCK));
-  for (let offset = 0; offset < total; offset += buffer.length) {
-    const chunk = buffer.subarray(0, Math.min(buffer.length, total - offset));
-    fillPattern(chunk, offset);
-    yield chunk;
+  for (let offset = 0; offset < total; offset += PATTERN_BLOCK) {
+    yield patternView(offset, Math.min(PATTERN_BLOCK, total - offset));
   }
 }
 
