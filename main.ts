@@ -38,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<CommandMaker>> = {
   closesocket: async () => (await import("./commands/closesocket.ts")).closesocketCommand,
   accept: async () => (await import("./commands/accept.ts")).acceptCommand,
   run: async () => (await import("./commands/run.ts")).runCommand,
+  session: async () => (await import("./commands/session.ts")).sessionCommand,
   demo: async () => (await import("./commands/demo.ts")).demoCommand,
 };
 
@@ -50,6 +51,20 @@ function commandsFor(args: readonly string[]): Array<() => Promise<CommandMaker>
     ? COMMANDS[args[0]]
     : undefined;
   return named ? [named] : Object.values(COMMANDS);
+}
+
+/**
+ * Whether `args` is a command for the session agent: a handle after the subcommand
+ * (`send @1 …`), or `socket`/`socketconnect` with `--session`. Help (`-h`, `--help`) is never
+ * routed, so it shows the command's own help.
+ */
+export function isSessionRoute(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  const options = end === -1 ? args : args.slice(0, end);
+  if (options.includes("--help") || options.includes("-h")) return false;
+  if (args[0] === undefined || args[0].startsWith("-")) return false;
+  if (args[1]?.startsWith("@")) return true;
+  return (args[0] === "socket" || args[0] === "socketconnect") && options.includes("--session");
 }
 
 /** The version `wsk -V` prints. */
@@ -76,6 +91,11 @@ export function processContext(): CliContext {
  * failed, 2 bad arguments or usage, 3 a failed expectation.
  */
 export async function main(args: string[], ctx: CliContext = processContext()): Promise<number> {
+  // A handle (`wsk send @1 …`) or `--session` sends the command to the session agent.
+  if (isSessionRoute(args)) {
+    const { runInSession } = await import("./commands/_session.ts");
+    return await runInSession(args, ctx);
+  }
   const output = {
     writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
     // Commander puts "(Did you mean …?)" on a line of its own; errors stay on one line.

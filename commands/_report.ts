@@ -34,6 +34,8 @@ export interface CallRecord {
   readonly information: number;
   /** The socket id within this run. */
   readonly socket?: number;
+  /** The session handle of the socket (`@3`), when a session agent holds it. */
+  readonly handle?: string;
   /** Local endpoint, when known. */
   readonly local?: SockAddr | null;
   /** Remote endpoint, when known. */
@@ -134,6 +136,7 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
     : name;
   const parts = [record.call, painted, formatNtStatus(record.status)];
   if (record.socket !== undefined) parts.push(`socket=${record.socket}`);
+  if (record.handle !== undefined) parts.push(`handle=${record.handle}`);
   if (record.local) parts.push(`local=${formatSockAddr(record.local)}`);
   if (record.remote) parts.push(`remote=${formatSockAddr(record.remote)}`);
   parts.push(`bytes=${record.information}`);
@@ -190,6 +193,7 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
     information: record.information,
   };
   if (record.socket !== undefined) object.socket = record.socket;
+  if (record.handle !== undefined) object.handle = record.handle;
   if (record.local) object.local = formatSockAddr(record.local);
   if (record.remote) object.remote = formatSockAddr(record.remote);
   if (record.calls !== undefined) object.calls = record.calls;
@@ -352,4 +356,112 @@ export class Reporter {
   note(text: string): void {
     this.#err.line(text);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session agent (`wsk session …`)
+
+/** One socket a session agent holds, as `wsk session list` shows it. */
+export interface SessionSocketRecord {
+  /** The handle commands name it by, e.g. `@3` (the agent's socket id). */
+  readonly handle: string;
+  /** A connection socket or a listening one. */
+  readonly kind: "connection" | "listen";
+  /** Its state in the model's state machine. */
+  readonly state: string;
+  readonly local: SockAddr | null;
+  readonly remote: SockAddr | null;
+  /** Bytes handed to TCP so far. */
+  readonly sent: number;
+  /** Bytes read from TCP so far (taken by commands or still buffered). */
+  readonly received: number;
+  /** Bytes received that no command has taken yet. */
+  readonly buffered: number;
+  /** Commands on this handle not finished yet: the one running and those queued behind it. */
+  readonly pending: number;
+}
+
+/**
+ * Formats one `session list` entry: human `@3 connection ESTAB local=… remote=… sent=N
+ * received=N buffered=N pending=N`, or a JSON object with the same fields.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSessionSocket } from "./_report.ts";
+ * import { sockAddr } from "../provider/mod.ts";
+ *
+ * const entry = {
+ *   handle: "@2", kind: "connection" as const, state: "ESTAB",
+ *   local: sockAddr("127.0.0.1", 40000), remote: sockAddr("127.0.0.1", 8080),
+ *   sent: 5, received: 12, buffered: 7, pending: 0,
+ * };
+ * assert.equal(
+ *   formatSessionSocket(entry, false),
+ *   "@2 connection ESTAB local=127.0.0.1:40000 remote=127.0.0.1:8080 sent=5 received=12 " +
+ *     "buffered=7 pending=0",
+ * );
+ * ```
+ */
+export function formatSessionSocket(entry: SessionSocketRecord, json: boolean): string {
+  const local = entry.local ? formatSockAddr(entry.local) : null;
+  const remote = entry.remote ? formatSockAddr(entry.remote) : null;
+  if (json) {
+    return JSON.stringify({
+      handle: entry.handle,
+      kind: entry.kind,
+      state: entry.state,
+      local,
+      remote,
+      sent: entry.sent,
+      received: entry.received,
+      buffered: entry.buffered,
+      pending: entry.pending,
+    });
+  }
+  const parts = [entry.handle, entry.kind, entry.state];
+  if (local) parts.push(`local=${local}`);
+  if (remote) parts.push(`remote=${remote}`);
+  parts.push(
+    `sent=${entry.sent}`,
+    `received=${entry.received}`,
+    `buffered=${entry.buffered}`,
+    `pending=${entry.pending}`,
+  );
+  return parts.join(" ");
+}
+
+/** What `wsk session start|stop|status` says about the agent. */
+export interface SessionAgentRecord {
+  /** What happened or how it is: the agent was started, was already running, was stopped. */
+  readonly agent: "started" | "running" | "stopped" | "not running";
+  /** The private directory that holds its socket. */
+  readonly dir: string;
+  readonly pid?: number;
+  /** Sockets it holds (for `stop`: the sockets it closed). */
+  readonly sockets?: number;
+  /** How long it waits without a command before it exits, in milliseconds. */
+  readonly idleMs?: number;
+}
+
+/**
+ * Formats an agent line: human `agent running pid=N sockets=N idle=Nms dir="…"`, or JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatSessionAgent } from "./_report.ts";
+ *
+ * const line = formatSessionAgent({ agent: "stopped", dir: "/tmp/wsk-0", pid: 42, sockets: 1 }, false);
+ * assert.equal(line, 'agent stopped pid=42 sockets=1 dir="/tmp/wsk-0"');
+ * ```
+ */
+export function formatSessionAgent(record: SessionAgentRecord, json: boolean): string {
+  if (json) return JSON.stringify(record);
+  const parts = ["agent", record.agent];
+  if (record.pid !== undefined) parts.push(`pid=${record.pid}`);
+  if (record.sockets !== undefined) parts.push(`sockets=${record.sockets}`);
+  if (record.idleMs !== undefined) parts.push(`idle=${record.idleMs}ms`);
+  parts.push(`dir=${quote(record.dir)}`);
+  return parts.join(" ");
 }

@@ -158,9 +158,10 @@ function stepCommand(verb: string) {
 }
 
 /**
- * Parses one step's words into a {@linkcode Step}. Throws ScriptSyntaxError.
+ * Parses one step's words into a {@linkcode Step}. Throws ScriptSyntaxError. It does not check
+ * that the step's sockets exist (the caller knows which do).
  */
-function parseStep(words: string[], line: number, step: number, text: string): Step {
+export function parseStep(words: string[], line: number, step: number, text: string): Step {
   const verb = words[0]!;
   const args = words.slice(1);
   let parsed: Step | undefined;

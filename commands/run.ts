@@ -20,6 +20,7 @@ import {
   WSK_FLAG_NODELAY,
   WSK_FLAG_WAITALL,
   wskBuf,
+  type WskClientConnectionDispatch,
   type WskCompletion,
   type WskConnectionSocket,
   WskListenSocket,
@@ -37,10 +38,29 @@ const MAX_SCRIPT = 1 << 20;
 /** Most received bytes one receive step keeps for matching and for the next step. */
 const MAX_MATCH = 16 << 20;
 
-type AnySocket = WskConnectionSocket | WskListenSocket;
+/** A socket a script step works on. */
+export type AnySocket = WskConnectionSocket | WskListenSocket;
 
 /** Why the script stopped early: a failed expectation (exit 3) or an unexpected status (1). */
-type Outcome = "next" | "expectation" | "failure";
+export type Outcome = "next" | "expectation" | "failure";
+
+/**
+ * What a runner keeps between steps. `wsk run` gives each script its own; the session agent
+ * shares one across the runners of many commands, so sockets outlive a command.
+ */
+export interface RunnerState {
+  /** Live sockets by name. */
+  readonly sockets: Map<string, AnySocket>;
+  /** Bytes a receive step took past its stop point, kept for the next receive on the socket. */
+  readonly carry: Map<AnySocket, Uint8Array>;
+  /** The client dispatch (event callbacks) every new connection socket gets. */
+  readonly dispatch: WskClientConnectionDispatch | null;
+}
+
+/** A fresh, empty {@linkcode RunnerState} with no event callbacks. */
+export function newRunnerState(): RunnerState {
+  return { sockets: new Map(), carry: new Map(), dispatch: null };
+}
 
 async function readScript(ctx: CliContext, file: string): Promise<string> {
   let bytes: Uint8Array;
@@ -118,15 +138,18 @@ class Received {
   }
 }
 
-/** Runs the steps of one script. */
-class ScriptRunner {
+/** Runs the steps of one script (or, in the session agent, of one command). */
+export class ScriptRunner {
   #run: Run;
-  #sockets = new Map<string, AnySocket>();
-  /** Bytes a receive step took past its stop point, kept for the next receive on the socket. */
-  #carry = new Map<AnySocket, Uint8Array>();
+  #sockets: Map<string, AnySocket>;
+  #carry: Map<AnySocket, Uint8Array>;
+  #dispatch: WskClientConnectionDispatch | null;
 
-  constructor(run: Run) {
+  constructor(run: Run, state: RunnerState = newRunnerState()) {
     this.#run = run;
+    this.#sockets = state.sockets;
+    this.#carry = state.carry;
+    this.#dispatch = state.dispatch;
   }
 
   #irp(step: Step) {
@@ -203,7 +226,7 @@ class ScriptRunner {
   ): Promise<WskConnectionSocket | null> {
     const existing = this.#sockets.get(step.socket);
     if (existing) return this.#connection(step);
-    const socket = await this.#run.socket(family, { abortive: true });
+    const socket = await this.#run.socket(family, { abortive: true }, this.#dispatch);
     if (socket) this.#sockets.set(step.socket, socket);
     return socket;
   }
@@ -237,7 +260,7 @@ class ScriptRunner {
               6,
               step.listen ? 1 : 2,
               undefined,
-              null,
+              step.listen ? null : this.#dispatch,
               { ...this.#irp(step), abortive: true },
             ),
         );
@@ -305,7 +328,7 @@ class ScriptRunner {
           "WskSocketConnect",
           (c) => c.socket ?? null,
           () =>
-            d.WskSocketConnect(run.npi.Client, 1, 6, local, remote, 0, undefined, null, {
+            d.WskSocketConnect(run.npi.Client, 1, 6, local, remote, 0, undefined, this.#dispatch, {
               ...this.#irp(step),
               abortive: true,
             }),
@@ -402,7 +425,8 @@ class ScriptRunner {
           step,
           "WskAccept",
           (c) => c.socket ?? listener,
-          () => listener.Dispatch.WskAccept(listener, 0, undefined, null, this.#irp(step)),
+          () =>
+            listener.Dispatch.WskAccept(listener, 0, undefined, this.#dispatch, this.#irp(step)),
         );
         if (completion.socket) this.#sockets.set(step.socket, completion.socket);
         return outcome;
@@ -588,7 +612,7 @@ class ScriptRunner {
 }
 
 /** A step that cannot run as written (found while running, e.g. a socket of the wrong kind). */
-class StepError extends Error {
+export class StepError extends Error {
   override name = "StepError";
 }
 

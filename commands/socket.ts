@@ -85,6 +85,8 @@ export function socketCommand(ctx: CliContext) {
     .option("--family <family>", "inet or inet6", parseFamily, 2 as AddressFamily)
     .option("--listen", "a listening socket (WSK_FLAG_LISTEN_SOCKET)")
     .option("--bind <local>", "bind to this local address", parseLocal)
+    // Handled before parsing (main.ts routes the command to the session agent); listed for help.
+    .option("--session", "make the socket in the session agent and keep it (see wsk session)")
     .action(async (options, command) => {
       await runAction(ctx, command, options, async (run) => {
         await createAndBind(run, options.family, options.listen === true, options.bind);

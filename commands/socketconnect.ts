@@ -100,6 +100,8 @@ export function socketconnectCommand(ctx: CliContext) {
       parsePortList,
     )
     .option("--bind <local>", "local address (default: wildcard, port 0)", parseLocal)
+    // Handled before parsing (main.ts routes the command to the session agent); listed for help.
+    .option("--session", "make the socket in the session agent and keep it (see wsk session)")
     .action(async (list, options, command) => {
       await runAction(ctx, command, options, async (run) => {
         const remote = await run.resolve(list.endpoint);

@@ -705,6 +705,9 @@ export class WskConnectionSocket {
         void this.#service();
       });
     }
+    // Data read ahead (for events) completes the receive now: the service loop may be waiting
+    // in a read-ahead that only new data from the peer would end.
+    if (this.#stashBytes > 0) this.#settleReceives();
     void this.#service();
     return request.call.promise;
   }

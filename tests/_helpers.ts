@@ -213,9 +213,19 @@ export interface CliResult {
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
+/** The permissions `deno task wsk` gives the CLI (the session client needs env, uid and run). */
+export const CLI_PERMISSIONS: readonly string[] = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=WSK_SESSION_DIR,XDG_RUNTIME_DIR,WSK_SESSION_IDLE",
+  "--allow-sys=uid",
+  "--allow-run",
+];
+
 /** The argv that runs the CLI the way `deno task wsk` does. */
 export function cliCommand(args: string[]): string[] {
-  return ["run", "--allow-net", "--allow-read", "--allow-write", MAIN, ...args];
+  return ["run", ...CLI_PERMISSIONS, MAIN, ...args];
 }
 
 /**

@@ -696,7 +696,7 @@ function fakeContext(): CliContext & { readonly out: string[]; readonly err: str
     stdout: { line: (text: string) => void out.push(...text.split("\n")) },
     stderr: { line: (text: string) => void err.push(...text.split("\n")) },
     writePayload: () => Promise.resolve(),
-    stdin: () => new ReadableStream<Uint8Array>({ start: (c) => c.close() }),
+    stdin: () => ({ read: () => Promise.resolve(null), close: () => {} }),
     color: false,
     exitCode: 0,
   };

@@ -740,6 +740,22 @@ Deno.test("WskDisconnectEvent() fires with flags 0 on the peer's FIN and the soc
   assert.equal(sent.information, 3);
 });
 
+Deno.test("WskReceive() completes at once from data read ahead for WskDisconnectEvent, while the model waits for more", async () => {
+  const events = recorder(() => STATUS_SUCCESS);
+  await using pair = await connectedPair(AF_INET, {}, events.dispatch);
+  assertStatus(await enableEvents(pair.socket, WSK_EVENT_DISCONNECT), 0);
+  await pair.peer.write(text.encode("early"));
+  await waitFor(() => pair.socket.bytesReceived === 5, "the read-ahead");
+  // The model now waits in a read for more data; the receive must not wait with it.
+  const got = await receive(pair.socket, 16, 0, 1000);
+  assertStatus(got.completion, STATUS_SUCCESS);
+  assert.equal(text.decode(got.bytes), "early");
+  await pair.peer.write(text.encode("later"));
+  const next = await receive(pair.socket, 16, 0, 1000);
+  assertStatus(next.completion, STATUS_SUCCESS);
+  assert.equal(text.decode(next.bytes), "later");
+});
+
 /** A python3 peer that listens, accepts one connection, waits for a byte, then resets it. */
 const PYTHON_RESETTER = PYTHON_LISTEN + `
 conn, _ = srv.accept()

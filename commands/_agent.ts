@@ -1,0 +1,576 @@
+/**
+ * The session agent: a per-user process that holds sockets between commands. It listens only on
+ * a Unix socket in a private directory, and answers one JSON request per connection. A command
+ * on a handle (`wsk send @3 --data hi`) becomes one dispatch-script step, run by the same
+ * {@linkcode ScriptRunner} as `wsk run` on the socket the handle names; the records the step
+ * produced go back to the command, which prints them.
+ *
+ * Every connected socket gets WskDisconnectEvent enabled (one WskControlSocket the agent makes
+ * itself): the provider then reads ahead into its own buffer, up to 1 MiB per socket, so data
+ * that arrives between commands is kept and the next `receive` takes it first. Beyond the bound
+ * the provider stops reading and TCP flow control holds the peer back; nothing is dropped.
+ *
+ * @module
+ */
+
+import {
+  NPI_WSK_INTERFACE_ID,
+  NT_SUCCESS,
+  type NTSTATUS,
+  SIO_WSK_QUERY_RECEIVE_BACKLOG,
+  SO_WSK_EVENT_CALLBACK,
+  SOL_SOCKET,
+  STATUS_SUCCESS,
+  WSK_EVENT_DISCONNECT,
+  type WskClientConnectionDispatch,
+  WskIoctl,
+  WskListenSocket,
+  WskSetOption,
+} from "../provider/mod.ts";
+import {
+  type CallRecord,
+  type ExpectationRecord,
+  Reporter,
+  type SessionAgentRecord,
+  type SessionSocketRecord,
+  type TextSink,
+} from "./_report.ts";
+import { DEFAULT_TIMEOUT, Run } from "./_run.ts";
+import { parseStep, ScriptSyntaxError, type Step } from "./_script.ts";
+import { UsageError } from "./_usage.ts";
+import { type AnySocket, type Outcome, type RunnerState, ScriptRunner, StepError } from "./run.ts";
+import {
+  checkPrivateDir,
+  checkSocketFile,
+  currentUid,
+  LOCK_NAME,
+  LOG_NAME,
+  message,
+  readLine,
+  type Request,
+  type Response,
+  SessionError,
+  SOCKET_NAME,
+  toWire,
+  type WireItem,
+  writeLine,
+} from "./_wire.ts";
+
+/** The subcommands that take a handle in place of an address. */
+export const HANDLE_VERBS: readonly string[] = [
+  "bind",
+  "connect",
+  "connectex",
+  "send",
+  "receive",
+  "disconnect",
+  "getlocaladdress",
+  "getremoteaddress",
+  "controlsocket",
+  "closesocket",
+  "accept",
+];
+
+/** The subcommands that make a socket in the agent (with `--session`). */
+export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect"];
+
+/** How long the agent waits for a request line once a client has connected. */
+const REQUEST_WAIT_MS = 5000;
+/** How long `stop` waits for running steps to end once their calls are cancelled. */
+const STOP_WAIT_MS = 5000;
+/** The agent's log stops growing past this size. */
+const LOG_LIMIT = 1 << 20;
+
+/** Connection states in which a socket can have events enabled and data read ahead. */
+const CONNECTED = new Set(["ESTAB", "LFIN", "RFIN", "BOTHFIN"]);
+
+/**
+ * The event callbacks every session socket gets. The agent wants what enabling
+ * WskDisconnectEvent implies (the provider reads ahead); the state itself it reads from the
+ * socket, so the callback only acknowledges.
+ */
+const AGENT_DISPATCH: WskClientConnectionDispatch = {
+  WskDisconnectEvent: () => STATUS_SUCCESS,
+};
+
+/** Options of {@linkcode runAgent}. */
+export interface AgentOptions {
+  /** The private directory for the socket, lock and log. */
+  readonly dir: string;
+  /** Exit after this many milliseconds without a command. */
+  readonly idleMs: number;
+}
+
+/** A line sink that drops everything (the agent's reporter keeps records, not text). */
+const DISCARD: TextSink = { line: () => {} };
+
+/** A reporter that keeps what a step reported, in order, for the command that asked. */
+class RecordingReporter extends Reporter {
+  readonly items: WireItem[] = [];
+
+  constructor() {
+    super(DISCARD, DISCARD, { json: false, verbose: true, color: false });
+  }
+
+  override record(record: CallRecord, expected?: NTSTATUS): void {
+    super.record(record, expected);
+    // Every socket in the agent is (or was) a handle: its id with an @.
+    const tagged = record.socket === undefined
+      ? record
+      : { ...record, handle: `@${record.socket}` };
+    this.items.push({
+      kind: "call",
+      record: toWire(tagged),
+      ...(expected === undefined ? {} : { expected }),
+    });
+  }
+
+  override expectation(record: ExpectationRecord): void {
+    super.expectation(record);
+    this.items.push({ kind: "expect", record });
+  }
+
+  override note(text: string): void {
+    this.items.push({ kind: "note", text });
+  }
+}
+
+/** A socket the agent holds. */
+interface Held {
+  /** The socket id, which the handle names (`@id`). */
+  readonly id: number;
+  /** Its name among the runner's sockets. */
+  readonly name: string;
+  readonly socket: AnySocket;
+  /** The end of the queue of commands on this handle (they run one at a time). */
+  chain: Promise<unknown>;
+  /** Commands on this handle not finished yet. */
+  pending: number;
+  /** Whether WskDisconnectEvent is on (the provider reads ahead). */
+  reading: boolean;
+}
+
+function usage(text: string): Response {
+  return { ok: false, usage: true, message: text };
+}
+
+/** Runs the agent until `stop`, a signal or the idle time; resolves to the exit code. */
+export async function runAgent(options: AgentOptions): Promise<number> {
+  const agent = new SessionAgent(options);
+  return await agent.run();
+}
+
+/** The agent's server: the listener, the held sockets, the idle timer. */
+class SessionAgent {
+  readonly #dir: string;
+  readonly #idleMs: number;
+  readonly #path: string;
+  readonly #uid = currentUid();
+  readonly #state: RunnerState = {
+    sockets: new Map(),
+    carry: new Map(),
+    dispatch: AGENT_DISPATCH,
+  };
+  readonly #held = new Map<number, Held>();
+  /** Signals of the steps running now, aborted by `stop`. */
+  readonly #running = new Set<AbortController>();
+  #listener: Deno.Listener | null = null;
+  #active = 0;
+  #fresh = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopping: Promise<number> | null = null;
+  #stopped = Promise.withResolvers<void>();
+
+  constructor(options: AgentOptions) {
+    this.#dir = options.dir;
+    this.#idleMs = options.idleMs;
+    this.#path = `${options.dir}/${SOCKET_NAME}`;
+  }
+
+  /** Listens, serves, and cleans up; 0 also when another agent already serves the directory. */
+  async run(): Promise<number> {
+    await checkPrivateDir(this.#dir, this.#uid, true);
+    const lock = await Deno.open(`${this.#dir}/${LOCK_NAME}`, {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      // One agent per directory: the lock is held for life and freed by the kernel on death.
+      if (!(await lock.tryLock(true))) return 0;
+      // Holding the lock, any socket file left is stale (its agent died): replace it.
+      if (await checkSocketFile(this.#path, this.#uid)) await Deno.remove(this.#path);
+      // Listen under a private name, restrict it, then publish it: the socket is never
+      // reachable by its public name with looser permissions.
+      const staging = `${this.#path}.${Deno.pid}`;
+      await Deno.remove(staging).catch(() => {});
+      const listener = Deno.listen({ transport: "unix", path: staging });
+      this.#listener = listener;
+      await Deno.chmod(staging, 0o600);
+      await Deno.rename(staging, this.#path);
+      const signals: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP"];
+      const onSignal = () => void this.#stop();
+      for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+      const onRejection = (event: PromiseRejectionEvent) => {
+        // One socket's fault must not end the agent and every other socket with it.
+        event.preventDefault();
+        this.#log(`unhandled rejection: ${message(event.reason)}`);
+      };
+      globalThis.addEventListener("unhandledrejection", onRejection);
+      this.#touch();
+      try {
+        await this.#accept(listener);
+        await this.#stopped.promise;
+      } finally {
+        for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+        globalThis.removeEventListener("unhandledrejection", onRejection);
+        clearTimeout(this.#idleTimer);
+      }
+      return 0;
+    } finally {
+      lock.close();
+    }
+  }
+
+  /** Accepts until the listener closes; each connection is served on its own. */
+  async #accept(listener: Deno.Listener): Promise<void> {
+    for (let failures = 0; failures < 1000;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#stopping) return;
+        // Out of descriptors, say: note it, wait a little, go on (bounded).
+        failures++;
+        this.#log(`accept: ${message(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      void this.#serve(conn);
+    }
+    await this.#stop();
+  }
+
+  /** (Re)arms the idle timer when nothing is being served. */
+  #touch(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#stopping || this.#active > 0) return;
+    this.#idleTimer = setTimeout(() => void this.#stop(), this.#idleMs);
+  }
+
+  /** Reads one request, answers it, closes the connection. Faults become error answers. */
+  async #serve(conn: Deno.Conn): Promise<void> {
+    this.#active++;
+    this.#touch();
+    const gone = new AbortController();
+    try {
+      const wait = new AbortController();
+      const timer = setTimeout(() => wait.abort(), REQUEST_WAIT_MS);
+      const line = await readLine(conn, wait.signal);
+      clearTimeout(timer);
+      if (line === null) return;
+      // The client sends nothing more: the end of its stream means it went away (Ctrl-C, a
+      // timeout), and the calls made for it are cancelled.
+      conn.read(new Uint8Array(1)).then(() => gone.abort(), () => gone.abort());
+      let response: Response;
+      try {
+        response = await this.#answer(JSON.parse(line) as Request, gone.signal);
+      } catch (error) {
+        if (error instanceof UsageError || error instanceof SessionError) {
+          response = usage(error.message);
+        } else {
+          this.#log(`fault: ${error instanceof Error ? error.stack : error}`);
+          response = {
+            ok: false,
+            usage: false,
+            message: `Internal error in the session agent: ${message(error)}`,
+          };
+        }
+      }
+      await writeLine(conn, response).catch(() => {});
+    } catch (error) {
+      this.#log(`serve: ${message(error)}`);
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // Closed already.
+      }
+      this.#active--;
+      this.#touch();
+    }
+  }
+
+  async #answer(request: Request, gone: AbortSignal): Promise<Response> {
+    switch (request.op) {
+      case "ping":
+      case "status":
+        return { ok: true, agent: this.#record("running") };
+      case "list": {
+        const sockets: SessionSocketRecord[] = [];
+        for (const held of [...this.#held.values()].sort((a, b) => a.id - b.id)) {
+          sockets.push(await this.#entry(held));
+        }
+        return { ok: true, sockets };
+      }
+      case "stop": {
+        const closed = await this.#stop();
+        return { ok: true, agent: { ...this.#record("stopped"), sockets: closed } };
+      }
+      case "step":
+        return await this.#step(request, gone);
+      default:
+        return usage(`Unknown request "${String((request as { op: unknown }).op)}"`);
+    }
+  }
+
+  #record(agent: SessionAgentRecord["agent"]): SessionAgentRecord {
+    return {
+      agent,
+      dir: this.#dir,
+      pid: Deno.pid,
+      sockets: this.#held.size,
+      idleMs: this.#idleMs,
+    };
+  }
+
+  /** What `list` shows of one socket; the buffered count comes from the provider's backlog. */
+  async #entry(held: Held): Promise<SessionSocketRecord> {
+    const socket = held.socket;
+    const base = {
+      handle: `@${held.id}`,
+      state: socket.state,
+      local: socket.localAddress,
+      pending: held.pending,
+    };
+    if (socket instanceof WskListenSocket) {
+      return { ...base, kind: "listen", remote: null, sent: 0, received: 0, buffered: 0 };
+    }
+    let buffered = this.#state.carry.get(socket)?.length ?? 0;
+    if (CONNECTED.has(socket.state)) {
+      const out = new Uint8Array(8);
+      const got = await socket.Dispatch.WskControlSocket(
+        socket,
+        WskIoctl,
+        SIO_WSK_QUERY_RECEIVE_BACKLOG,
+        0,
+        null,
+        out,
+      );
+      if (NT_SUCCESS(got.status)) {
+        buffered += Number(new DataView(out.buffer).getBigUint64(0, true));
+      }
+    }
+    return {
+      ...base,
+      kind: "connection",
+      remote: socket.remoteAddress,
+      sent: socket.bytesSent,
+      received: socket.bytesReceived,
+      buffered,
+    };
+  }
+
+  /**
+   * Turns a command into its step (or, for `socket --bind`, two), checks it, and runs it on the
+   * handle's queue.
+   */
+  async #step(request: Request & { op: "step" }, gone: AbortSignal): Promise<Response> {
+    if (this.#stopping) {
+      return { ok: false, usage: false, message: "The session agent is stopping" };
+    }
+    const { verb, handle } = request;
+    const args = [...request.args];
+    const named = args.find((word) => /^--(socket|listener)(=|$)/.test(word));
+    if (named !== undefined) {
+      return usage(`Cannot use "${named}" with a session command: the handle names the socket`);
+    }
+    let held: Held | undefined;
+    if (handle !== null) {
+      if (!HANDLE_VERBS.includes(verb)) {
+        return usage(`Cannot use handle "@${handle}" with "${verb}": it takes no handle`);
+      }
+      held = this.#held.get(handle);
+      if (!held) {
+        return usage(
+          `Cannot find handle "@${handle}": the session agent holds no such socket ` +
+            "(see wsk session list)",
+        );
+      }
+    } else if (!CREATE_VERBS.includes(verb)) {
+      return usage(`Cannot use "${verb}" with --session: only socket and socketconnect make one`);
+    }
+    const fresh = `n${++this.#fresh}`;
+    const words: string[][] = [];
+    if (verb === "accept") words.push([verb, "--listener", held!.name, "--socket", fresh, ...args]);
+    else if (held) words.push([verb, "--socket", held.name, ...args]);
+    else if (verb === "socket") {
+      // `socket --bind LOCAL` is WskSocket then WskBind, as without --session.
+      const at = args.findIndex((word) => word === "--bind" || word.startsWith("--bind="));
+      let bind: string | undefined;
+      if (at !== -1) {
+        const word = args[at]!;
+        bind = word === "--bind" ? args[at + 1] : word.slice("--bind=".length);
+        if (bind === undefined) return usage("Option '--bind <local>' argument missing");
+        args.splice(at, word === "--bind" ? 2 : 1);
+      }
+      words.push([verb, "--socket", fresh, ...args]);
+      if (bind !== undefined) words.push(["bind", "--socket", fresh, bind]);
+    } else words.push([verb, "--socket", fresh, ...args]);
+    let steps: Step[];
+    try {
+      steps = words.map((w, i) => parseStep(w, 1, i + 1, w.join(" ")));
+    } catch (error) {
+      if (error instanceof ScriptSyntaxError) {
+        return usage(error.message.replace(/^line \d+: /, "").replace(/^error: /, ""));
+      }
+      throw error;
+    }
+    if (!held) return await this.#execute(steps, null, fresh, gone);
+    const target = held;
+    target.pending++;
+    const result = target.chain.then(() => this.#execute(steps, target, fresh, gone));
+    target.chain = result.catch(() => {});
+    try {
+      return await result;
+    } finally {
+      target.pending--;
+    }
+  }
+
+  /** Runs the steps with a fresh Run whose reporter keeps the records; registers new sockets. */
+  async #execute(
+    steps: Step[],
+    held: Held | null,
+    fresh: string,
+    gone: AbortSignal,
+  ): Promise<Response> {
+    // The client left while the command waited its turn: nothing is done for it.
+    if (gone.aborted) return { ok: false, usage: false, message: "The command went away" };
+    if (this.#stopping) {
+      return { ok: false, usage: false, message: "The session agent is stopping" };
+    }
+    const controller = new AbortController();
+    const onGone = () => controller.abort();
+    gone.addEventListener("abort", onGone);
+    this.#running.add(controller);
+    const reporter = new RecordingReporter();
+    const run = new Run(reporter, DEFAULT_TIMEOUT, false, controller.signal);
+    const runner = new ScriptRunner(run, this.#state);
+    let outcome: Outcome = "next";
+    try {
+      for (const step of steps) {
+        outcome = await runner.step(step);
+        if (outcome !== "next") break;
+      }
+    } catch (error) {
+      if (error instanceof StepError) {
+        // The runner's names are internal: say the handle instead.
+        return usage(error.message.replace(/"h(\d+)"/g, '"@$1"'));
+      }
+      throw error;
+    } finally {
+      gone.removeEventListener("abort", onGone);
+      this.#running.delete(controller);
+      this.#settle(held, fresh);
+    }
+    for (const one of this.#held.values()) await this.#readAhead(one);
+    return { ok: true, items: reporter.items, outcome };
+  }
+
+  /** After a step: a socket made under `fresh` becomes a handle; a closed handle is dropped. */
+  #settle(held: Held | null, fresh: string): void {
+    const sockets = this.#state.sockets;
+    const made = sockets.get(fresh);
+    if (made) {
+      sockets.delete(fresh);
+      const name = `h${made.id}`;
+      sockets.set(name, made);
+      this.#held.set(made.id, {
+        id: made.id,
+        name,
+        socket: made,
+        chain: Promise.resolve(),
+        pending: 0,
+        reading: false,
+      });
+    }
+    if (held && !sockets.has(held.name)) this.#held.delete(held.id);
+  }
+
+  /** Enables WskDisconnectEvent once a socket is connected, so the provider reads ahead. */
+  async #readAhead(held: Held): Promise<void> {
+    const socket = held.socket;
+    if (held.reading || socket instanceof WskListenSocket || !CONNECTED.has(socket.state)) return;
+    held.reading = true;
+    const enabled = await socket.Dispatch.WskControlSocket(
+      socket,
+      WskSetOption,
+      SO_WSK_EVENT_CALLBACK,
+      SOL_SOCKET,
+      { NpiId: NPI_WSK_INTERFACE_ID, EventMask: WSK_EVENT_DISCONNECT },
+      null,
+    );
+    if (!NT_SUCCESS(enabled.status)) {
+      this.#log(`@${held.id}: read-ahead not enabled: ${enabled.message ?? enabled.status}`);
+    }
+  }
+
+  /**
+   * Stops once: no new connections, the socket file removed, running calls cancelled, every
+   * held socket closed. Resolves to the number of sockets closed.
+   */
+  #stop(): Promise<number> {
+    this.#stopping ??= (async () => {
+      clearTimeout(this.#idleTimer);
+      await Deno.remove(`${this.#dir}/${LOCK_NAME}`).catch(() => {});
+      try {
+        this.#listener?.close();
+      } catch {
+        // Closed already.
+      }
+      await Deno.remove(this.#path).catch(() => {});
+      for (const controller of this.#running) controller.abort();
+      const held = [...this.#held.values()];
+      const settled = Promise.all(held.map((one) => one.chain));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        settled,
+        new Promise((resolve) => timer = setTimeout(resolve, STOP_WAIT_MS)),
+      ]);
+      clearTimeout(timer);
+      for (const one of held) {
+        const socket = one.socket;
+        if (socket.state === "CLOSED") continue;
+        if (socket instanceof WskListenSocket) await socket.Dispatch.WskCloseSocket(socket);
+        else await socket.Dispatch.WskCloseSocket(socket);
+      }
+      this.#held.clear();
+      this.#state.sockets.clear();
+      this.#state.carry.clear();
+      this.#stopped.resolve();
+      return held.length;
+    })();
+    return this.#stopping;
+  }
+
+  /** Notes a fault in the agent's log (it has no terminal); never throws. */
+  #log(text: string): void {
+    const path = `${this.#dir}/${LOG_NAME}`;
+    try {
+      const size = Deno.lstatSync(path).size;
+      if (size > LOG_LIMIT) return;
+    } catch {
+      // No log yet.
+    }
+    try {
+      Deno.writeTextFileSync(path, `${new Date().toISOString()} ${text}\n`, {
+        append: true,
+        mode: 0o600,
+      });
+    } catch {
+      // Nowhere to say it.
+    }
+  }
+}

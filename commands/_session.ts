@@ -1,0 +1,318 @@
+/**
+ * The session client: finds (and checks) the agent's private directory, connects to the agent,
+ * starts it on demand, sends one request and prints the answer with the command's own
+ * {@linkcode Reporter}, so a command on a handle prints exactly what it would in-process.
+ *
+ * @module
+ */
+
+import type { CliContext } from "./_command.ts";
+import { formatSessionAgent, formatSessionSocket, Reporter } from "./_report.ts";
+import { DEFAULT_TIMEOUT } from "./_run.ts";
+import {
+  checkPrivateDir,
+  checkSocketFile,
+  currentUid,
+  DEFAULT_IDLE_MS,
+  fromWire,
+  message,
+  readLine,
+  type Request,
+  type Response,
+  sessionDir,
+  SessionError,
+  SOCKET_NAME,
+  writeLine,
+} from "./_wire.ts";
+
+/** How long a start on demand waits for the new agent to answer. */
+export const START_WAIT_MS = 5000;
+/** How long requests other than steps wait for their answer. */
+const ANSWER_WAIT_MS = 10_000;
+/** The handle syntax: @ and a socket number. */
+const HANDLE_REGEXP = /^@([1-9][0-9]{0,9})$/;
+
+/** Where the agent of this user lives. */
+interface Place {
+  readonly dir: string;
+  readonly path: string;
+  readonly uid: number;
+}
+
+function readEnv(name: string): string | undefined {
+  return Deno.env.get(name);
+}
+
+/** The session directory and socket path, the directory checked (and made, with `create`). */
+async function place(create: boolean): Promise<Place> {
+  const uid = currentUid();
+  const dir = sessionDir(readEnv, uid);
+  if (dir.includes(",")) {
+    throw new SessionError(`Cannot use session directory "${dir}": its name has a comma`);
+  }
+  await checkPrivateDir(dir, uid, create);
+  return { dir, path: `${dir}/${SOCKET_NAME}`, uid };
+}
+
+/**
+ * The idle time for an agent started now: `--idle`, else `$WSK_SESSION_IDLE`, else 10 minutes.
+ */
+function idleMs(given: number | undefined): number {
+  if (given !== undefined) return given;
+  const text = readEnv("WSK_SESSION_IDLE");
+  if (text === undefined || text === "") return DEFAULT_IDLE_MS;
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < 1) {
+    throw new SessionError(`Cannot parse WSK_SESSION_IDLE "${text}": expected milliseconds`, true);
+  }
+  return Number(text);
+}
+
+/** A connection to the agent, or null when none answers (no socket file, or a stale one). */
+async function dial(where: Place): Promise<Deno.UnixConn | null> {
+  if (!(await checkSocketFile(where.path, where.uid))) return null;
+  try {
+    return await Deno.connect({ transport: "unix", path: where.path });
+  } catch (error) {
+    // A socket file nobody listens on is what a killed agent leaves: a new agent replaces it.
+    if (error instanceof Deno.errors.ConnectionRefused || error instanceof Deno.errors.NotFound) {
+      return null;
+    }
+    throw new SessionError(
+      `Cannot connect to the session agent at "${where.path}": ${message(error)}`,
+    );
+  }
+}
+
+/**
+ * Spawns a detached agent for `where` and waits (bounded) until it answers. An agent that ends
+ * at once found the lock still held by one that is stopping: it is spawned again (bounded).
+ */
+async function start(where: Place, idle: number): Promise<Deno.UnixConn> {
+  const deadline = Date.now() + START_WAIT_MS;
+  for (let spawns = 0; spawns < 5 && Date.now() < deadline; spawns++) {
+    let ended = false;
+    spawnAgent(where, idle).then(() => ended = true);
+    while (!ended && Date.now() < deadline) {
+      const conn = await dial(where);
+      if (conn) return conn;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const conn = await dial(where);
+    if (conn) return conn;
+  }
+  throw new SessionError(
+    `Cannot start the session agent: no answer on "${where.path}" within ${START_WAIT_MS} ms`,
+  );
+}
+
+/** Spawns one detached agent; resolves when it ends (the CLI does not wait for that). */
+function spawnAgent(where: Place, idle: number): Promise<unknown> {
+  const main = new URL("../main.ts", import.meta.url);
+  const args = [
+    "run",
+    "--allow-net",
+    `--allow-read=${where.dir}`,
+    `--allow-write=${where.dir}`,
+    "--allow-sys=uid",
+    main.href,
+    "session",
+    "agent",
+    "--dir",
+    where.dir,
+    "--idle",
+    String(idle),
+  ];
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      // Its own session, no terminal: Ctrl-C in the shell does not reach it.
+      detached: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+      // deno.json (the import map) is found from the working directory.
+      ...(main.protocol === "file:" ? { cwd: new URL(".", main).pathname } : {}),
+    }).spawn();
+    child.unref();
+    return child.status;
+  } catch (error) {
+    throw new SessionError(`Cannot start the session agent: ${message(error)}`);
+  }
+}
+
+/** Sends `request` on `conn` and waits at most `waitMs` for the answer; closes `conn`. */
+async function exchange(conn: Deno.Conn, request: Request, waitMs: number): Promise<Response> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), waitMs);
+  try {
+    await writeLine(conn, request);
+    const line = await readLine(conn, timeout.signal);
+    if (line === null) {
+      throw new SessionError(
+        timeout.signal.aborted
+          ? `No answer from the session agent within ${waitMs} ms`
+          : "The session agent ended before it answered (it was stopped or killed); " +
+            "its sockets are gone",
+      );
+    }
+    return JSON.parse(line) as Response;
+  } catch (error) {
+    if (error instanceof SessionError) throw error;
+    throw new SessionError(`Cannot talk to the session agent: ${message(error)}`);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}
+
+/** Throws the agent's refusal as a SessionError (usage refusals exit 2). */
+function answered(response: Response): Response & { ok: true } {
+  if (!response.ok) throw new SessionError(response.message, response.usage);
+  return response;
+}
+
+/** Prints a SessionError (or a missing permission) as one line; the exit code. */
+function failure(ctx: CliContext, error: unknown): number {
+  if (error instanceof SessionError) {
+    ctx.stderr.line(`error: ${error.message}`);
+    return error.usage ? 2 : 1;
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    ctx.stderr.line(`error: Cannot use the session agent: ${error.message}`);
+    return 1;
+  }
+  throw error;
+}
+
+/** The words before `--` (options after it are data). */
+function optionWords(words: readonly string[]): readonly string[] {
+  const end = words.indexOf("--");
+  return end === -1 ? words : words.slice(0, end);
+}
+
+/** The `--timeout` a command gave, or the default. */
+function timeoutOf(words: readonly string[]): number {
+  const options = optionWords(words);
+  for (let i = options.length - 1; i >= 0; i--) {
+    const word = options[i]!;
+    const text = word === "--timeout"
+      ? options[i + 1]
+      : word.startsWith("--timeout=")
+      ? word.slice(10)
+      : undefined;
+    if (text !== undefined && /^[0-9]{1,10}$/.test(text)) return Number(text);
+  }
+  return DEFAULT_TIMEOUT;
+}
+
+/**
+ * Runs a command on the session agent: `VERB @N …` (a handle) or `socket|socketconnect
+ * --session …`. Prints what the agent's step reported and returns the exit code: 0, 1 (a call
+ * failed, or the agent is unreachable), 2 (usage, an unknown handle), 3 (a failed `--status`).
+ */
+export async function runInSession(args: readonly string[], ctx: CliContext): Promise<number> {
+  const verb = args[0] ?? "";
+  let handle: number | null = null;
+  let words: string[];
+  if (args[1]?.startsWith("@")) {
+    const match = HANDLE_REGEXP.exec(args[1]);
+    if (!match) {
+      ctx.stderr.line(
+        `error: Cannot parse handle "${args[1]}": expected @ and a socket number, e.g. @1`,
+      );
+      return 2;
+    }
+    handle = Number(match[1]);
+    words = args.slice(2);
+  } else words = args.slice(1);
+  const options = optionWords(words);
+  const json = options.includes("--json");
+  const verbose = options.includes("--verbose");
+  const end = words.indexOf("--");
+  const global = new Set(["--json", "--verbose", "--session"]);
+  const rest = words.filter((word, i) => (end !== -1 && i >= end) || !global.has(word));
+  try {
+    const where = await place(handle === null);
+    let conn = await dial(where);
+    if (conn === null) {
+      if (handle !== null) {
+        throw new SessionError(
+          `Cannot find handle "@${handle}": no session agent is running in "${where.dir}"`,
+          true,
+        );
+      }
+      conn = await start(where, idleMs(undefined));
+    }
+    // A command may wait behind others on its handle; each of its calls is bounded.
+    const waitMs = timeoutOf(rest) * 4 + 10_000;
+    const response = answered(
+      await exchange(conn, { op: "step", verb, handle, args: rest }, waitMs),
+    );
+    const reporter = new Reporter(ctx.stdout, ctx.stderr, {
+      json,
+      verbose,
+      color: ctx.color && !json,
+    });
+    for (const item of response.items ?? []) {
+      if (item.kind === "call") reporter.record(fromWire(item.record), item.expected);
+      else if (item.kind === "expect") reporter.expectation(item.record);
+      else reporter.note(item.text);
+    }
+    if (response.outcome === "expectation") return 3;
+    return response.outcome === "failure" || reporter.failed ? 1 : 0;
+  } catch (error) {
+    return failure(ctx, error);
+  }
+}
+
+/** Options of the `session` subcommands. */
+export interface SessionOptions {
+  readonly json: boolean;
+  /** `start --idle`. */
+  readonly idleMs?: number;
+}
+
+/**
+ * `wsk session start|stop|status|list`. `start` starts an agent unless one runs; the others
+ * never start one. Returns the exit code.
+ */
+export async function sessionAction(
+  action: "start" | "stop" | "status" | "list",
+  options: SessionOptions,
+  ctx: CliContext,
+): Promise<number> {
+  try {
+    const where = await place(action === "start");
+    let conn = await dial(where);
+    if (conn === null) {
+      if (action === "list") return 0;
+      if (action !== "start") {
+        // A killed agent's socket file: nobody answers on it, so it goes.
+        if (action === "stop" && await checkSocketFile(where.path, where.uid)) {
+          await Deno.remove(where.path).catch(() => {});
+        }
+        ctx.stdout.line(formatSessionAgent({ agent: "not running", dir: where.dir }, options.json));
+        return 0;
+      }
+      conn = await start(where, idleMs(options.idleMs));
+      const response = answered(await exchange(conn, { op: "status" }, ANSWER_WAIT_MS));
+      ctx.stdout.line(formatSessionAgent({ ...response.agent!, agent: "started" }, options.json));
+      return 0;
+    }
+    const op = action === "start" ? "status" : action;
+    const response = answered(await exchange(conn, { op }, ANSWER_WAIT_MS));
+    if (action === "list") {
+      for (const entry of response.sockets ?? []) {
+        ctx.stdout.line(formatSessionSocket(entry, options.json));
+      }
+    } else ctx.stdout.line(formatSessionAgent(response.agent!, options.json));
+    return 0;
+  } catch (error) {
+    return failure(ctx, error);
+  }
+}

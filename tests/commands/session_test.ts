@@ -1,0 +1,602 @@
+/**
+ * End-to-end tests of the session agent: each command is a separate `wsk` process working on a
+ * socket the agent holds (`@N`), against python3 peers on loopback. Every test has its own
+ * session directory under /tmp (WSK_SESSION_DIR) and stops its agent, killing it if need be,
+ * before removing the directory.
+ */
+
+import assert from "node:assert/strict";
+import { isSessionRoute } from "../../main.ts";
+import { type CliResult, PythonProcess, runCli, sleep } from "../_helpers.ts";
+import { assertLines, failed, jsonLines, ok, okJson } from "./_peer.ts";
+
+/**
+ * A python3 peer driven line by line on stdin. It listens on 127.0.0.1 port 0 and prints the
+ * port; then each command prints one JSON line:
+ *   accept            accept a connection (its index is the count so far): {"peer": "IP:PORT"}
+ *   connect PORT      connect to 127.0.0.1:PORT: {"local": "IP:PORT"}
+ *   send I TEXT       send TEXT on connection I: {"sent": N}
+ *   blob I N          send N bytes of the repeating 0..250 pattern: {"sent": N}
+ *   recv I N          read exactly N bytes (fewer at EOF): {"data": TEXT}
+ *   recvall I         read until EOF: {"data": TEXT, "end": "eof"}
+ *   close I           close connection I: {"closed": true}
+ */
+const PEER = `
+import json, socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.bind(("127.0.0.1", 0))
+srv.listen(4)
+srv.settimeout(20)
+print(srv.getsockname()[1], flush=True)
+conns = []
+def say(obj):
+    print(json.dumps(obj), flush=True)
+for line in sys.stdin:
+    words = line.rstrip("\\n").split(" ", 2)
+    cmd = words[0]
+    if cmd == "accept":
+        conn, addr = srv.accept()
+        conn.settimeout(20)
+        conns.append(conn)
+        say({"peer": "%s:%d" % addr})
+    elif cmd == "connect":
+        conn = socket.create_connection(("127.0.0.1", int(words[1])), timeout=20)
+        conns.append(conn)
+        say({"local": "%s:%d" % conn.getsockname()})
+    elif cmd == "send":
+        conns[int(words[1])].sendall(words[2].encode())
+        say({"sent": len(words[2])})
+    elif cmd == "blob":
+        n = int(words[2])
+        conns[int(words[1])].sendall((bytes(range(251)) * (n // 251 + 1))[:n])
+        say({"sent": n})
+    elif cmd == "recv":
+        n, got = int(words[2]), b""
+        while len(got) < n:
+            chunk = conns[int(words[1])].recv(n - len(got))
+            if not chunk:
+                break
+            got += chunk
+        say({"data": got.decode("latin1")})
+    elif cmd == "recvall":
+        got = b""
+        while chunk := conns[int(words[1])].recv(65536):
+            got += chunk
+        say({"data": got.decode("latin1"), "end": "eof"})
+    elif cmd == "close":
+        conns[int(words[1])].close()
+        say({"closed": True})
+for conn in conns:
+    conn.close()
+`;
+
+/** A python peer of {@linkcode PEER}. */
+class Peer implements AsyncDisposable {
+  readonly #python = new PythonProcess(PEER, [], { stdin: true });
+  port = 0;
+
+  static async start(): Promise<Peer> {
+    const peer = new Peer();
+    peer.port = Number(await peer.#python.line());
+    return peer;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Sends one command and returns python's JSON answer. */
+  async do(command: string): Promise<Record<string, string | number>> {
+    await this.#python.writeLine(command);
+    return JSON.parse(await this.#python.line(20_000));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#python[Symbol.asyncDispose]();
+  }
+}
+
+/** Whether process `pid` still runs (a zombie counts as gone); python reads /proc for us. */
+async function alive(pid: number): Promise<boolean> {
+  const script = `
+import sys
+try:
+    stat = open("/proc/%s/stat" % sys.argv[1]).read()
+    print("gone" if stat[stat.rindex(")") + 2] == "Z" else "alive")
+except FileNotFoundError:
+    print("gone")
+`;
+  const out = await new Deno.Command("python3", { args: ["-c", script, String(pid)] }).output();
+  return new TextDecoder().decode(out.stdout).trim() === "alive";
+}
+
+/** Makes a symbolic link (Deno.symlink needs unscoped read and write permissions). */
+async function symlink(target: string, path: string): Promise<void> {
+  const script = "import os, sys; os.symlink(sys.argv[1], sys.argv[2])";
+  const out = await new Deno.Command("python3", { args: ["-c", script, target, path] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+}
+
+/** Polls `check` every 20 ms for at most `ms`. */
+async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One test's session: its directory, the CLI with WSK_SESSION_DIR set, the agents it saw. */
+class Session {
+  readonly dir = `/tmp/wsk-session-test-${crypto.randomUUID()}`;
+  readonly socketPath = `${this.dir}/agent.sock`;
+  readonly #env: Record<string, string>;
+  readonly #pids = new Set<number>();
+
+  constructor(env: Record<string, string> = {}) {
+    this.#env = env;
+  }
+
+  /** Runs `wsk ARGS` in this session. */
+  wsk(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+    return runCli(args, { env: { WSK_SESSION_DIR: this.dir, ...this.#env, ...env } });
+  }
+
+  /** `wsk session status --json`, remembering the pid. */
+  async status(): Promise<{ agent: string; pid?: number; sockets?: number }> {
+    const result = await this.wsk(["session", "status", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const status = JSON.parse(result.stdout);
+    if (status.pid !== undefined) this.#pids.add(status.pid);
+    return status;
+  }
+
+  /** `wsk session list --json`, parsed. */
+  async list(): Promise<Record<string, unknown>[]> {
+    const result = await this.wsk(["session", "list", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout === ""
+      ? []
+      : result.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+  }
+
+  /** The list entry of `handle`. */
+  async entry(handle: string): Promise<Record<string, unknown> | undefined> {
+    return (await this.list()).find((e) => e.handle === handle);
+  }
+
+  /** Stops the agent, kills any agent still alive, removes the directory. */
+  async cleanup(): Promise<void> {
+    try {
+      await Deno.chown(this.socketPath, 0, 0).catch(() => {});
+      await Deno.chown(this.dir, 0, 0).catch(() => {});
+      await Deno.chmod(this.dir, 0o700).catch(() => {});
+      await this.wsk(["session", "stop"]);
+    } finally {
+      for (const pid of this.#pids) {
+        if (await alive(pid)) Deno.kill(pid, "SIGKILL");
+      }
+      await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** Runs `body` with a fresh session that is always cleaned up. */
+async function withSession(
+  body: (session: Session) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const session = new Session(env);
+  try {
+    await body(session);
+  } finally {
+    await session.cleanup();
+  }
+}
+
+/** Asserts a clean exit 0 with nothing on stderr. */
+function assertOk(result: CliResult, what: string): void {
+  assert.equal(result.code, 0, `${what}: ${result.stderr}${result.stdout}`);
+  assert.equal(result.stderr, "", what);
+}
+
+/** A successful line on handle @1 (socket 1 of a fresh agent). */
+function ok1(call: string, fields: Record<string, string | RegExp> = {}) {
+  return ok(call, { handle: "@1", ...fields });
+}
+
+Deno.test("session: a whole lifecycle as separate commands against a python3 peer, then stop leaves nothing", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    const made = await s.wsk(["socket", "--session"]);
+    assertOk(made, "socket");
+    assertLines(made.stdout, [ok1("WskSocket")]);
+    const { pid } = await s.status();
+    assert.ok(pid && await alive(pid), "the agent runs");
+
+    const bound = await s.wsk(["bind", "@1", "127.0.0.1:0"]);
+    assertOk(bound, "bind");
+    assertLines(bound.stdout, [ok1("WskBind", { local: "127.0.0.1:0" })]);
+
+    const connected = await s.wsk(["connect", "@1", peer.address]);
+    assertOk(connected, "connect");
+    const { peer: local } = await peer.do("accept") as { peer: string };
+    const remote = peer.address;
+    assertLines(connected.stdout, [ok1("WskConnect", { local, remote })]);
+
+    const sent = await s.wsk(["send", "@1", "--data", "hello"]);
+    assertOk(sent, "send");
+    assertLines(sent.stdout, [ok1("WskSend", { local, remote, bytes: "5" })]);
+    assert.deepEqual(await peer.do("recv 0 5"), { data: "hello" });
+
+    await peer.do("send 0 HELLO");
+    const received = await s.wsk(["receive", "@1", "--bytes", "5"]);
+    assertOk(received, "receive");
+    assertLines(received.stdout, [
+      ok1("WskReceive", { local, remote, bytes: "5", calls: "1", data: "HELLO" }),
+    ]);
+
+    const asked = await s.wsk(["getremoteaddress", "@1", "--json"]);
+    assertOk(asked, "getremoteaddress");
+    assert.deepEqual(jsonLines(asked.stdout), [
+      okJson("WskGetRemoteAddress", { handle: "@1", local, remote }),
+    ]);
+
+    const listed = await s.list();
+    assert.deepEqual(listed, [{
+      handle: "@1",
+      kind: "connection",
+      state: "ESTAB",
+      local,
+      remote,
+      sent: 5,
+      received: 5,
+      buffered: 0,
+      pending: 0,
+    }]);
+
+    const disconnected = await s.wsk(["disconnect", "@1"]);
+    assertOk(disconnected, "disconnect");
+    assertLines(disconnected.stdout, [ok1("WskDisconnect", { local, remote })]);
+    // The peer sees our FIN after exactly what we sent, then replies on its open half.
+    assert.deepEqual(await peer.do("recvall 0"), { data: "", end: "eof" });
+
+    // Illegal after our disconnect: the state machine's status, exit 1, nothing sent.
+    const late = await s.wsk(["send", "@1", "--data", "late"]);
+    assert.equal(late.code, 1);
+    assert.equal(late.stderr, "");
+    assertLines(late.stdout, [
+      failed("WskSend", "STATUS_INVALID_DEVICE_STATE", "0xC0000184", {
+        handle: "@1",
+        local,
+        remote,
+      }),
+    ]);
+
+    await peer.do("send 0 bye");
+    assert.deepEqual(await peer.do("close 0"), { closed: true });
+    const reply = await s.wsk(["receive", "@1"]);
+    assertOk(reply, "receive after half-close");
+    assertLines(reply.stdout, [
+      ok1("WskReceive", { local, remote, bytes: "3", calls: /^[12]$/, data: "bye" }),
+    ]);
+
+    const closed = await s.wsk(["closesocket", "@1"]);
+    assertOk(closed, "closesocket");
+    assertLines(closed.stdout, [ok1("WskCloseSocket", { local, remote })]);
+    assert.deepEqual(await s.list(), []);
+
+    const stopped = await s.wsk(["session", "stop"]);
+    assertOk(stopped, "stop");
+    assert.equal(
+      stopped.stdout,
+      `agent stopped pid=${pid} sockets=0 idle=600000ms dir="${s.dir}"\n`,
+    );
+    await until(async () => !(await alive(pid)), "the agent to exit");
+    assert.equal(await exists(s.socketPath), false, "no socket file is left");
+    assert.equal((await s.status()).agent, "not running");
+  });
+});
+
+Deno.test("session: calls out of order complete with the state machine's status; --status turns them into checks", async () => {
+  await withSession(async (s) => {
+    assertOk(await s.wsk(["socket", "--session"]), "socket");
+    const remote = await s.wsk(["getremoteaddress", "@1"]);
+    assert.equal(remote.code, 1);
+    assertLines(remote.stdout, [
+      failed("WskGetRemoteAddress", "STATUS_INVALID_DEVICE_STATE", "0xC0000184", {
+        handle: "@1",
+      }),
+    ]);
+    const send = await s.wsk(["send", "@1", "--data", "x"]);
+    assert.equal(send.code, 1);
+    assertLines(send.stdout, [
+      failed("WskSend", "STATUS_INVALID_DEVICE_STATE", "0xC0000184", { handle: "@1" }),
+    ]);
+    const checked = await s.wsk(["send", "@1", "--data", "x", "--status", "0xC0000184"]);
+    assertOk(checked, "send --status");
+    assert.match(checked.stdout.split("\n")[1]!, /^Expect PASSED step=1 line=1 verb=send /);
+    const wrong = await s.wsk(["send", "@1", "--data", "x", "--status", "STATUS_SUCCESS"]);
+    assert.equal(wrong.code, 3);
+    assert.match(
+      wrong.stdout.split("\n")[1]!,
+      /^Expect FAILED .* actual="STATUS_INVALID_DEVICE_STATE"$/,
+    );
+    assertOk(await s.wsk(["closesocket", "@1"]), "closesocket");
+    // A closed handle is gone: a usage error, as for any unknown handle.
+    const after = await s.wsk(["send", "@1", "--data", "x"]);
+    assert.equal(after.code, 2);
+    assert.equal(after.stdout, "");
+    assert.equal(
+      after.stderr,
+      'error: Cannot find handle "@1": the session agent holds no such socket (see wsk session list)\n',
+    );
+  });
+});
+
+Deno.test("session: unknown, malformed and misused handles are usage errors (exit 2, one line)", async () => {
+  await withSession(async (s) => {
+    const none = await s.wsk(["send", "@3", "--data", "x"]);
+    assert.equal(none.code, 2);
+    assert.equal(
+      none.stderr,
+      `error: Cannot find handle "@3": no session agent is running in "${s.dir}"\n`,
+    );
+    assert.equal(await exists(s.socketPath), false, "a handle command starts no agent");
+    assertOk(await s.wsk(["socket", "--session"]), "socket");
+    const cases: [string[], string][] = [
+      [["send", "@7", "--data", "x"], 'Cannot find handle "@7"'],
+      [["send", "@x"], 'Cannot parse handle "@x"'],
+      [["send", "@01"], 'Cannot parse handle "@01"'],
+      [["release", "@1"], 'Cannot use handle "@1" with "release"'],
+      [["send", "@1", "--socket", "main", "--data", "x"], 'Cannot use "--socket"'],
+      [["send", "@1", "--bogus"], "unknown option '--bogus'"],
+      [["accept", "@1"], 'socket "@1" is not a listening socket'],
+    ];
+    for (const [args, start] of cases) {
+      const result = await s.wsk(args);
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stdout, "", args.join(" "));
+      assert.ok(result.stderr.startsWith(`error: ${start}`), `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.split("\n").length, 2, "one line");
+    }
+  });
+});
+
+Deno.test("session: a listening handle accepts a connection, which gets its own handle", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    const made = await s.wsk(["socket", "--session", "--listen", "--bind", "127.0.0.1:0"]);
+    assertOk(made, "socket --listen");
+    const [, bind] = assertLines(made.stdout, [
+      ok1("WskSocket"),
+      ok1("WskBind", { local: /^127\.0\.0\.1:\d+$/ }),
+    ]);
+    const listening = bind!.local!;
+    const { local: client } = await peer.do(`connect ${listening.split(":")[1]}`) as {
+      local: string;
+    };
+    const accepted = await s.wsk(["accept", "@1"]);
+    assertOk(accepted, "accept");
+    assertLines(accepted.stdout, [
+      ok("WskAccept", { socket: "2", handle: "@2", local: listening, remote: client }),
+    ]);
+    await peer.do("send 0 hi");
+    const got = await s.wsk(["receive", "@2", "--bytes", "2"]);
+    assertOk(got, "receive");
+    assertLines(got.stdout, [
+      ok("WskReceive", {
+        socket: "2",
+        handle: "@2",
+        local: listening,
+        remote: client,
+        bytes: "2",
+        calls: "1",
+        data: "hi",
+      }),
+    ]);
+    const list = await s.wsk(["session", "list"]);
+    assertOk(list, "list");
+    assert.equal(
+      list.stdout,
+      `@1 listen LISTENING local=${listening} sent=0 received=0 buffered=0 pending=0\n` +
+        `@2 connection ESTAB local=${listening} remote=${client} sent=0 received=2 ` +
+        "buffered=0 pending=0\n",
+    );
+  });
+});
+
+/** Makes @N connected to the peer's connection N-1. */
+async function connectHandle(s: Session, peer: Peer): Promise<void> {
+  assertOk(await s.wsk(["socket", "--session"]), "socket");
+  const handle = `@${(await s.list()).length}`;
+  assertOk(await s.wsk(["connect", handle, peer.address]), "connect");
+  await peer.do("accept");
+}
+
+Deno.test("session: commands on two handles run at once; commands on one handle run one after another", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    await connectHandle(s, peer);
+    // @1 waits for data that has not come.
+    const waiting = s.wsk(["receive", "@1", "--bytes", "5", "--json"]);
+    await until(async () => (await s.entry("@1"))?.pending === 1, "@1's receive to be pending");
+    // @2 is not held up by it.
+    const local2 = await s.wsk(["getlocaladdress", "@2"]);
+    assertOk(local2, "getlocaladdress @2");
+    assertOk(await s.wsk(["send", "@2", "--data", "two"]), "send @2");
+    assert.deepEqual(await peer.do("recv 1 3"), { data: "two" });
+    // A send on @1 queues behind the receive: nothing is sent while the receive waits.
+    const queued = s.wsk(["send", "@1", "--data", "one", "--json"]);
+    await until(async () => (await s.entry("@1"))?.pending === 2, "the send to queue");
+    await sleep(200);
+    assert.equal((await s.entry("@1"))?.sent, 0, "the queued send has not run");
+    await peer.do("send 0 hello");
+    const [received, sent] = await Promise.all([waiting, queued]);
+    assertOk(received, "receive @1");
+    assertOk(sent, "send @1");
+    assert.equal(jsonLines(received.stdout)[0]!.data, "hello");
+    assert.equal(jsonLines(sent.stdout)[0]!.information, 3);
+    assert.deepEqual(await peer.do("recv 0 3"), { data: "one" });
+    const entry = await s.entry("@1");
+    assert.equal(entry?.pending, 0);
+    assert.equal(entry?.sent, 3);
+  });
+});
+
+Deno.test("session: data that arrives between commands is buffered up to 1 MiB, then TCP pushes back; none is lost", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    const total = 16 << 20;
+    // python blocks in sendall until wsk has taken it all.
+    const sending = peer.do(`blob 0 ${total}`);
+    await until(async () => ((await s.entry("@1"))?.received as number) >= 1 << 20, "1 MiB");
+    const first = await s.entry("@1");
+    await sleep(300);
+    const later = await s.entry("@1");
+    assert.deepEqual(later, first, "reading stopped at the bound");
+    assert.ok((first!.received as number) < (1 << 20) + (64 << 10), `${first!.received}`);
+    assert.equal(first!.buffered, first!.received);
+    const got = await s.wsk(["receive", "@1", "--bytes", String(total), "--json"]);
+    assertOk(got, "receive");
+    const [line] = jsonLines(got.stdout);
+    assert.equal(line!.information, total);
+    const expected = new Uint8Array(4096).map((_, i) => i % 251);
+    const preview = Uint8Array.from(atob(line!.base64 as string), (c) => c.charCodeAt(0));
+    assert.deepEqual(preview, expected, "the first bytes, in order");
+    assert.deepEqual(await sending, { sent: total });
+    const after = await s.entry("@1");
+    assert.equal(after?.received, total);
+    assert.equal(after?.buffered, 0);
+  });
+});
+
+Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    const { pid } = await s.status();
+    const waiting = s.wsk(["receive", "@1", "--bytes", "5", "--timeout", "20000"]);
+    await until(async () => (await s.entry("@1"))?.pending === 1, "the receive to be pending");
+    Deno.kill(pid!, "SIGKILL");
+    const cut = await waiting;
+    assert.equal(cut.code, 1);
+    assert.equal(cut.stdout, "");
+    assert.equal(
+      cut.stderr,
+      "error: The session agent ended before it answered (it was stopped or killed); " +
+        "its sockets are gone\n",
+    );
+    assert.ok(await exists(s.socketPath), "the dead agent left its socket file");
+    const gone = await s.wsk(["send", "@1", "--data", "x"]);
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /^error: Cannot find handle "@1": no session agent is running/);
+    const fresh = await s.wsk(["socket", "--session"]);
+    assertOk(fresh, "socket after the kill");
+    assertLines(fresh.stdout, [ok1("WskSocket")]);
+    const next = await s.status();
+    assert.notEqual(next.pid, pid);
+    assert.equal(next.sockets, 1);
+  });
+});
+
+Deno.test("session: the agent exits after its idle time, closing its sockets and removing its socket file", async () => {
+  await withSession(async (s) => {
+    assertOk(await s.wsk(["socket", "--session"]), "socket");
+    const { pid } = await s.status();
+    assert.ok(await exists(s.socketPath));
+    await until(async () => !(await alive(pid!)), "the idle agent to exit");
+    assert.equal(await exists(s.socketPath), false);
+    assert.equal((await s.status()).agent, "not running");
+  }, { WSK_SESSION_IDLE: "400" });
+});
+
+Deno.test("session: the directory is 0700 and the socket 0600; another owner, other modes or a symbolic link are refused", async () => {
+  await withSession(async (s) => {
+    const started = await s.wsk(["session", "start", "--json"]);
+    assertOk(started, "start");
+    assert.equal(JSON.parse(started.stdout).agent, "started");
+    const dir = await Deno.lstat(s.dir);
+    assert.equal(dir.mode! & 0o777, 0o700);
+    const socket = await Deno.lstat(s.socketPath);
+    assert.ok(socket.isSocket);
+    assert.equal(socket.mode! & 0o777, 0o600);
+    assert.equal(JSON.parse((await s.wsk(["session", "start", "--json"])).stdout).agent, "running");
+
+    const refused = async (why: string) => {
+      for (const args of [["socket", "--session"], ["session", "list"]]) {
+        const result = await s.wsk(args);
+        assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+        assert.equal(result.stdout, "");
+        assert.equal(result.stderr, `error: ${why}\n`);
+      }
+    };
+    await Deno.chown(s.socketPath, 65534, 65534);
+    await refused(
+      `Refusing session socket "${s.socketPath}": it belongs to uid 65534, not to uid 0`,
+    );
+    await Deno.chown(s.socketPath, 0, 0);
+    await Deno.chmod(s.socketPath, 0o666);
+    await refused(`Refusing session socket "${s.socketPath}": its mode is 0666; it must be 0600`);
+    await Deno.chmod(s.socketPath, 0o600);
+    await Deno.chmod(s.dir, 0o755);
+    await refused(`Refusing session directory "${s.dir}": its mode is 0755; it must be 0700`);
+    await Deno.chmod(s.dir, 0o700);
+    await Deno.chown(s.dir, 65534, 65534);
+    await refused(`Refusing session directory "${s.dir}": it belongs to uid 65534, not to uid 0`);
+    await Deno.chown(s.dir, 0, 0);
+    assertOk(await s.wsk(["session", "stop"]), "stop");
+    // Someone else's link where the socket goes: never followed, never replaced.
+    await symlink(`${s.dir}/elsewhere`, s.socketPath);
+    await refused(`Refusing session socket "${s.socketPath}": it is a symbolic link`);
+    assert.ok((await Deno.lstat(s.socketPath)).isSymlink, "the link is left alone");
+    await Deno.remove(s.socketPath);
+  });
+});
+
+Deno.test("session: --json lines carry the handle; human lines say handle=@N", async () => {
+  await withSession(async (s) => {
+    const made = await s.wsk(["socket", "--session", "--json"]);
+    assertOk(made, "socket");
+    assert.deepEqual(jsonLines(made.stdout), [okJson("WskSocket", { handle: "@1" })]);
+    const list = await s.wsk(["session", "list"]);
+    assert.equal(list.stdout, "@1 connection INIT sent=0 received=0 buffered=0 pending=0\n");
+    assert.match(
+      (await s.wsk(["session", "status"])).stdout,
+      new RegExp(
+        `^agent running pid=\\d+ sockets=1 idle=600000ms dir="${s.dir}"\\n$`,
+      ),
+    );
+  });
+});
+
+Deno.test("isSessionRoute() sends handles and --session to the agent, and never help", () => {
+  const table: [string[], boolean][] = [
+    [["send", "@1", "--data", "hi"], true],
+    [["accept", "@2"], true],
+    [["send", "@x"], true], // routed, then refused as a malformed handle
+    [["socket", "--session"], true],
+    [["socketconnect", "127.0.0.1:80", "--session", "--json"], true],
+    [["send", "@1", "--help"], false],
+    [["socket", "--session", "-h"], false],
+    [["send", "127.0.0.1:80", "--data", "@1"], false],
+    [["connect", "127.0.0.1:80", "--session"], false],
+    [["socket", "--", "--session"], false],
+    [["--json", "@1"], false],
+    [[], false],
+  ];
+  for (const [args, expected] of table) {
+    assert.equal(isSessionRoute(args), expected, args.join(" "));
+  }
+});
