@@ -103,6 +103,8 @@ async function build(): Promise<string> {
     },
     absWorkingDir: new URL("..", import.meta.url).pathname,
     bundle: true,
+    // esbuild renames clashing classes (InvalidArgumentError2); keep their `name` as written.
+    keepNames: true,
     format: "esm",
     platform: "neutral",
     target: "es2022",

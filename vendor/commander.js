@@ -9,6 +9,7 @@ var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __getProtoOf = Object.getPrototypeOf;
 var __hasOwnProp = Object.prototype.hasOwnProperty;
+var __name = (target, value) => __defProp(target, "name", { value, configurable: true });
 var __esm = (fn, res) => function __init() {
   return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
 };
@@ -41,6 +42,9 @@ var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: tru
 var require_error = __commonJS({
   "npm:commander/14.0.3/lib/error.js"(exports) {
     var CommanderError2 = class extends Error {
+      static {
+        __name(this, "CommanderError");
+      }
       /**
        * Constructs the CommanderError class
        * @param {number} exitCode suggested exit code which could be used with process.exit
@@ -57,6 +61,9 @@ var require_error = __commonJS({
       }
     };
     var InvalidArgumentError2 = class extends CommanderError2 {
+      static {
+        __name(this, "InvalidArgumentError");
+      }
       /**
        * Constructs the InvalidArgumentError class
        * @param {string} [message] explanation of why argument is invalid
@@ -77,6 +84,9 @@ var require_argument = __commonJS({
   "npm:commander/14.0.3/lib/argument.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Argument2 = class {
+      static {
+        __name(this, "Argument");
+      }
       /**
        * Initialize a new command argument with the given name and description.
        * The default is that the argument is required, and you can explicitly
@@ -195,6 +205,7 @@ var require_argument = __commonJS({
       const nameOutput = arg.name() + (arg.variadic === true ? "..." : "");
       return arg.required ? "<" + nameOutput + ">" : "[" + nameOutput + "]";
     }
+    __name(humanReadableArgName, "humanReadableArgName");
     exports.Argument = Argument2;
     exports.humanReadableArgName = humanReadableArgName;
   }
@@ -205,30 +216,32 @@ var require_events = __commonJS({
   "npm:events/3.3.0/events.js"(exports, module) {
     "use strict";
     var R = typeof Reflect === "object" ? Reflect : null;
-    var ReflectApply = R && typeof R.apply === "function" ? R.apply : function ReflectApply2(target, receiver, args) {
+    var ReflectApply = R && typeof R.apply === "function" ? R.apply : /* @__PURE__ */ __name(function ReflectApply2(target, receiver, args) {
       return Function.prototype.apply.call(target, receiver, args);
-    };
+    }, "ReflectApply");
     var ReflectOwnKeys;
     if (R && typeof R.ownKeys === "function") {
       ReflectOwnKeys = R.ownKeys;
     } else if (Object.getOwnPropertySymbols) {
-      ReflectOwnKeys = function ReflectOwnKeys2(target) {
+      ReflectOwnKeys = /* @__PURE__ */ __name(function ReflectOwnKeys2(target) {
         return Object.getOwnPropertyNames(target).concat(Object.getOwnPropertySymbols(target));
-      };
+      }, "ReflectOwnKeys");
     } else {
-      ReflectOwnKeys = function ReflectOwnKeys2(target) {
+      ReflectOwnKeys = /* @__PURE__ */ __name(function ReflectOwnKeys2(target) {
         return Object.getOwnPropertyNames(target);
-      };
+      }, "ReflectOwnKeys");
     }
     function ProcessEmitWarning(warning) {
       if (console && console.warn) console.warn(warning);
     }
-    var NumberIsNaN = Number.isNaN || function NumberIsNaN2(value) {
+    __name(ProcessEmitWarning, "ProcessEmitWarning");
+    var NumberIsNaN = Number.isNaN || /* @__PURE__ */ __name(function NumberIsNaN2(value) {
       return value !== value;
-    };
+    }, "NumberIsNaN");
     function EventEmitter() {
       EventEmitter.init.call(this);
     }
+    __name(EventEmitter, "EventEmitter");
     module.exports = EventEmitter;
     module.exports.once = once;
     EventEmitter.EventEmitter = EventEmitter;
@@ -241,17 +254,18 @@ var require_events = __commonJS({
         throw new TypeError('The "listener" argument must be of type Function. Received type ' + typeof listener);
       }
     }
+    __name(checkListener, "checkListener");
     Object.defineProperty(EventEmitter, "defaultMaxListeners", {
       enumerable: true,
-      get: function() {
+      get: /* @__PURE__ */ __name(function() {
         return defaultMaxListeners;
-      },
-      set: function(arg) {
+      }, "get"),
+      set: /* @__PURE__ */ __name(function(arg) {
         if (typeof arg !== "number" || arg < 0 || NumberIsNaN(arg)) {
           throw new RangeError('The value of "defaultMaxListeners" is out of range. It must be a non-negative number. Received ' + arg + ".");
         }
         defaultMaxListeners = arg;
-      }
+      }, "set")
     });
     EventEmitter.init = function() {
       if (this._events === void 0 || this._events === Object.getPrototypeOf(this)._events) {
@@ -260,22 +274,23 @@ var require_events = __commonJS({
       }
       this._maxListeners = this._maxListeners || void 0;
     };
-    EventEmitter.prototype.setMaxListeners = function setMaxListeners(n) {
+    EventEmitter.prototype.setMaxListeners = /* @__PURE__ */ __name(function setMaxListeners(n) {
       if (typeof n !== "number" || n < 0 || NumberIsNaN(n)) {
         throw new RangeError('The value of "n" is out of range. It must be a non-negative number. Received ' + n + ".");
       }
       this._maxListeners = n;
       return this;
-    };
+    }, "setMaxListeners");
     function _getMaxListeners(that) {
       if (that._maxListeners === void 0)
         return EventEmitter.defaultMaxListeners;
       return that._maxListeners;
     }
-    EventEmitter.prototype.getMaxListeners = function getMaxListeners() {
+    __name(_getMaxListeners, "_getMaxListeners");
+    EventEmitter.prototype.getMaxListeners = /* @__PURE__ */ __name(function getMaxListeners() {
       return _getMaxListeners(this);
-    };
-    EventEmitter.prototype.emit = function emit(type) {
+    }, "getMaxListeners");
+    EventEmitter.prototype.emit = /* @__PURE__ */ __name(function emit(type) {
       var args = [];
       for (var i = 1; i < arguments.length; i++) args.push(arguments[i]);
       var doError = type === "error";
@@ -307,7 +322,7 @@ var require_events = __commonJS({
           ReflectApply(listeners[i], this, args);
       }
       return true;
-    };
+    }, "emit");
     function _addListener(target, type, listener, prepend) {
       var m;
       var events;
@@ -352,13 +367,14 @@ var require_events = __commonJS({
       }
       return target;
     }
-    EventEmitter.prototype.addListener = function addListener(type, listener) {
+    __name(_addListener, "_addListener");
+    EventEmitter.prototype.addListener = /* @__PURE__ */ __name(function addListener(type, listener) {
       return _addListener(this, type, listener, false);
-    };
+    }, "addListener");
     EventEmitter.prototype.on = EventEmitter.prototype.addListener;
-    EventEmitter.prototype.prependListener = function prependListener(type, listener) {
+    EventEmitter.prototype.prependListener = /* @__PURE__ */ __name(function prependListener(type, listener) {
       return _addListener(this, type, listener, true);
-    };
+    }, "prependListener");
     function onceWrapper() {
       if (!this.fired) {
         this.target.removeListener(this.type, this.wrapFn);
@@ -368,6 +384,7 @@ var require_events = __commonJS({
         return this.listener.apply(this.target, arguments);
       }
     }
+    __name(onceWrapper, "onceWrapper");
     function _onceWrap(target, type, listener) {
       var state = { fired: false, wrapFn: void 0, target, type, listener };
       var wrapped = onceWrapper.bind(state);
@@ -375,17 +392,18 @@ var require_events = __commonJS({
       state.wrapFn = wrapped;
       return wrapped;
     }
-    EventEmitter.prototype.once = function once2(type, listener) {
+    __name(_onceWrap, "_onceWrap");
+    EventEmitter.prototype.once = /* @__PURE__ */ __name(function once2(type, listener) {
       checkListener(listener);
       this.on(type, _onceWrap(this, type, listener));
       return this;
-    };
-    EventEmitter.prototype.prependOnceListener = function prependOnceListener(type, listener) {
+    }, "once");
+    EventEmitter.prototype.prependOnceListener = /* @__PURE__ */ __name(function prependOnceListener(type, listener) {
       checkListener(listener);
       this.prependListener(type, _onceWrap(this, type, listener));
       return this;
-    };
-    EventEmitter.prototype.removeListener = function removeListener(type, listener) {
+    }, "prependOnceListener");
+    EventEmitter.prototype.removeListener = /* @__PURE__ */ __name(function removeListener(type, listener) {
       var list, events, position, i, originalListener;
       checkListener(listener);
       events = this._events;
@@ -424,9 +442,9 @@ var require_events = __commonJS({
           this.emit("removeListener", type, originalListener || listener);
       }
       return this;
-    };
+    }, "removeListener");
     EventEmitter.prototype.off = EventEmitter.prototype.removeListener;
-    EventEmitter.prototype.removeAllListeners = function removeAllListeners(type) {
+    EventEmitter.prototype.removeAllListeners = /* @__PURE__ */ __name(function removeAllListeners(type) {
       var listeners, events, i;
       events = this._events;
       if (events === void 0)
@@ -465,7 +483,7 @@ var require_events = __commonJS({
         }
       }
       return this;
-    };
+    }, "removeAllListeners");
     function _listeners(target, type, unwrap) {
       var events = target._events;
       if (events === void 0)
@@ -477,12 +495,13 @@ var require_events = __commonJS({
         return unwrap ? [evlistener.listener || evlistener] : [evlistener];
       return unwrap ? unwrapListeners(evlistener) : arrayClone(evlistener, evlistener.length);
     }
-    EventEmitter.prototype.listeners = function listeners(type) {
+    __name(_listeners, "_listeners");
+    EventEmitter.prototype.listeners = /* @__PURE__ */ __name(function listeners(type) {
       return _listeners(this, type, true);
-    };
-    EventEmitter.prototype.rawListeners = function rawListeners(type) {
+    }, "listeners");
+    EventEmitter.prototype.rawListeners = /* @__PURE__ */ __name(function rawListeners(type) {
       return _listeners(this, type, false);
-    };
+    }, "rawListeners");
     EventEmitter.listenerCount = function(emitter, type) {
       if (typeof emitter.listenerCount === "function") {
         return emitter.listenerCount(type);
@@ -503,20 +522,23 @@ var require_events = __commonJS({
       }
       return 0;
     }
-    EventEmitter.prototype.eventNames = function eventNames() {
+    __name(listenerCount, "listenerCount");
+    EventEmitter.prototype.eventNames = /* @__PURE__ */ __name(function eventNames() {
       return this._eventsCount > 0 ? ReflectOwnKeys(this._events) : [];
-    };
+    }, "eventNames");
     function arrayClone(arr, n) {
       var copy = new Array(n);
       for (var i = 0; i < n; ++i)
         copy[i] = arr[i];
       return copy;
     }
+    __name(arrayClone, "arrayClone");
     function spliceOne(list, index) {
       for (; index + 1 < list.length; index++)
         list[index] = list[index + 1];
       list.pop();
     }
+    __name(spliceOne, "spliceOne");
     function unwrapListeners(arr) {
       var ret = new Array(arr.length);
       for (var i = 0; i < ret.length; ++i) {
@@ -524,18 +546,21 @@ var require_events = __commonJS({
       }
       return ret;
     }
+    __name(unwrapListeners, "unwrapListeners");
     function once(emitter, name) {
       return new Promise(function(resolve, reject) {
         function errorListener(err) {
           emitter.removeListener(name, resolver);
           reject(err);
         }
+        __name(errorListener, "errorListener");
         function resolver() {
           if (typeof emitter.removeListener === "function") {
             emitter.removeListener("error", errorListener);
           }
           resolve([].slice.call(arguments));
         }
+        __name(resolver, "resolver");
         ;
         eventTargetAgnosticAddListener(emitter, name, resolver, { once: true });
         if (name !== "error") {
@@ -543,11 +568,13 @@ var require_events = __commonJS({
         }
       });
     }
+    __name(once, "once");
     function addErrorHandlerIfEventEmitter(emitter, handler, flags) {
       if (typeof emitter.on === "function") {
         eventTargetAgnosticAddListener(emitter, "error", handler, flags);
       }
     }
+    __name(addErrorHandlerIfEventEmitter, "addErrorHandlerIfEventEmitter");
     function eventTargetAgnosticAddListener(emitter, name, listener, flags) {
       if (typeof emitter.on === "function") {
         if (flags.once) {
@@ -556,16 +583,17 @@ var require_events = __commonJS({
           emitter.on(name, listener);
         }
       } else if (typeof emitter.addEventListener === "function") {
-        emitter.addEventListener(name, function wrapListener(arg) {
+        emitter.addEventListener(name, /* @__PURE__ */ __name(function wrapListener(arg) {
           if (flags.once) {
             emitter.removeEventListener(name, wrapListener);
           }
           listener(arg);
-        });
+        }, "wrapListener"));
       } else {
         throw new TypeError('The "emitter" argument must be of type EventEmitter. Received type ' + typeof emitter);
       }
     }
+    __name(eventTargetAgnosticAddListener, "eventTargetAgnosticAddListener");
   }
 });
 
@@ -581,6 +609,7 @@ function spawn() {
 var child_process_default;
 var init_child_process = __esm({
   "vendor/_shims/child_process.js"() {
+    __name(spawn, "spawn");
     child_process_default = { spawn };
   }
 });
@@ -594,6 +623,7 @@ var require__ = __commonJS({
         throw new TypeError("Path must be a string. Received " + JSON.stringify(path));
       }
     }
+    __name(assertPath, "assertPath");
     function normalizeStringPosix(path, allowAboveRoot) {
       var res = "";
       var lastSegmentLength = 0;
@@ -657,6 +687,7 @@ var require__ = __commonJS({
       }
       return res;
     }
+    __name(normalizeStringPosix, "normalizeStringPosix");
     function _format(sep, pathObject) {
       var dir = pathObject.dir || pathObject.root;
       var base = pathObject.base || (pathObject.name || "") + (pathObject.ext || "");
@@ -668,9 +699,10 @@ var require__ = __commonJS({
       }
       return dir + sep + base;
     }
+    __name(_format, "_format");
     var posix = {
       // path.resolve([from ...], to)
-      resolve: function resolve() {
+      resolve: /* @__PURE__ */ __name(function resolve() {
         var resolvedPath = "";
         var resolvedAbsolute = false;
         var cwd;
@@ -701,8 +733,8 @@ var require__ = __commonJS({
         } else {
           return ".";
         }
-      },
-      normalize: function normalize(path) {
+      }, "resolve"),
+      normalize: /* @__PURE__ */ __name(function normalize(path) {
         assertPath(path);
         if (path.length === 0) return ".";
         var isAbsolute = path.charCodeAt(0) === 47;
@@ -712,12 +744,12 @@ var require__ = __commonJS({
         if (path.length > 0 && trailingSeparator) path += "/";
         if (isAbsolute) return "/" + path;
         return path;
-      },
-      isAbsolute: function isAbsolute(path) {
+      }, "normalize"),
+      isAbsolute: /* @__PURE__ */ __name(function isAbsolute(path) {
         assertPath(path);
         return path.length > 0 && path.charCodeAt(0) === 47;
-      },
-      join: function join() {
+      }, "isAbsolute"),
+      join: /* @__PURE__ */ __name(function join() {
         if (arguments.length === 0)
           return ".";
         var joined;
@@ -734,8 +766,8 @@ var require__ = __commonJS({
         if (joined === void 0)
           return ".";
         return posix.normalize(joined);
-      },
-      relative: function relative(from, to) {
+      }, "join"),
+      relative: /* @__PURE__ */ __name(function relative(from, to) {
         assertPath(from);
         assertPath(to);
         if (from === to) return "";
@@ -800,11 +832,11 @@ var require__ = __commonJS({
             ++toStart;
           return to.slice(toStart);
         }
-      },
-      _makeLong: function _makeLong(path) {
+      }, "relative"),
+      _makeLong: /* @__PURE__ */ __name(function _makeLong(path) {
         return path;
-      },
-      dirname: function dirname(path) {
+      }, "_makeLong"),
+      dirname: /* @__PURE__ */ __name(function dirname(path) {
         assertPath(path);
         if (path.length === 0) return ".";
         var code = path.charCodeAt(0);
@@ -825,8 +857,8 @@ var require__ = __commonJS({
         if (end === -1) return hasRoot ? "/" : ".";
         if (hasRoot && end === 1) return "//";
         return path.slice(0, end);
-      },
-      basename: function basename(path, ext) {
+      }, "dirname"),
+      basename: /* @__PURE__ */ __name(function basename(path, ext) {
         if (ext !== void 0 && typeof ext !== "string") throw new TypeError('"ext" argument must be a string');
         assertPath(path);
         var start = 0;
@@ -879,8 +911,8 @@ var require__ = __commonJS({
           if (end === -1) return "";
           return path.slice(start, end);
         }
-      },
-      extname: function extname(path) {
+      }, "basename"),
+      extname: /* @__PURE__ */ __name(function extname(path) {
         assertPath(path);
         var startDot = -1;
         var startPart = 0;
@@ -915,14 +947,14 @@ var require__ = __commonJS({
           return "";
         }
         return path.slice(startDot, end);
-      },
-      format: function format(pathObject) {
+      }, "extname"),
+      format: /* @__PURE__ */ __name(function format(pathObject) {
         if (pathObject === null || typeof pathObject !== "object") {
           throw new TypeError('The "pathObject" argument must be of type Object. Received type ' + typeof pathObject);
         }
         return _format("/", pathObject);
-      },
-      parse: function parse(path) {
+      }, "format"),
+      parse: /* @__PURE__ */ __name(function parse(path) {
         assertPath(path);
         var ret = { root: "", dir: "", base: "", ext: "", name: "" };
         if (path.length === 0) return ret;
@@ -981,7 +1013,7 @@ var require__ = __commonJS({
         if (startPart > 0) ret.dir = path.slice(0, startPart - 1);
         else if (isAbsolute) ret.dir = "/";
         return ret;
-      },
+      }, "parse"),
       sep: "/",
       delimiter: ":",
       win32: null,
@@ -1013,6 +1045,8 @@ function realpathSync(path) {
 var fs_default;
 var init_fs = __esm({
   "vendor/_shims/fs.js"() {
+    __name(existsSync, "existsSync");
+    __name(realpathSync, "realpathSync");
     fs_default = { existsSync, realpathSync };
   }
 });
@@ -1043,6 +1077,7 @@ var require_process = __commonJS({
         }
       };
     }
+    __name(stream, "stream");
     var env = new Proxy({}, {
       get(_target, name) {
         if (typeof name !== "string") return void 0;
@@ -1086,6 +1121,9 @@ var require_help = __commonJS({
   "npm:commander/14.0.3/lib/help.js"(exports) {
     var { humanReadableArgName } = require_argument();
     var Help2 = class {
+      static {
+        __name(this, "Help");
+      }
       constructor() {
         this.helpWidth = void 0;
         this.minWidthToWrap = 40;
@@ -1131,9 +1169,9 @@ var require_help = __commonJS({
        * @returns {number}
        */
       compareOptions(a, b) {
-        const getSortKey = (option) => {
+        const getSortKey = /* @__PURE__ */ __name((option) => {
           return option.short ? option.short.replace(/^-/, "") : option.long.replace(/^--/, "");
-        };
+        }, "getSortKey");
         return getSortKey(a).localeCompare(getSortKey(b));
       }
       /**
@@ -1444,6 +1482,7 @@ var require_help = __commonJS({
         function callFormatItem(term, description) {
           return helper.formatItem(term, termWidth, description, helper);
         }
+        __name(callFormatItem, "callFormatItem");
         let output = [
           `${helper.styleTitle("Usage:")} ${helper.styleUsage(helper.commandUsage(cmd))}`,
           ""
@@ -1678,6 +1717,7 @@ ${itemIndentStr}`);
       const sgrPattern = /\x1b\[\d*(;\d*)*m/g;
       return str.replace(sgrPattern, "");
     }
+    __name(stripColor, "stripColor");
     exports.Help = Help2;
     exports.stripColor = stripColor;
   }
@@ -1688,6 +1728,9 @@ var require_option = __commonJS({
   "npm:commander/14.0.3/lib/option.js"(exports) {
     var { InvalidArgumentError: InvalidArgumentError2 } = require_error();
     var Option2 = class {
+      static {
+        __name(this, "Option");
+      }
       /**
        * Initialize a new `Option` with the given `flags` and `description`.
        *
@@ -1912,6 +1955,9 @@ var require_option = __commonJS({
       }
     };
     var DualOptions = class {
+      static {
+        __name(this, "DualOptions");
+      }
       /**
        * @param {Option[]} options
        */
@@ -1952,6 +1998,7 @@ var require_option = __commonJS({
         return str2 + word[0].toUpperCase() + word.slice(1);
       });
     }
+    __name(camelcase, "camelcase");
     function splitOptionFlags(flags) {
       let shortFlag;
       let longFlag;
@@ -1991,6 +2038,7 @@ var require_option = __commonJS({
         );
       return { shortFlag, longFlag };
     }
+    __name(splitOptionFlags, "splitOptionFlags");
     exports.Option = Option2;
     exports.DualOptions = DualOptions;
   }
@@ -2033,6 +2081,7 @@ var require_suggestSimilar = __commonJS({
       }
       return d[a.length][b.length];
     }
+    __name(editDistance, "editDistance");
     function suggestSimilar(word, candidates) {
       if (!candidates || candidates.length === 0) return "";
       candidates = Array.from(new Set(candidates));
@@ -2072,6 +2121,7 @@ var require_suggestSimilar = __commonJS({
       }
       return "";
     }
+    __name(suggestSimilar, "suggestSimilar");
     exports.suggestSimilar = suggestSimilar;
   }
 });
@@ -2090,6 +2140,9 @@ var require_command = __commonJS({
     var { Option: Option2, DualOptions } = require_option();
     var { suggestSimilar } = require_suggestSimilar();
     var Command2 = class _Command extends EventEmitter {
+      static {
+        __name(this, "Command");
+      }
       /**
        * Initialize a new `Command`.
        *
@@ -2130,14 +2183,14 @@ var require_command = __commonJS({
         this._showSuggestionAfterError = true;
         this._savedState = null;
         this._outputConfiguration = {
-          writeOut: (str) => process2.stdout.write(str),
-          writeErr: (str) => process2.stderr.write(str),
-          outputError: (str, write) => write(str),
-          getOutHelpWidth: () => process2.stdout.isTTY ? process2.stdout.columns : void 0,
-          getErrHelpWidth: () => process2.stderr.isTTY ? process2.stderr.columns : void 0,
-          getOutHasColors: () => useColor() ?? (process2.stdout.isTTY && process2.stdout.hasColors?.()),
-          getErrHasColors: () => useColor() ?? (process2.stderr.isTTY && process2.stderr.hasColors?.()),
-          stripColor: (str) => stripColor(str)
+          writeOut: /* @__PURE__ */ __name((str) => process2.stdout.write(str), "writeOut"),
+          writeErr: /* @__PURE__ */ __name((str) => process2.stderr.write(str), "writeErr"),
+          outputError: /* @__PURE__ */ __name((str, write) => write(str), "outputError"),
+          getOutHelpWidth: /* @__PURE__ */ __name(() => process2.stdout.isTTY ? process2.stdout.columns : void 0, "getOutHelpWidth"),
+          getErrHelpWidth: /* @__PURE__ */ __name(() => process2.stderr.isTTY ? process2.stderr.columns : void 0, "getErrHelpWidth"),
+          getOutHasColors: /* @__PURE__ */ __name(() => useColor() ?? (process2.stdout.isTTY && process2.stdout.hasColors?.()), "getOutHasColors"),
+          getErrHasColors: /* @__PURE__ */ __name(() => useColor() ?? (process2.stderr.isTTY && process2.stderr.hasColors?.()), "getErrHasColors"),
+          stripColor: /* @__PURE__ */ __name((str) => stripColor(str), "stripColor")
         };
         this._hidden = false;
         this._helpOption = void 0;
@@ -2547,7 +2600,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command} `this` command for chaining
        */
       action(fn) {
-        const listener = (args) => {
+        const listener = /* @__PURE__ */ __name((args) => {
           const expectedArgsCount = this.registeredArguments.length;
           const actionArgs = args.slice(0, expectedArgsCount);
           if (this._storeOptionsAsProperties) {
@@ -2557,7 +2610,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           actionArgs.push(this);
           return fn.apply(this, actionArgs);
-        };
+        }, "listener");
         this._actionHandler = listener;
         return this;
       }
@@ -2619,9 +2672,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @private
        */
       _registerCommand(command) {
-        const knownBy = (cmd) => {
+        const knownBy = /* @__PURE__ */ __name((cmd) => {
           return [cmd.name()].concat(cmd.aliases());
-        };
+        }, "knownBy");
         const alreadyUsed = knownBy(command).find(
           (name) => this._findCommand(name)
         );
@@ -2657,7 +2710,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         } else if (option.defaultValue !== void 0) {
           this.setOptionValueWithSource(name, option.defaultValue, "default");
         }
-        const handleOptionValue = (val, invalidValueMessage, valueSource) => {
+        const handleOptionValue = /* @__PURE__ */ __name((val, invalidValueMessage, valueSource) => {
           if (val == null && option.presetArg !== void 0) {
             val = option.presetArg;
           }
@@ -2677,7 +2730,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
             }
           }
           this.setOptionValueWithSource(name, val, valueSource);
-        };
+        }, "handleOptionValue");
         this.on("option:" + oname, (val) => {
           const invalidValueMessage = `error: option '${option.flags}' argument '${val}' is invalid.`;
           handleOptionValue(val, invalidValueMessage, "cli");
@@ -2708,10 +2761,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
           option.default(defaultValue).argParser(fn);
         } else if (fn instanceof RegExp) {
           const regex = fn;
-          fn = (val, def) => {
+          fn = /* @__PURE__ */ __name((val, def) => {
             const m = regex.exec(val);
             return m ? m[0] : def;
-          };
+          }, "fn");
           option.default(defaultValue).argParser(fn);
         } else {
           option.default(fn);
@@ -3103,6 +3156,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
         }
+        __name(findFile, "findFile");
         this._checkForMissingMandatoryOptions();
         this._checkForConflictingOptions();
         let executableFile = subcommand._executableFile || `${this._name}-${subcommand._name}`;
@@ -3270,7 +3324,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @private
        */
       _processArguments() {
-        const myParseArg = (argument, value, previous) => {
+        const myParseArg = /* @__PURE__ */ __name((argument, value, previous) => {
           let parsedValue = value;
           if (value !== null && argument.parseArg) {
             const invalidValueMessage = `error: command-argument value '${value}' is invalid for argument '${argument.name()}'.`;
@@ -3282,7 +3336,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
             );
           }
           return parsedValue;
-        };
+        }, "myParseArg");
         this._checkNumberOfArguments();
         const processedArgs = [];
         this.registeredArguments.forEach((declaredArg, index) => {
@@ -3399,11 +3453,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         this._outputHelpIfRequested(parsed.unknown);
         this._checkForMissingMandatoryOptions();
         this._checkForConflictingOptions();
-        const checkForUnknownOptions = () => {
+        const checkForUnknownOptions = /* @__PURE__ */ __name(() => {
           if (parsed.unknown.length > 0) {
             this.unknownOption(parsed.unknown[0]);
           }
-        };
+        }, "checkForUnknownOptions");
         const commandEvent = `command:${this.name()}`;
         if (this._actionHandler) {
           checkForUnknownOptions();
@@ -3543,12 +3597,13 @@ Expecting one of '${allowedValues.join("', '")}'`);
         function maybeOption(arg) {
           return arg.length > 1 && arg[0] === "-";
         }
-        const negativeNumberArg = (arg) => {
+        __name(maybeOption, "maybeOption");
+        const negativeNumberArg = /* @__PURE__ */ __name((arg) => {
           if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
           return !this._getCommandAndAncestors().some(
             (cmd) => cmd.options.map((opt) => opt.short).some((short) => /^-\d$/.test(short))
           );
-        };
+        }, "negativeNumberArg");
         let activeVariadicOption = null;
         let activeGroup = null;
         let i = 0;
@@ -3712,9 +3767,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        */
       _parseOptionsImplied() {
         const dualHelper = new DualOptions(this.options);
-        const hasCustomOptionValue = (optionKey) => {
+        const hasCustomOptionValue = /* @__PURE__ */ __name((optionKey) => {
           return this.getOptionValue(optionKey) !== void 0 && !["default", "implied"].includes(this.getOptionValueSource(optionKey));
-        };
+        }, "hasCustomOptionValue");
         this.options.filter(
           (option) => option.implied !== void 0 && hasCustomOptionValue(option.attributeName()) && dualHelper.valueFromOption(
             this.getOptionValue(option.attributeName()),
@@ -3768,7 +3823,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @private
        */
       _conflictingOption(option, conflictingOption) {
-        const findBestOptionFromValue = (option2) => {
+        const findBestOptionFromValue = /* @__PURE__ */ __name((option2) => {
           const optionKey = option2.attributeName();
           const optionValue = this.getOptionValue(optionKey);
           const negativeOption = this.options.find(
@@ -3781,8 +3836,8 @@ Expecting one of '${allowedValues.join("', '")}'`);
             return negativeOption;
           }
           return positiveOption || option2;
-        };
-        const getErrorMessage = (option2) => {
+        }, "findBestOptionFromValue");
+        const getErrorMessage = /* @__PURE__ */ __name((option2) => {
           const bestOption = findBestOptionFromValue(option2);
           const optionKey = bestOption.attributeName();
           const source = this.getOptionValueSource(optionKey);
@@ -3790,7 +3845,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
             return `environment variable '${bestOption.envVar}'`;
           }
           return `option '${bestOption.flags}'`;
-        };
+        }, "getErrorMessage");
         const message = `error: ${getErrorMessage(option)} cannot be used with ${getErrorMessage(conflictingOption)}`;
         this.error(message, { code: "commander.conflictingOption" });
       }
@@ -4105,18 +4160,18 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let hasColors;
         let helpWidth;
         if (error) {
-          baseWrite = (str) => this._outputConfiguration.writeErr(str);
+          baseWrite = /* @__PURE__ */ __name((str) => this._outputConfiguration.writeErr(str), "baseWrite");
           hasColors = this._outputConfiguration.getErrHasColors();
           helpWidth = this._outputConfiguration.getErrHelpWidth();
         } else {
-          baseWrite = (str) => this._outputConfiguration.writeOut(str);
+          baseWrite = /* @__PURE__ */ __name((str) => this._outputConfiguration.writeOut(str), "baseWrite");
           hasColors = this._outputConfiguration.getOutHasColors();
           helpWidth = this._outputConfiguration.getOutHelpWidth();
         }
-        const write = (str) => {
+        const write = /* @__PURE__ */ __name((str) => {
           if (!hasColors) str = this._outputConfiguration.stripColor(str);
           return baseWrite(str);
-        };
+        }, "write");
         return { error, write, hasColors, helpWidth };
       }
       /**
@@ -4310,6 +4365,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         return arg;
       });
     }
+    __name(incrementNodeInspectorPort, "incrementNodeInspectorPort");
     function useColor() {
       if (process2.env.NO_COLOR || process2.env.FORCE_COLOR === "0" || process2.env.FORCE_COLOR === "false")
         return false;
@@ -4317,6 +4373,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         return true;
       return void 0;
     }
+    __name(useColor, "useColor");
     exports.Command = Command2;
     exports.useColor = useColor;
   }
