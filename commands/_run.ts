@@ -60,6 +60,54 @@ export const RETRY_PAUSE_MIN = 50;
 /** Longest pause between `--retry-until` attempts, in milliseconds. */
 export const RETRY_PAUSE_MAX = 200;
 
+/** Largest receive buffer of the receive loops (bulk transfers read up to this much per call). */
+export const RECEIVE_MAX = 1024 * 1024;
+
+/** First size of a receive loop's buffer. */
+export const RECEIVE_MIN = 16 * 1024;
+
+/**
+ * A receive loop's buffer: it starts at {@linkcode RECEIVE_MIN} and doubles each time a receive
+ * fills it, up to a maximum. An idle or chatty connection holds 16 KiB, so thousands of them stay
+ * cheap, while a bulk transfer reaches 1 MiB per call after a few receives.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { GrowingBuffer } from "./_run.ts";
+ *
+ * const buffer = new GrowingBuffer(64 * 1024);
+ * assert.equal(buffer.bytes.length, 16 * 1024);
+ * buffer.received(100); // not full: stays
+ * assert.equal(buffer.bytes.length, 16 * 1024);
+ * buffer.received(16 * 1024);
+ * buffer.received(32 * 1024);
+ * buffer.received(64 * 1024); // at the maximum: stays
+ * assert.equal(buffer.bytes.length, 64 * 1024);
+ * ```
+ */
+export class GrowingBuffer {
+  #bytes: Uint8Array;
+  readonly #max: number;
+
+  constructor(max: number = RECEIVE_MAX) {
+    this.#max = Math.max(1, max);
+    this.#bytes = new Uint8Array(Math.min(RECEIVE_MIN, this.#max));
+  }
+
+  /** The buffer for the next receive; a new one after it grew. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** Records that a receive returned `count` bytes; a full buffer doubles for the next one. */
+  received(count: number): void {
+    if (count >= this.#bytes.length && this.#bytes.length < this.#max) {
+      this.#bytes = new Uint8Array(Math.min(this.#max, this.#bytes.length * 2));
+    }
+  }
+}
+
 /** Options of {@linkcode Run.receiveLoop}. */
 export interface ReceiveLoopOptions {
   /** Stop after this many bytes. */
@@ -403,7 +451,7 @@ export class Run {
   ): Promise<{ status: NTSTATUS; total: number }> {
     const d = socket.Dispatch;
     const limit = options.limit ?? Infinity;
-    const buffer = new Uint8Array(Math.min(options.bufferSize ?? 256 * 1024, limit));
+    const buffer = new GrowingBuffer(Math.min(options.bufferSize ?? RECEIVE_MAX, limit));
     const preview: Uint8Array[] = [];
     let previewBytes = 0;
     let total = 0;
@@ -413,18 +461,18 @@ export class Run {
     const timeout = options.timeout ?? this.timeout;
     const deadline = start + timeout;
     while (total < limit) {
-      const length = Math.min(buffer.length, limit - total);
+      const length = Math.min(buffer.bytes.length, limit - total);
       const remaining = options.idle ? timeout : Math.max(0, deadline - performance.now());
       const flags = options.waitAll ? WSK_FLAG_WAITALL : 0;
       last = await d.WskReceive(
         socket,
-        { Mdl: { Next: null, bytes: buffer }, Offset: 0, Length: length },
+        { Mdl: { Next: null, bytes: buffer.bytes }, Offset: 0, Length: length },
         flags,
         this.irp(remaining),
       );
       calls++;
       if (!NT_SUCCESS(last.status) || last.information === 0) break;
-      const bytes = buffer.subarray(0, last.information);
+      const bytes = buffer.bytes.subarray(0, last.information);
       total += bytes.length;
       this.hex?.dump("<", socket.id, bytes);
       options.progress?.add(bytes.length);
@@ -438,6 +486,7 @@ export class Run {
         preview.push(bytes.slice(0, 4096 - previewBytes));
         previewBytes += Math.min(bytes.length, 4096 - previewBytes);
       }
+      buffer.received(bytes.length);
     }
     options.progress?.stop();
     const shown = options.show && previewBytes > 0 ? joinBytes(preview, previewBytes) : undefined;

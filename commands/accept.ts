@@ -41,7 +41,7 @@ import { runAction, wskCommand } from "./_command.ts";
 import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
 import { type CidrRule, parseCidr, refusalOf } from "./_cidr.ts";
 import { PatternVerifier } from "./_pattern.ts";
-import { joinBytes, Run } from "./_run.ts";
+import { GrowingBuffer, joinBytes, Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
 
 /** What `accept` does with each connection. */
@@ -157,6 +157,9 @@ function isOpen(socket: WskConnectionSocket): boolean {
 // ---------------------------------------------------------------------------------------------
 // WskAccept (IRP) handlers
 
+/** Largest echo buffer: each receive is sent back before the next, so it bounds the round. */
+const ECHO_MAX = 256 * 1024;
+
 /**
  * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
  * receive (the peer's FIN). Reported as one WskReceive and one WskSend line with call counts.
@@ -168,7 +171,7 @@ async function echoLoop(
   expected: () => NTSTATUS | undefined,
 ): Promise<WskCompletion | null> {
   const d = socket.Dispatch;
-  const buffer = new Uint8Array(64 * 1024);
+  const buffer = new GrowingBuffer(ECHO_MAX);
   const start = performance.now();
   let received = 0;
   let sent = 0;
@@ -176,7 +179,7 @@ async function echoLoop(
   let sends = 0;
   let failed: { call: string; completion: WskCompletion } | null = null;
   for (;;) {
-    const got = await d.WskReceive(socket, wskBuf(buffer), 0, run.irp());
+    const got = await d.WskReceive(socket, wskBuf(buffer.bytes), 0, run.irp());
     receives++;
     if (!NT_SUCCESS(got.status)) {
       failed = { call: "WskReceive", completion: got };
@@ -184,13 +187,19 @@ async function echoLoop(
     }
     if (got.information === 0) break;
     received += got.information;
-    const put = await d.WskSend(socket, wskBuf(buffer.subarray(0, got.information)), 0, run.irp());
+    const put = await d.WskSend(
+      socket,
+      wskBuf(buffer.bytes.subarray(0, got.information)),
+      0,
+      run.irp(),
+    );
     sends++;
     if (!NT_SUCCESS(put.status)) {
       failed = { call: "WskSend", completion: put };
       break;
     }
     sent += put.information;
+    buffer.received(got.information);
   }
   const elapsed = performance.now() - start;
   const ok = { status: STATUS_SUCCESS, information: 0 };
@@ -313,7 +322,7 @@ async function receiveToFin(
   const { run } = server;
   const socket = connection.socket;
   const d = socket.Dispatch;
-  const buffer = new Uint8Array(256 * 1024);
+  const buffer = new GrowingBuffer();
   const preview: Uint8Array[] = [];
   let previewBytes = 0;
   let total = 0;
@@ -322,14 +331,14 @@ async function receiveToFin(
   let fin = false;
   const start = performance.now();
   for (;;) {
-    last = await d.WskReceive(socket, wskBuf(buffer), 0, run.irp());
+    last = await d.WskReceive(socket, wskBuf(buffer.bytes), 0, run.irp());
     calls++;
     if (!NT_SUCCESS(last.status)) break;
     if (last.information === 0) {
       fin = true;
       break;
     }
-    const bytes = buffer.subarray(0, last.information);
+    const bytes = buffer.bytes.subarray(0, last.information);
     total += bytes.length;
     if (show && previewBytes < 4096) {
       preview.push(bytes.slice(0, 4096 - previewBytes));
@@ -340,6 +349,7 @@ async function receiveToFin(
       verifier.push(bytes);
       if (verifier.mismatch !== null) break;
     }
+    buffer.received(bytes.length);
   }
   const mismatch = verifier && NT_SUCCESS(last.status)
     ? verifier.mismatch ?? (fin ? verifier.finish() : null)
