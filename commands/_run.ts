@@ -64,11 +64,11 @@ export const RETRY_PAUSE_MAX = 200;
 export const RECEIVE_MAX = 1024 * 1024;
 
 /** First size of a receive loop's buffer. */
-export const RECEIVE_MIN = 16 * 1024;
+export const RECEIVE_MIN = 4 * 1024;
 
 /**
  * A receive loop's buffer: it starts at {@linkcode RECEIVE_MIN} and doubles each time a receive
- * fills it, up to a maximum. An idle or chatty connection holds 16 KiB, so thousands of them stay
+ * fills it, up to a maximum. An idle or chatty connection holds 4 KiB, so thousands of them stay
  * cheap, while a bulk transfer reaches 1 MiB per call after a few receives.
  *
  * @example
@@ -77,9 +77,11 @@ export const RECEIVE_MIN = 16 * 1024;
  * import { GrowingBuffer } from "./_run.ts";
  *
  * const buffer = new GrowingBuffer(64 * 1024);
- * assert.equal(buffer.bytes.length, 16 * 1024);
+ * assert.equal(buffer.bytes.length, 4 * 1024);
  * buffer.received(100); // not full: stays
- * assert.equal(buffer.bytes.length, 16 * 1024);
+ * assert.equal(buffer.bytes.length, 4 * 1024);
+ * buffer.received(4 * 1024);
+ * buffer.received(8 * 1024);
  * buffer.received(16 * 1024);
  * buffer.received(32 * 1024);
  * buffer.received(64 * 1024); // at the maximum: stays
