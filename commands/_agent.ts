@@ -347,21 +347,7 @@ class SessionAgent {
     if (socket instanceof WskListenSocket) {
       return { ...base, kind: "listen", remote: null, sent: 0, received: 0, buffered: 0 };
     }
-    let buffered = this.#state.carry.get(socket)?.length ?? 0;
-    if (CONNECTED.has(socket.state)) {
-      const out = new Uint8Array(8);
-      const got = await socket.Dispatch.WskControlSocket(
-        socket,
-        WskIoctl,
-        SIO_WSK_QUERY_RECEIVE_BACKLOG,
-        0,
-        null,
-        out,
-      );
-      if (NT_SUCCESS(got.status)) {
-        buffered += Number(new DataView(out.buffer).getBigUint64(0, true));
-      }
-    }
+    const buffered = (this.#state.carry.get(socket)?.length ?? 0) + await this.#backlog(socket);
     return {
       ...base,
       kind: "connection",
@@ -461,6 +447,9 @@ class SessionAgent {
     let outcome: Outcome = "next";
     try {
       for (const step of steps) {
+        // WskCloseSocket discards what the provider read ahead: move it where the step's
+        // closesocket shows it (a `value=unread` line), as it shows bytes a receive left.
+        if (step.verb === "closesocket" && held) await this.#takeReadAhead(held.socket);
         outcome = await runner.step(step);
         if (outcome !== "next") break;
       }
@@ -497,6 +486,52 @@ class SessionAgent {
       });
     }
     if (held && !sockets.has(held.name)) this.#held.delete(held.id);
+  }
+
+  /**
+   * Takes what the provider read ahead on `socket` (each WskReceive completes at once from that
+   * buffer) and appends it to the runner's carry, which a closesocket step reports as unread.
+   * The agent's own calls, not shown, like the WskControlSocket that enabled the read-ahead.
+   */
+  async #takeReadAhead(socket: AnySocket): Promise<void> {
+    if (socket instanceof WskListenSocket) return;
+    // Bounded: each round empties the buffer as it was; new data may land between rounds.
+    for (let round = 0; round < 16 && CONNECTED.has(socket.state); round++) {
+      const backlog = await this.#backlog(socket);
+      if (backlog === 0) return;
+      const buffer = new Uint8Array(backlog);
+      const got = await socket.Dispatch.WskReceive(
+        socket,
+        { Mdl: { Next: null, bytes: buffer }, Offset: 0, Length: backlog },
+        0,
+        { timeout: STOP_WAIT_MS },
+      );
+      if (!NT_SUCCESS(got.status) || got.information === 0) return;
+      const taken = buffer.subarray(0, got.information);
+      const carried = this.#state.carry.get(socket);
+      if (carried === undefined) this.#state.carry.set(socket, taken);
+      else {
+        const joined = new Uint8Array(carried.length + taken.length);
+        joined.set(carried);
+        joined.set(taken, carried.length);
+        this.#state.carry.set(socket, joined);
+      }
+    }
+  }
+
+  /** Bytes the provider has read ahead on a connected socket (0 when it cannot say). */
+  async #backlog(socket: AnySocket): Promise<number> {
+    if (socket instanceof WskListenSocket || !CONNECTED.has(socket.state)) return 0;
+    const out = new Uint8Array(8);
+    const got = await socket.Dispatch.WskControlSocket(
+      socket,
+      WskIoctl,
+      SIO_WSK_QUERY_RECEIVE_BACKLOG,
+      0,
+      null,
+      out,
+    );
+    return NT_SUCCESS(got.status) ? Number(new DataView(out.buffer).getBigUint64(0, true)) : 0;
   }
 
   /** Enables WskDisconnectEvent once a socket is connected, so the provider reads ahead. */

@@ -482,6 +482,30 @@ Deno.test("session: data that arrives between commands is buffered up to 1 MiB, 
   });
 });
 
+Deno.test("session: closesocket shows the bytes the agent read ahead and no receive took (value=unread)", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    await peer.do("send 0 abc");
+    await until(async () => (await s.entry("@1"))?.buffered === 3, "3 bytes buffered");
+    const closed = await s.wsk(["closesocket", "@1"]);
+    assertOk(closed, "closesocket");
+    const [, local] = /local=(\S+)/.exec(closed.stdout)!;
+    const remote = peer.address;
+    assertLines(closed.stdout, [
+      ok1("WskReceive", {
+        local: local!,
+        remote,
+        bytes: "3",
+        calls: "0",
+        value: "unread",
+        data: "abc",
+      }),
+      ok1("WskCloseSocket", { local: local!, remote }),
+    ]);
+  });
+});
+
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
   await using peer = await Peer.start();
   await withSession(async (s) => {
