@@ -157,7 +157,13 @@ function usage(text: string): Response {
 /** Runs the agent until `stop`, a signal or the idle time; resolves to the exit code. */
 export async function runAgent(options: AgentOptions): Promise<number> {
   const agent = new SessionAgent(options);
-  return await agent.run();
+  try {
+    return await agent.run();
+  } catch (error) {
+    // It has no terminal: the client points at the log when the agent ends at once.
+    agent.log(`Cannot serve: ${message(error)}`);
+    throw error;
+  }
 }
 
 /** The agent's server: the listener, the held sockets, the idle timer. */
@@ -591,6 +597,10 @@ class SessionAgent {
   }
 
   /** Notes a fault in the agent's log (it has no terminal); never throws. */
+  log(text: string): void {
+    this.#log(text);
+  }
+
   #log(text: string): void {
     const path = `${this.#dir}/${LOG_NAME}`;
     try {

@@ -27,6 +27,8 @@ import {
 
 /** How long a start on demand waits for the new agent to answer. */
 export const START_WAIT_MS = 5000;
+/** The longest idle time a timer can wait (setTimeout takes a signed 32-bit delay). */
+const MAX_IDLE_MS = 2_147_483_647;
 /** How long requests other than steps wait for their answer. */
 const ANSWER_WAIT_MS = 10_000;
 /** The handle syntax: @ and a socket number. */
@@ -61,8 +63,11 @@ function idleMs(given: number | undefined): number {
   if (given !== undefined) return given;
   const text = readEnv("WSK_SESSION_IDLE");
   if (text === undefined || text === "") return DEFAULT_IDLE_MS;
-  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < 1) {
-    throw new SessionError(`Cannot parse WSK_SESSION_IDLE "${text}": expected milliseconds`, true);
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) < 1 || Number(text) > MAX_IDLE_MS) {
+    throw new SessionError(
+      `Cannot parse WSK_SESSION_IDLE "${text}": expected milliseconds from 1 to ${MAX_IDLE_MS}`,
+      true,
+    );
   }
   return Number(text);
 }
@@ -89,16 +94,25 @@ async function dial(where: Place): Promise<Deno.UnixConn | null> {
  */
 async function start(where: Place, idle: number): Promise<Deno.UnixConn> {
   const deadline = Date.now() + START_WAIT_MS;
+  /** The exit code of the last agent that ended, or null while it runs. */
+  let code: number | null = null;
   for (let spawns = 0; spawns < 5 && Date.now() < deadline; spawns++) {
-    let ended = false;
-    spawnAgent(where, idle).then(() => ended = true);
-    while (!ended && Date.now() < deadline) {
+    code = null;
+    spawnAgent(where, idle).then((status) => code = status.code, () => code = -1);
+    while (code === null && Date.now() < deadline) {
       const conn = await dial(where);
       if (conn) return conn;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const conn = await dial(where);
     if (conn) return conn;
+    // An agent that failed (rather than found another one in charge) fails again.
+    if (code !== null && code !== 0) break;
+  }
+  if (code !== null && code !== 0) {
+    throw new SessionError(
+      `Cannot start the session agent: it exited with code ${code} (see "${where.dir}/agent.log")`,
+    );
   }
   throw new SessionError(
     `Cannot start the session agent: no answer on "${where.path}" within ${START_WAIT_MS} ms`,
@@ -106,7 +120,7 @@ async function start(where: Place, idle: number): Promise<Deno.UnixConn> {
 }
 
 /** Spawns one detached agent; resolves when it ends (the CLI does not wait for that). */
-function spawnAgent(where: Place, idle: number): Promise<unknown> {
+function spawnAgent(where: Place, idle: number): Promise<Deno.CommandStatus> {
   const main = new URL("../main.ts", import.meta.url);
   const args = [
     "run",
@@ -176,17 +190,26 @@ function answered(response: Response): Response & { ok: true } {
   return response;
 }
 
-/** Prints a SessionError (or a missing permission) as one line; the exit code. */
+/**
+ * Prints a failure as one line and returns the exit code: a SessionError (1, or 2 for usage), a
+ * missing permission, a closed standard output, anything else as an internal error (1). Nothing
+ * is rethrown: a handle command does not pass through main's own handler.
+ */
 function failure(ctx: CliContext, error: unknown): number {
-  if (error instanceof SessionError) {
-    ctx.stderr.line(`error: ${error.message}`);
-    return error.usage ? 2 : 1;
+  try {
+    if (error instanceof SessionError) {
+      ctx.stderr.line(`error: ${error.message}`);
+      return error.usage ? 2 : 1;
+    }
+    if (error instanceof Deno.errors.NotCapable) {
+      ctx.stderr.line(`error: Cannot use the session agent: ${error.message}`);
+    } else if (error instanceof Deno.errors.BrokenPipe) {
+      ctx.stderr.line("error: standard output was closed before all received data was written");
+    } else ctx.stderr.line(`error: internal error: ${message(error)}`);
+  } catch {
+    // Standard error is gone too: the exit code still says it.
   }
-  if (error instanceof Deno.errors.NotCapable) {
-    ctx.stderr.line(`error: Cannot use the session agent: ${error.message}`);
-    return 1;
-  }
-  throw error;
+  return 1;
 }
 
 /** The words before `--` (options after it are data). */

@@ -138,12 +138,15 @@ function octal(mode: number): string {
   return "0" + (mode & 0o777).toString(8).padStart(3, "0");
 }
 
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+/** `lstat`, or null when nothing is there; any other failure is a SessionError about `what`. */
+async function lstatOrNull(path: string, what: string): Promise<Deno.FileInfo | null> {
   try {
     return await Deno.lstat(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
+    // A permission the process lacks is the caller's to explain.
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    throw new SessionError(`Cannot check ${what} "${path}": ${message(error)}`);
   }
 }
 
@@ -153,7 +156,7 @@ async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
  * one is fine (no agent can be there). Throws SessionError.
  */
 export async function checkPrivateDir(dir: string, uid: number, create: boolean): Promise<void> {
-  let info = await lstatOrNull(dir);
+  let info = await lstatOrNull(dir, "session directory");
   if (info === null && create) {
     try {
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -162,7 +165,7 @@ export async function checkPrivateDir(dir: string, uid: number, create: boolean)
     } catch (error) {
       throw new SessionError(`Cannot create session directory "${dir}": ${message(error)}`);
     }
-    info = await lstatOrNull(dir);
+    info = await lstatOrNull(dir, "session directory");
   }
   if (info === null) {
     if (create) throw new SessionError(`Cannot find session directory "${dir}"`);
@@ -183,7 +186,7 @@ export async function checkPrivateDir(dir: string, uid: number, create: boolean)
  * bits are refused with a SessionError.
  */
 export async function checkSocketFile(path: string, uid: number): Promise<boolean> {
-  const info = await lstatOrNull(path);
+  const info = await lstatOrNull(path, "session socket");
   if (info === null) return false;
   const refuse = (why: string) => new SessionError(`Refusing session socket "${path}": ${why}`);
   if (info.isSymlink) throw refuse("it is a symbolic link");

@@ -589,6 +589,50 @@ Deno.test("session: the directory is 0700 and the socket 0600; another owner, ot
   });
 });
 
+Deno.test("session: a session directory that cannot be checked, or a bad WSK_SESSION_IDLE, is one error line", async () => {
+  await withSession(async (s) => {
+    // A path under a regular file: lstat fails with ENOTDIR, not NotFound.
+    const file = `${s.dir}.file`;
+    await Deno.writeTextFile(file, "");
+    try {
+      for (
+        const args of [["send", "@1", "--data", "x"], ["socket", "--session"], ["session", "list"]]
+      ) {
+        const result = await s.wsk(args, { WSK_SESSION_DIR: `${file}/wsk` });
+        assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+        assert.equal(result.stdout, "");
+        assert.match(result.stderr, /^error: Cannot check session directory ".*\.file\/wsk": /);
+        assert.equal(result.stderr.split("\n").length, 2, `one line: ${result.stderr}`);
+      }
+    } finally {
+      await Deno.remove(file);
+    }
+    // Longer than a timer can wait: refused before any agent is started.
+    const idle = await s.wsk(["socket", "--session"], { WSK_SESSION_IDLE: "3000000000" });
+    assert.equal(idle.code, 2, idle.stderr);
+    assert.equal(
+      idle.stderr,
+      'error: Cannot parse WSK_SESSION_IDLE "3000000000": expected milliseconds from 1 to ' +
+        "2147483647\n",
+    );
+    assert.equal(await exists(s.socketPath), false, "no agent was started");
+    // A Unix socket path has at most 107 bytes: the agent cannot listen, and the command says
+    // so at once (not after waiting for an answer) and where the agent noted why.
+    const long = `${s.dir}-${"x".repeat(60)}`;
+    try {
+      const started = await s.wsk(["socket", "--session"], { WSK_SESSION_DIR: long });
+      assert.equal(started.code, 1, started.stderr);
+      assert.equal(
+        started.stderr,
+        `error: Cannot start the session agent: it exited with code 1 (see "${long}/agent.log")\n`,
+      );
+      assert.match(await Deno.readTextFile(`${long}/agent.log`), /Cannot serve/);
+    } finally {
+      await Deno.remove(long, { recursive: true }).catch(() => {});
+    }
+  });
+});
+
 Deno.test("session: --json lines carry the handle; human lines say handle=@N", async () => {
   await withSession(async (s) => {
     const made = await s.wsk(["socket", "--session", "--json"]);
