@@ -78,6 +78,8 @@ export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect"];
 const REQUEST_WAIT_MS = 5000;
 /** How long `stop` waits for running steps to end once their calls are cancelled. */
 const STOP_WAIT_MS = 5000;
+/** How long an answer may make no progress into a client that does not read it. */
+const ANSWER_STALL_MS = 5000;
 /** The agent's log stops growing past this size. */
 const LOG_LIMIT = 1 << 20;
 
@@ -180,6 +182,10 @@ class SessionAgent {
   readonly #held = new Map<number, Held>();
   /** Signals of the steps running now, aborted by `stop`. */
   readonly #running = new Set<AbortController>();
+  /** The commands being executed now (on a handle or making one), awaited by `stop`. */
+  readonly #executing = new Set<Promise<void>>();
+  /** Set once `stop` has closed every socket: a socket made later is closed at once. */
+  #closedAll = false;
   #listener: Deno.Listener | null = null;
   #active = 0;
   #fresh = 0;
@@ -196,7 +202,8 @@ class SessionAgent {
   /** Listens, serves, and cleans up; 0 also when another agent already serves the directory. */
   async run(): Promise<number> {
     await checkPrivateDir(this.#dir, this.#uid, true);
-    const lock = await Deno.open(`${this.#dir}/${LOCK_NAME}`, {
+    const lockPath = `${this.#dir}/${LOCK_NAME}`;
+    const lock = await Deno.open(lockPath, {
       read: true,
       write: true,
       create: true,
@@ -205,6 +212,10 @@ class SessionAgent {
     try {
       // One agent per directory: the lock is held for life and freed by the kernel on death.
       if (!(await lock.tryLock(true))) return 0;
+      // A stopping agent unlinks the lock file once it has let go of the directory. A lock on
+      // the file it unlinked (opened just before) guards nothing: leave the directory to the
+      // agent that locks the file now there (the client starts another if none does).
+      if (!(await sameFile(lock, lockPath))) return 0;
       // Holding the lock, any socket file left is stale (its agent died): replace it.
       if (await checkSocketFile(this.#path, this.#uid)) await Deno.remove(this.#path);
       // Listen under a private name, restrict it, then publish it: the socket is never
@@ -294,7 +305,11 @@ class SessionAgent {
           };
         }
       }
-      await writeLine(conn, response).catch(() => {});
+      // Bounded: a client that stopped reading (suspended, say) must not keep the agent busy,
+      // and so alive, for ever.
+      await writeLine(conn, response, ANSWER_STALL_MS).catch((error) => {
+        this.#log(`answer not delivered: ${message(error)}`);
+      });
     } catch (error) {
       this.#log(`serve: ${message(error)}`);
     } finally {
@@ -443,6 +458,22 @@ class SessionAgent {
     if (this.#stopping) {
       return { ok: false, usage: false, message: "The session agent is stopping" };
     }
+    const done = Promise.withResolvers<void>();
+    this.#executing.add(done.promise);
+    try {
+      return await this.#executeSteps(steps, held, fresh, gone);
+    } finally {
+      this.#executing.delete(done.promise);
+      done.resolve();
+    }
+  }
+
+  async #executeSteps(
+    steps: Step[],
+    held: Held | null,
+    fresh: string,
+    gone: AbortSignal,
+  ): Promise<Response> {
     const controller = new AbortController();
     const onGone = () => controller.abort();
     gone.addEventListener("abort", onGone);
@@ -470,13 +501,23 @@ class SessionAgent {
       this.#running.delete(controller);
       this.#settle(held, fresh);
     }
-    for (const one of this.#held.values()) await this.#readAhead(one);
+    for (const one of this.#held.values()) {
+      if (this.#stopping) break;
+      await this.#readAhead(one);
+    }
     return { ok: true, items: reporter.items, outcome };
   }
 
   /** After a step: a socket made under `fresh` becomes a handle; a closed handle is dropped. */
   #settle(held: Held | null, fresh: string): void {
     const sockets = this.#state.sockets;
+    if (this.#closedAll) {
+      // A step that outlasted the stop's wait: what it made is closed now, not left open.
+      for (const socket of sockets.values()) void closeQuietly(socket);
+      sockets.clear();
+      this.#state.carry.clear();
+      return;
+    }
     const made = sockets.get(fresh);
     if (made) {
       sockets.delete(fresh);
@@ -565,33 +606,49 @@ class SessionAgent {
   #stop(): Promise<number> {
     this.#stopping ??= (async () => {
       clearTimeout(this.#idleTimer);
-      await Deno.remove(`${this.#dir}/${LOCK_NAME}`).catch(() => {});
       try {
         this.#listener?.close();
       } catch {
         // Closed already.
       }
+      // Still holding the lock, the socket file is ours: no other agent can have published one.
       await Deno.remove(this.#path).catch(() => {});
+      // Only now may a new agent take the directory (without waiting for the sockets to close).
+      await Deno.remove(`${this.#dir}/${LOCK_NAME}`).catch(() => {});
       for (const controller of this.#running) controller.abort();
-      const held = [...this.#held.values()];
-      const settled = Promise.all(held.map((one) => one.chain));
+      // Steps on handles, and commands making a socket (which are on no handle's queue).
+      const busy = Promise.all([
+        ...[...this.#held.values()].map((one) => one.chain),
+        ...this.#executing,
+      ]);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        settled,
+        busy,
         new Promise((resolve) => timer = setTimeout(resolve, STOP_WAIT_MS)),
       ]);
       clearTimeout(timer);
-      for (const one of held) {
-        const socket = one.socket;
+      // Every socket held now: also those a step made while the stop waited for it.
+      const count = this.#held.size;
+      const sockets = new Set<AnySocket>([
+        ...[...this.#held.values()].map((one) => one.socket),
+        ...this.#state.sockets.values(),
+      ]);
+      for (const socket of sockets) {
         if (socket.state === "CLOSED") continue;
-        if (socket instanceof WskListenSocket) await socket.Dispatch.WskCloseSocket(socket);
-        else await socket.Dispatch.WskCloseSocket(socket);
+        const kept = (this.#state.carry.get(socket)?.length ?? 0) + await this.#backlog(socket);
+        if (kept > 0) {
+          this.#log(
+            `socket ${socket.id}: closed by the stop with ${kept} bytes received, not taken`,
+          );
+        }
+        await closeQuietly(socket);
       }
+      this.#closedAll = true;
       this.#held.clear();
       this.#state.sockets.clear();
       this.#state.carry.clear();
       this.#stopped.resolve();
-      return held.length;
+      return count;
     })();
     return this.#stopping;
   }
@@ -618,4 +675,22 @@ class SessionAgent {
       // Nowhere to say it.
     }
   }
+}
+
+/** WskCloseSocket on either kind of socket; a fault is swallowed (the agent is ending). */
+async function closeQuietly(socket: AnySocket): Promise<void> {
+  try {
+    if (socket.state === "CLOSED") return;
+    if (socket instanceof WskListenSocket) await socket.Dispatch.WskCloseSocket(socket);
+    else await socket.Dispatch.WskCloseSocket(socket);
+  } catch {
+    // Nothing more to do for it.
+  }
+}
+
+/** Whether the open `file` is the file now at `path` (not one unlinked since it was opened). */
+async function sameFile(file: Deno.FsFile, path: string): Promise<boolean> {
+  const open = await file.stat();
+  const named = await Deno.lstat(path).catch(() => null);
+  return named !== null && named.ino === open.ino && named.dev === open.dev;
 }

@@ -246,10 +246,30 @@ export async function readLine(conn: Deno.Conn, signal: AbortSignal): Promise<st
   return new TextDecoder().decode(out);
 }
 
-/** Writes `value` as one JSON line. */
-export async function writeLine(conn: Deno.Conn, value: unknown): Promise<void> {
+/**
+ * Writes `value` as one JSON line. With `stallMs`, a write that makes no progress for that long
+ * fails with a SessionError (the caller then closes `conn`, which ends the write).
+ */
+export async function writeLine(conn: Deno.Conn, value: unknown, stallMs?: number): Promise<void> {
   const bytes = new TextEncoder().encode(JSON.stringify(value) + "\n");
   for (let offset = 0; offset < bytes.length;) {
-    offset += await conn.write(bytes.subarray(offset));
+    const write = conn.write(bytes.subarray(offset));
+    if (stallMs === undefined) {
+      offset += await write;
+      continue;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<null>((resolve) =>
+      timer = setTimeout(() => resolve(null), stallMs)
+    );
+    try {
+      const n = await Promise.race([write, stalled]);
+      if (n === null) {
+        throw new SessionError(`The reader took nothing for ${stallMs} ms (${offset} bytes sent)`);
+      }
+      offset += n;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -506,6 +506,61 @@ Deno.test("session: closesocket shows the bytes the agent read ahead and no rece
   });
 });
 
+Deno.test("session: commands started at once share one agent, which starts once", async () => {
+  await withSession(async (s) => {
+    const results = await Promise.all([1, 2, 3, 4].map(() => s.wsk(["socket", "--session"])));
+    const handles = results.map((result) => {
+      assertOk(result, "socket");
+      return /handle=(@\d+)/.exec(result.stdout)![1];
+    });
+    assert.deepEqual(handles.toSorted(), ["@1", "@2", "@3", "@4"]);
+    assert.equal((await s.status()).sockets, 4);
+  });
+});
+
+/**
+ * Connects to the agent's socket (argv 1), sends one request line (argv 2), never reads from it;
+ * ends when its stdin does.
+ */
+const STALLED_CLIENT = `
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+conn.sendall(sys.argv[2].encode() + b"\\n")
+print("sent", flush=True)
+sys.stdin.read()
+`;
+
+Deno.test("session: a client that stops reading its answer does not keep the agent from its idle exit", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    const { pid } = await s.status();
+    // The whole 2 MB comes back in the answer (a receive that matches keeps its data).
+    const size = 2_000_000;
+    const sending = peer.do(`blob 0 ${size}`);
+    const request = {
+      op: "step",
+      verb: "receive",
+      handle: 1,
+      args: ["--bytes", `${size}`, "--expect-re", "."],
+    };
+    // A client that sends its request and then never reads (python: the test may not dial).
+    await using client = new PythonProcess(
+      STALLED_CLIENT,
+      [s.socketPath, JSON.stringify(request)],
+      {
+        stdin: true,
+      },
+    );
+    assert.equal(await client.line(), "sent");
+    assert.deepEqual(await sending, { sent: size });
+    // The answer is stuck in a socket nobody reads; the idle time (1 s) still ends the agent.
+    await until(async () => !(await alive(pid!)), "the agent to exit", 20_000);
+    assert.equal(await exists(s.socketPath), false);
+  }, { WSK_SESSION_IDLE: "1000" });
+});
+
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
   await using peer = await Peer.start();
   await withSession(async (s) => {
