@@ -91,11 +91,21 @@ export function processContext(): CliContext {
  * failed, 2 bad arguments or usage, 3 a failed expectation.
  */
 export async function main(args: string[], ctx: CliContext = processContext()): Promise<number> {
-  // A handle (`wsk send @1 …`) or `--session` sends the command to the session agent.
-  if (isSessionRoute(args)) {
-    const { runInSession } = await import("./commands/_session.ts");
-    return await runInSession(args, ctx);
+  try {
+    // A handle (`wsk send @1 …`) or `--session` sends the command to the session agent.
+    if (isSessionRoute(args)) {
+      const { runInSession } = await import("./commands/_session.ts");
+      return await runInSession(args, ctx);
+    }
+    await parseAndRun(args, ctx);
+  } catch (error) {
+    return exitCodeFor(error, ctx);
   }
+  return ctx.exitCode;
+}
+
+/** Builds the program with the commands `args` needs and runs it. */
+async function parseAndRun(args: string[], ctx: CliContext): Promise<void> {
   const output = {
     writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
     // Commander puts "(Did you mean …?)" on a line of its own; errors stay on one line.
@@ -121,26 +131,26 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
   for (const make of makers) {
     program.addCommand(make(ctx).configureOutput(output).exitOverride());
   }
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      // Help and version exit 0; every other commander error is a usage error.
-      return error.exitCode === 0 ? 0 : 2;
-    }
-    if (error instanceof Deno.errors.BrokenPipe) {
-      ctx.stderr.line("error: standard output was closed before all received data was written");
-      return 1;
-    }
-    if (error instanceof UsageError) {
-      ctx.stderr.line(`error: ${error.message}`);
-      return 2;
-    }
-    const detail = error instanceof Error ? error.message : String(error);
-    ctx.stderr.line(`error: internal error: ${detail}`);
+  await program.parseAsync(args, { from: "user" });
+}
+
+/** The exit code of a run that ended with `error`, after its one error line. */
+function exitCodeFor(error: unknown, ctx: CliContext): number {
+  if (error instanceof CommanderError) {
+    // Help and version exit 0; every other commander error is a usage error (already written).
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  if (error instanceof Deno.errors.BrokenPipe) {
+    ctx.stderr.line("error: standard output was closed before all received data was written");
     return 1;
   }
-  return ctx.exitCode;
+  if (error instanceof UsageError) {
+    ctx.stderr.line(`error: ${error.message}`);
+    return 2;
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  ctx.stderr.line(`error: internal error: ${detail}`);
+  return 1;
 }
 
 if (import.meta.main) Deno.exitCode = await main(Deno.args);
