@@ -43,6 +43,8 @@ import {
   checkPrivateDir,
   checkSocketFile,
   currentUid,
+  HEARTBEAT,
+  HEARTBEAT_MS,
   LOCK_NAME,
   LOG_NAME,
   message,
@@ -281,6 +283,7 @@ class SessionAgent {
     this.#active++;
     this.#touch();
     const gone = new AbortController();
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
     try {
       const wait = new AbortController();
       const timer = setTimeout(() => wait.abort(), REQUEST_WAIT_MS);
@@ -291,6 +294,12 @@ class SessionAgent {
       // timeout), and the calls made for it are cancelled.
       conn.read(new Uint8Array(1)).then(() => gone.abort(), () => gone.abort());
       let response: Response;
+      // While the answer is being worked out, say so every HEARTBEAT_MS, so the client waits
+      // for as long as the step runs (and no longer once the agent is gone).
+      let beating: Promise<void> = Promise.resolve();
+      heartbeat = setInterval(() => {
+        beating = beating.then(() => writeLine(conn, HEARTBEAT, ANSWER_STALL_MS)).catch(() => {});
+      }, HEARTBEAT_MS);
       try {
         response = await this.#answer(JSON.parse(line) as Request, gone.signal);
       } catch (error) {
@@ -305,6 +314,8 @@ class SessionAgent {
           };
         }
       }
+      clearInterval(heartbeat);
+      await beating;
       // Bounded: a client that stopped reading (suspended, say) must not keep the agent busy,
       // and so alive, for ever.
       await writeLine(conn, response, ANSWER_STALL_MS).catch((error) => {
@@ -313,6 +324,7 @@ class SessionAgent {
     } catch (error) {
       this.#log(`serve: ${message(error)}`);
     } finally {
+      clearInterval(heartbeat);
       try {
         conn.close();
       } catch {

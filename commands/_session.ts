@@ -15,8 +15,9 @@ import {
   currentUid,
   DEFAULT_IDLE_MS,
   fromWire,
+  HEARTBEAT,
+  LineReader,
   message,
-  readLine,
   type Request,
   type Response,
   sessionDir,
@@ -155,27 +156,41 @@ function spawnAgent(where: Place, idle: number): Promise<Deno.CommandStatus> {
   }
 }
 
-/** Sends `request` on `conn` and waits at most `waitMs` for the answer; closes `conn`. */
+/**
+ * Sends `request` on `conn` and waits for the answer, at most `waitMs` without a line from the
+ * agent (it sends one every HEARTBEAT_MS while it works); closes `conn`.
+ */
 async function exchange(conn: Deno.Conn, request: Request, waitMs: number): Promise<Response> {
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), waitMs);
+  const reader = new LineReader(conn);
   try {
     await writeLine(conn, request);
-    const line = await readLine(conn, timeout.signal);
-    if (line === null) {
-      throw new SessionError(
-        timeout.signal.aborted
-          ? `No answer from the session agent within ${waitMs} ms`
-          : "The session agent ended before it answered (it was stopped or killed); " +
-            "its sockets are gone",
-      );
+    // The agent says it is alive every HEARTBEAT_MS while a step runs, so the wait is for
+    // silence, not for the whole step: a long step is waited for as long as it runs.
+    for (;;) {
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), waitMs);
+      let line: string | null;
+      try {
+        line = await reader.next(timeout.signal);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (line === null) {
+        throw new SessionError(
+          timeout.signal.aborted
+            ? `No answer from the session agent within ${waitMs} ms`
+            : "The session agent ended before it answered (it was stopped or killed); " +
+              "its sockets are gone",
+        );
+      }
+      const value = JSON.parse(line) as Response | typeof HEARTBEAT;
+      if ("alive" in value) continue;
+      return value;
     }
-    return JSON.parse(line) as Response;
   } catch (error) {
     if (error instanceof SessionError) throw error;
     throw new SessionError(`Cannot talk to the session agent: ${message(error)}`);
   } finally {
-    clearTimeout(timer);
     try {
       conn.close();
     } catch {
@@ -271,7 +286,7 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
       }
       conn = await start(where, idleMs(undefined));
     }
-    // A command may wait behind others on its handle; each of its calls is bounded.
+    // The longest silence to accept: the agent sends a heartbeat while the step runs.
     const waitMs = timeoutOf(rest) * 4 + 10_000;
     const response = answered(
       await exchange(conn, { op: "step", verb, handle, args: rest }, waitMs),

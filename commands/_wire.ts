@@ -211,40 +211,60 @@ export function message(error: unknown): string {
 }
 
 /**
+ * Reads `conn` line by line (without the newlines), keeping what follows a line for the next
+ * one. A line is at most {@linkcode MAX_LINE} bytes.
+ */
+export class LineReader {
+  readonly #conn: Deno.Conn;
+  #pending: Uint8Array = new Uint8Array(0);
+  readonly #buffer = new Uint8Array(64 * 1024);
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** The next line, or null when the stream ends (or breaks) first or `signal` aborts. */
+  async next(signal: AbortSignal): Promise<string | null> {
+    const aborted = new Promise<null>((resolve) => {
+      if (signal.aborted) resolve(null);
+      signal.addEventListener("abort", () => resolve(null), { once: true });
+    });
+    for (;;) {
+      const end = this.#pending.indexOf(0x0a);
+      if (end !== -1) {
+        const line = new TextDecoder().decode(this.#pending.subarray(0, end));
+        this.#pending = this.#pending.slice(end + 1);
+        return line;
+      }
+      if (this.#pending.length > MAX_LINE) return null;
+      let n: number | null;
+      try {
+        n = await Promise.race([this.#conn.read(this.#buffer), aborted]);
+      } catch {
+        return null;
+      }
+      if (n === null) return null;
+      const joined = new Uint8Array(this.#pending.length + n);
+      joined.set(this.#pending);
+      joined.set(this.#buffer.subarray(0, n), this.#pending.length);
+      this.#pending = joined;
+    }
+  }
+}
+
+/**
  * Reads one line (without its newline) from `conn`, at most {@linkcode MAX_LINE} bytes and at
  * most until `signal` aborts. Null when the stream ends (or breaks) before a whole line.
  */
-export async function readLine(conn: Deno.Conn, signal: AbortSignal): Promise<string | null> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const buffer = new Uint8Array(64 * 1024);
-  const aborted = new Promise<null>((resolve) => {
-    if (signal.aborted) resolve(null);
-    signal.addEventListener("abort", () => resolve(null), { once: true });
-  });
-  for (;;) {
-    let n: number | null;
-    try {
-      n = await Promise.race([conn.read(buffer), aborted]);
-    } catch {
-      return null;
-    }
-    if (n === null) return null;
-    const chunk = buffer.subarray(0, n);
-    const end = chunk.indexOf(0x0a);
-    chunks.push(chunk.slice(0, end === -1 ? n : end));
-    total += end === -1 ? n : end;
-    if (end !== -1) break;
-    if (total > MAX_LINE) return null;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(out);
+export function readLine(conn: Deno.Conn, signal: AbortSignal): Promise<string | null> {
+  return new LineReader(conn).next(signal);
 }
+
+/** What the agent writes every {@linkcode HEARTBEAT_MS} while a step runs: still working. */
+export const HEARTBEAT = { alive: true } as const;
+
+/** How often the agent says a step is still running. */
+export const HEARTBEAT_MS = 2000;
 
 /**
  * Writes `value` as one JSON line. With `stallMs`, a write that makes no progress for that long

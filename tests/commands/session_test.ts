@@ -561,6 +561,51 @@ Deno.test("session: a client that stops reading its answer does not keep the age
   }, { WSK_SESSION_IDLE: "1000" });
 });
 
+/** Sends one request (argv 2) to the agent (argv 1) and prints every line of its answer. */
+const LINES_CLIENT = `
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+conn.sendall(sys.argv[2].encode() + b"\\n")
+for line in conn.makefile("rb"):
+    print(line.decode().rstrip("\\n"), flush=True)
+`;
+
+Deno.test("session: the agent says it is alive every 2 s while a step runs, then answers", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    // The peer sends nothing: the receive runs its whole 5 s and times out.
+    const request = {
+      op: "step",
+      verb: "receive",
+      handle: 1,
+      args: ["--bytes", "5", "--timeout", "5000"],
+    };
+    await using client = new PythonProcess(LINES_CLIENT, [s.socketPath, JSON.stringify(request)]);
+    const lines: string[] = [];
+    for (;;) {
+      const line = await client.line(15_000);
+      lines.push(line);
+      if (!line.includes('"alive"')) break;
+    }
+    const beats = lines.slice(0, -1);
+    assert.ok(beats.length >= 2, `heartbeats: ${lines.join(" | ")}`);
+    assert.ok(beats.every((line) => line === '{"alive":true}'), lines.join(" | "));
+    const answer = JSON.parse(lines.at(-1)!) as {
+      ok: boolean;
+      outcome?: string;
+      items?: { record: { call: string; status: number; message?: string } }[];
+    };
+    assert.equal(answer.ok, true);
+    assert.equal(answer.outcome, "failure");
+    const record = answer.items?.[0]?.record;
+    assert.equal(record?.call, "WskReceive");
+    assert.equal(record?.status, 0xC00000B5, "STATUS_IO_TIMEOUT");
+    assert.equal(record?.message, "Timed out after 5000 ms");
+  });
+});
+
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
   await using peer = await Peer.start();
   await withSession(async (s) => {
