@@ -5,6 +5,7 @@
  * @module
  */
 
+import { addDeadline, cancelDeadline, type Deadline } from "./_deadline.ts";
 import {
   type NTSTATUS,
   STATUS_CANCELLED,
@@ -57,6 +58,32 @@ export function checkIrp(irp: WskIrp | undefined): WskCompletion | null {
   return null;
 }
 
+/** What an abort does to a pending call. */
+interface Cancellable {
+  cancel(status: NTSTATUS, message: string): boolean;
+}
+
+/** Pending calls by their IRP's signal. */
+const pendingBySignal = new WeakMap<AbortSignal, Set<Cancellable>>();
+
+/**
+ * The set of pending calls on `signal`. The first call on a signal gives it one abort listener,
+ * which cancels every call pending at the time; later calls only join the set. (A listener
+ * added and removed per call made the receive loops' heap several times larger.)
+ */
+function pendingOn(signal: AbortSignal): Set<Cancellable> {
+  let calls = pendingBySignal.get(signal);
+  if (calls === undefined) {
+    const pending = new Set<Cancellable>();
+    signal.addEventListener("abort", () => {
+      for (const call of [...pending]) call.cancel(STATUS_CANCELLED, "Cancelled");
+    }, { once: true });
+    pendingBySignal.set(signal, pending);
+    calls = pending;
+  }
+  return calls;
+}
+
 /**
  * One pending call. It completes exactly once: the first of `complete` and a cancellation
  * (signal or deadline) wins, and later attempts are ignored.
@@ -68,9 +95,11 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
   #done = false;
   #cancelled = false;
   #controller: AbortController | null = null;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #deadline: Deadline | undefined;
+  #timeout = 0;
   #irpSignal: AbortSignal | undefined;
-  #onAbort: (() => void) | null = null;
+  /** The pending calls of this call's signal, while this call is among them. */
+  #watched: Set<Cancellable> | null = null;
   #onCancel: ((status: NTSTATUS) => void) | null = null;
   #mayCancel: (() => boolean) | undefined;
 
@@ -87,14 +116,15 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
       return;
     }
     if (this.#irpSignal !== undefined) {
-      this.#onAbort = () => this.cancel(STATUS_CANCELLED, "Cancelled");
-      this.#irpSignal.addEventListener("abort", this.#onAbort, { once: true });
+      this.#watched = pendingOn(this.#irpSignal);
+      this.#watched.add(this);
     }
     if (irp?.timeout !== undefined) {
       const ms = irp.timeout;
-      this.#timer = setTimeout(
-        () => this.cancel(STATUS_IO_TIMEOUT, `Timed out after ${Math.round(ms)} ms`),
+      this.#timeout = ms;
+      this.#deadline = addDeadline(
         ms,
+        () => this.cancel(STATUS_IO_TIMEOUT, `Timed out after ${Math.round(ms)} ms`),
       );
     }
   }
@@ -116,7 +146,7 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
 
   /** True when the call can end early: its IRP has a signal or a deadline. */
   get cancellable(): boolean {
-    return this.#irpSignal !== undefined || this.#timer !== undefined;
+    return this.#irpSignal !== undefined || this.#deadline !== undefined;
   }
 
   /** Registers what to undo when the call is cancelled (called at most once). */
@@ -128,8 +158,9 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
   complete(completion: T): boolean {
     if (this.#done) return false;
     this.#done = true;
-    clearTimeout(this.#timer);
-    if (this.#onAbort !== null) this.#irpSignal?.removeEventListener("abort", this.#onAbort);
+    if (this.#deadline !== undefined) cancelDeadline(this.#timeout, this.#deadline);
+    this.#watched?.delete(this);
+    this.#watched = null;
     this.#resolve(completion);
     return true;
   }
