@@ -27,6 +27,7 @@ import {
   Proc,
   shellQuote,
   sleep,
+  tcpEntries,
   waitListening,
 } from "./_proc.ts";
 import { type Ratio, ratio, type Stats, stats } from "./_stats.ts";
@@ -327,21 +328,7 @@ export async function runEcho(env: Env, options: EchoOptions): Promise<EchoResul
 
 /** Established TCP sockets whose local port is `port` (the server's side of each connection). */
 function establishedOn(port: number): number {
-  let count = 0;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(file);
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[3] !== "01") continue;
-      if (Number.parseInt(fields[1]?.split(":")[1] ?? "", 16) === port) count++;
-    }
-  }
-  return count;
+  return tcpEntries().filter((entry) => entry.state === "01" && entry.port === port).length;
 }
 
 /** Runs the idle part once. */

@@ -347,9 +347,15 @@ export function memoryOf(pid: number): { rssKiB: number; hwmKiB: number } | null
   }
 }
 
-/** The local ports in TCP state LISTEN on loopback or the wildcard address (IPv4 and IPv6). */
-function listeningPorts(): Set<number> {
-  const ports = new Set<number>();
+/** One TCP socket of the kernel's tables: its local port and state (hex, e.g. 01 ESTABLISHED). */
+export interface TcpEntry {
+  readonly port: number;
+  readonly state: string;
+}
+
+/** Every TCP socket in `/proc/net/tcp` and `/proc/net/tcp6` (a table that cannot be read is skipped). */
+export function tcpEntries(): TcpEntry[] {
+  const entries: TcpEntry[] = [];
   for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text = "";
     try {
@@ -359,30 +365,23 @@ function listeningPorts(): Set<number> {
     }
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
-      if (fields[3] !== "0A") continue;
       const port = Number.parseInt(fields[1]?.split(":")[1] ?? "", 16);
-      if (Number.isFinite(port)) ports.add(port);
+      if (Number.isFinite(port) && fields[3] !== undefined) {
+        entries.push({ port, state: fields[3] });
+      }
     }
   }
-  return ports;
+  return entries;
+}
+
+/** The local ports in TCP state LISTEN on loopback or the wildcard address (IPv4 and IPv6). */
+function listeningPorts(): Set<number> {
+  return new Set(tcpEntries().filter((entry) => entry.state === "0A").map((entry) => entry.port));
 }
 
 /** Every local port that has any TCP socket (any state), IPv4 and IPv6. */
 function usedPorts(): Set<number> {
-  const ports = new Set<number>();
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(file);
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const port = Number.parseInt(line.trim().split(/\s+/)[1]?.split(":")[1] ?? "", 16);
-      if (Number.isFinite(port)) ports.add(port);
-    }
-  }
-  return ports;
+  return new Set(tcpEntries().map((entry) => entry.port));
 }
 
 /** Fixed ports for tools that cannot report theirs: 20000–29999, below the ephemeral range. */

@@ -36,7 +36,7 @@ import {
   type TextSink,
 } from "./_report.ts";
 import { DEFAULT_TIMEOUT, Run } from "./_run.ts";
-import { parseStep, ScriptSyntaxError, type Step } from "./_script.ts";
+import { parseStep, ScriptSyntaxError, type Step, VERBS } from "./_script.ts";
 import { UsageError } from "./_usage.ts";
 import { type AnySocket, type Outcome, type RunnerState, ScriptRunner, StepError } from "./run.ts";
 import {
@@ -59,19 +59,9 @@ import {
 } from "./_wire.ts";
 
 /** The subcommands that take a handle in place of an address. */
-export const HANDLE_VERBS: readonly string[] = [
-  "bind",
-  "connect",
-  "connectex",
-  "send",
-  "receive",
-  "disconnect",
-  "getlocaladdress",
-  "getremoteaddress",
-  "controlsocket",
-  "closesocket",
-  "accept",
-];
+export const HANDLE_VERBS: readonly string[] = VERBS.filter(
+  (verb) => verb !== "socket" && verb !== "socketconnect",
+);
 
 /** The subcommands that make a socket in the agent (with `--session`). */
 export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect"];
