@@ -387,7 +387,7 @@ class SessionAgent {
    */
   async #step(request: Request & { op: "step" }, gone: AbortSignal): Promise<Response> {
     if (this.#stopping) {
-      return { ok: false, usage: false, message: "The session agent is stopping" };
+      return { ok: false, usage: false, message: "The session agent is stopping", stopping: true };
     }
     const { verb, handle } = request;
     const args = [...request.args];
@@ -458,7 +458,7 @@ class SessionAgent {
     // The client left while the command waited its turn: nothing is done for it.
     if (gone.aborted) return { ok: false, usage: false, message: "The command went away" };
     if (this.#stopping) {
-      return { ok: false, usage: false, message: "The session agent is stopping" };
+      return { ok: false, usage: false, message: "The session agent is stopping", stopping: true };
     }
     const done = Promise.withResolvers<void>();
     this.#executing.add(done.promise);

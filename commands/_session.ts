@@ -156,6 +156,12 @@ function spawnAgent(where: Place, idle: number): Promise<Deno.CommandStatus> {
   }
 }
 
+/** Tries of a socket-making command whose agent was stopping (bounded: about 1 s). */
+const CREATE_ATTEMPTS = 10;
+
+/** Pause between those tries, in milliseconds. */
+const CREATE_RETRY_PAUSE_MS = 100;
+
 /**
  * Sends `request` on `conn` and waits for the answer, at most `waitMs` without a line from the
  * agent (it sends one every HEARTBEAT_MS while it works); closes `conn`.
@@ -181,6 +187,8 @@ async function exchange(conn: Deno.Conn, request: Request, waitMs: number): Prom
             ? `No answer from the session agent within ${waitMs} ms`
             : "The session agent ended before it answered (it was stopped or killed); " +
               "its sockets are gone",
+          false,
+          !timeout.signal.aborted,
         );
       }
       const value = JSON.parse(line) as Response | typeof HEARTBEAT;
@@ -201,7 +209,9 @@ async function exchange(conn: Deno.Conn, request: Request, waitMs: number): Prom
 
 /** Throws the agent's refusal as a SessionError (usage refusals exit 2). */
 function answered(response: Response): Response & { ok: true } {
-  if (!response.ok) throw new SessionError(response.message, response.usage);
+  if (!response.ok) {
+    throw new SessionError(response.message, response.usage, response.stopping === true);
+  }
   return response;
 }
 
@@ -276,21 +286,34 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
   const rest = words.filter((word, i) => (end !== -1 && i >= end) || !global.has(word));
   try {
     const where = await place(handle === null);
-    let conn = await dial(where);
-    if (conn === null) {
-      if (handle !== null) {
-        throw new SessionError(
-          `Cannot find handle "@${handle}": no session agent is running in "${where.dir}"`,
-          true,
-        );
-      }
-      conn = await start(where, idleMs(undefined));
-    }
     // The longest silence to accept: the agent sends a heartbeat while the step runs.
     const waitMs = timeoutOf(rest) * 4 + 10_000;
-    const response = answered(
-      await exchange(conn, { op: "step", verb, handle, args: rest }, waitMs),
-    );
+    const request: Request = { op: "step", verb, handle, args: rest };
+    let response: Response & { ok: true };
+    for (let attempt = 1;; attempt++) {
+      let conn = await dial(where);
+      if (conn === null) {
+        if (handle !== null) {
+          throw new SessionError(
+            `Cannot find handle "@${handle}": no session agent is running in "${where.dir}"`,
+            true,
+          );
+        }
+        conn = await start(where, idleMs(undefined));
+      }
+      try {
+        response = answered(await exchange(conn, request, waitMs));
+        break;
+      } catch (error) {
+        // An agent that was stopping (its idle time ran out as the command came) keeps nothing
+        // it made, so a command that makes a socket tries again, with a fresh agent once the
+        // old one has gone. A command on a handle cannot: its socket went with the agent.
+        const retry = handle === null && error instanceof SessionError && error.agentGone &&
+          attempt < CREATE_ATTEMPTS;
+        if (!retry) throw error;
+        await new Promise((resolve) => setTimeout(resolve, CREATE_RETRY_PAUSE_MS));
+      }
+    }
     const reporter = new Reporter(ctx.stdout, ctx.stderr, {
       json,
       verbose,

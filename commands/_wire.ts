@@ -31,10 +31,13 @@ export class SessionError extends Error {
   override name = "SessionError";
   /** True when the command line itself was wrong (exit 2). */
   readonly usage: boolean;
+  /** True when the agent was stopping or ended before it answered: nothing it made survives. */
+  readonly agentGone: boolean;
 
-  constructor(message: string, usage = false) {
+  constructor(message: string, usage = false, agentGone = false) {
     super(message);
     this.usage = usage;
+    this.agentGone = agentGone;
   }
 }
 
@@ -65,7 +68,13 @@ export type WireItem =
 
 /** The agent's answer. */
 export type Response =
-  | { readonly ok: false; readonly usage: boolean; readonly message: string }
+  | {
+    readonly ok: false;
+    readonly usage: boolean;
+    readonly message: string;
+    /** The agent is stopping: it did nothing, and a fresh agent may be started. */
+    readonly stopping?: true;
+  }
   | {
     readonly ok: true;
     /** ping, status and stop: the agent itself. */

@@ -606,6 +606,45 @@ Deno.test("session: the agent says it is alive every 2 s while a step runs, then
   });
 });
 
+/**
+ * A stand-in for an agent caught stopping: it listens on the session socket (0600, in the 0700
+ * directory), answers one request with the stopping refusal, removes its socket file and exits.
+ */
+const STOPPING_AGENT = `
+import json, os, socket, sys
+path = sys.argv[1]
+os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+os.chmod(os.path.dirname(path), 0o700)
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+os.chmod(path, 0o600)
+srv.listen(1)
+print("ready", flush=True)
+srv.settimeout(20)
+conn, _ = srv.accept()
+conn.makefile("rb").readline()
+answer = {"ok": False, "usage": False, "message": "The session agent is stopping", "stopping": True}
+conn.sendall(json.dumps(answer).encode() + b"\\n")
+conn.close()
+os.unlink(path)
+srv.close()
+print("answered", flush=True)
+`;
+
+Deno.test("session: socket --session that meets a stopping agent starts a fresh one and succeeds", async () => {
+  await withSession(async (s) => {
+    await using stopping = new PythonProcess(STOPPING_AGENT, [s.socketPath]);
+    assert.equal(await stopping.line(), "ready");
+    const made = await s.wsk(["socket", "--session", "--json"]);
+    assert.equal(await stopping.line(), "answered", "the command met the stopping agent first");
+    assertOk(made, "socket --session");
+    const line = JSON.parse(made.stdout.trim());
+    assert.equal(line.call, "WskSocket");
+    assert.equal(line.handle, "@1");
+    assert.equal((await s.status()).agent, "running");
+  });
+});
+
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
   await using peer = await Peer.start();
   await withSession(async (s) => {
