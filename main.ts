@@ -55,7 +55,8 @@ function commandsFor(args: readonly string[]): Array<() => Promise<CommandMaker>
 
 /**
  * Whether `args` is a command for the session agent: a handle after the subcommand
- * (`send @1 …`), or `socket`/`socketconnect` with `--session`. Help (`-h`, `--help`) is never
+ * (`send @1 …`), `socket`/`socketconnect` with `--session`, or `accept` with `--hold`. Help
+ * (`-h`, `--help`) is never
  * routed, so it shows the command's own help.
  */
 export function isSessionRoute(args: readonly string[]): boolean {
@@ -64,6 +65,7 @@ export function isSessionRoute(args: readonly string[]): boolean {
   if (options.includes("--help") || options.includes("-h")) return false;
   if (args[0] === undefined || args[0].startsWith("-")) return false;
   if (args[1]?.startsWith("@")) return true;
+  if (args[0] === "accept") return options.includes("--hold");
   return (args[0] === "socket" || args[0] === "socketconnect") && options.includes("--session");
 }
 

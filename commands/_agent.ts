@@ -64,7 +64,7 @@ export const HANDLE_VERBS: readonly string[] = VERBS.filter(
 );
 
 /** The subcommands that make a socket in the agent (with `--session`). */
-export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect"];
+export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect", "accept"];
 
 /** How long the agent waits for a request line once a client has connected. */
 const REQUEST_WAIT_MS = 5000;
@@ -408,12 +408,31 @@ class SessionAgent {
         );
       }
     } else if (!CREATE_VERBS.includes(verb)) {
-      return usage(`Cannot use "${verb}" with --session: only socket and socketconnect make one`);
+      return usage(
+        `Cannot use "${verb}" with --session: only socket, socketconnect and accept --hold ` +
+          "make one",
+      );
     }
     const fresh = `n${++this.#fresh}`;
+    /** Every runner name a socket made by this command may have; each becomes a handle. */
+    const made = [fresh];
     const words: string[][] = [];
-    if (verb === "accept") words.push([verb, "--listener", held!.name, "--socket", fresh, ...args]);
-    else if (held) words.push([verb, "--socket", held.name, ...args]);
+    if (verb === "accept" && held) {
+      words.push([verb, "--listener", held.name, "--socket", fresh, ...args]);
+    } else if (verb === "accept") {
+      // `accept LOCAL --hold`: WskSocket (listening), WskBind LOCAL, one WskAccept; the
+      // listening socket and the connection both become handles.
+      const [local, ...options] = args.filter((word) => word !== "--hold");
+      if (local === undefined || local.startsWith("-")) {
+        return usage("accept --hold takes the local address first: wsk accept LOCAL --hold");
+      }
+      const listener = `${fresh}l`;
+      made.unshift(listener);
+      const family = local.startsWith("[") ? "inet6" : "inet";
+      words.push(["socket", "--socket", listener, "--listen", "--family", family]);
+      words.push(["bind", "--socket", listener, local]);
+      words.push(["accept", "--listener", listener, "--socket", fresh, ...options]);
+    } else if (held) words.push([verb, "--socket", held.name, ...args]);
     else if (verb === "socket") {
       // `socket --bind LOCAL` is WskSocket then WskBind, as without --session.
       const at = args.findIndex((word) => word === "--bind" || word.startsWith("--bind="));
@@ -436,10 +455,10 @@ class SessionAgent {
       }
       throw error;
     }
-    if (!held) return await this.#execute(steps, null, fresh, gone);
+    if (!held) return await this.#execute(steps, null, made, gone);
     const target = held;
     target.pending++;
-    const result = target.chain.then(() => this.#execute(steps, target, fresh, gone));
+    const result = target.chain.then(() => this.#execute(steps, target, made, gone));
     target.chain = result.catch(() => {});
     try {
       return await result;
@@ -452,7 +471,7 @@ class SessionAgent {
   async #execute(
     steps: Step[],
     held: Held | null,
-    fresh: string,
+    fresh: readonly string[],
     gone: AbortSignal,
   ): Promise<Response> {
     // The client left while the command waited its turn: nothing is done for it.
@@ -473,7 +492,7 @@ class SessionAgent {
   async #executeSteps(
     steps: Step[],
     held: Held | null,
-    fresh: string,
+    fresh: readonly string[],
     gone: AbortSignal,
   ): Promise<Response> {
     const controller = new AbortController();
@@ -510,8 +529,8 @@ class SessionAgent {
     return { ok: true, items: reporter.items, outcome };
   }
 
-  /** After a step: a socket made under `fresh` becomes a handle; a closed handle is dropped. */
-  #settle(held: Held | null, fresh: string): void {
+  /** After a step: a socket made under a `fresh` name becomes a handle; a closed one is dropped. */
+  #settle(held: Held | null, fresh: readonly string[]): void {
     const sockets = this.#state.sockets;
     if (this.#closedAll) {
       // A step that outlasted the stop's wait: what it made is closed now, not left open.
@@ -520,9 +539,10 @@ class SessionAgent {
       this.#state.carry.clear();
       return;
     }
-    const made = sockets.get(fresh);
-    if (made) {
-      sockets.delete(fresh);
+    for (const runnerName of fresh) {
+      const made = sockets.get(runnerName);
+      if (!made) continue;
+      sockets.delete(runnerName);
       const name = `h${made.id}`;
       sockets.set(name, made);
       this.#held.set(made.id, {

@@ -1028,6 +1028,11 @@ export function acceptCommand(ctx: CliContext) {
     ],
   )
     .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on", parseLocal)
+    .option(
+      "--hold",
+      "session agent: one WskAccept on a new listening socket, and keep both sockets as " +
+        "handles for later commands (wsk accept LOCAL --hold; see session)",
+    )
     .addOption(
       new Option("--count <n>", "connections to serve before exiting (refused peers do not count)")
         .default(1)

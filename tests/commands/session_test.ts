@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { isSessionRoute } from "../../main.ts";
-import { type CliResult, PythonProcess, runCli, sleep } from "../_helpers.ts";
+import { type CliResult, closedPort, PythonProcess, runCli, sleep } from "../_helpers.ts";
 import { assertLines, failed, jsonLines, ok, okJson } from "./_peer.ts";
 
 /**
@@ -642,6 +642,47 @@ Deno.test("session: socket --session that meets a stopping agent starts a fresh 
     assert.equal(line.call, "WskSocket");
     assert.equal(line.handle, "@1");
     assert.equal((await s.status()).agent, "running");
+  });
+});
+
+/** Connects to 127.0.0.1:argv[1] (retrying while nothing listens), prints what it receives. */
+const LATE_CLIENT = `
+import socket, sys, time
+deadline = time.time() + 15
+while True:
+    try:
+        conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        break
+    except ConnectionRefusedError:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.05)
+print("connected %d" % conn.getsockname()[1], flush=True)
+conn.settimeout(15)
+print(conn.recv(100).decode(), flush=True)
+`;
+
+Deno.test("session: accept LOCAL --hold accepts one connection and keeps both sockets as handles", async () => {
+  await withSession(async (s) => {
+    const port = closedPort();
+    const holding = s.wsk(["accept", `127.0.0.1:${port}`, "--hold", "--json"]);
+    await using client = new PythonProcess(LATE_CLIENT, [String(port)]);
+    const clientPort = Number((await client.line(20_000)).split(" ")[1]);
+    const held = await holding;
+    assertOk(held, "accept --hold");
+    const lines = held.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    assert.deepEqual(lines.map((l) => [l.call, l.status, l.handle]), [
+      ["WskSocket", "STATUS_SUCCESS", "@1"],
+      ["WskBind", "STATUS_SUCCESS", "@1"],
+      ["WskAccept", "STATUS_SUCCESS", "@2"],
+    ]);
+    assert.equal(lines[2].remote, `127.0.0.1:${clientPort}`);
+    assertOk(await s.wsk(["send", "@2", "--data", "held"]), "send on the accepted handle");
+    assert.equal(await client.line(), "held");
+    const listener = await s.entry("@1");
+    assert.equal(listener?.local, `127.0.0.1:${port}`);
+    const usageError = await s.wsk(["accept", "--hold", "--json"]);
+    assert.equal(usageError.code, 2, usageError.stderr);
   });
 });
 
