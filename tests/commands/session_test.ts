@@ -855,6 +855,10 @@ Deno.test("isSessionRoute() sends handles and --session to the agent, and never 
     [["send", "@x"], true], // routed, then refused as a malformed handle
     [["socket", "--session"], true],
     [["socketconnect", "127.0.0.1:80", "--session", "--json"], true],
+    [["accept", "127.0.0.1:9000", "--hold"], true],
+    [["accept", "127.0.0.1:9000", "--mode", "echo"], false],
+    [["accept", "127.0.0.1:9000", "--", "--hold"], false],
+    [["accept", "127.0.0.1:9000", "--hold", "--help"], false],
     [["send", "@1", "--help"], false],
     [["socket", "--session", "-h"], false],
     [["send", "127.0.0.1:80", "--data", "@1"], false],
