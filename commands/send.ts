@@ -223,8 +223,17 @@ export function sendCommand(ctx: CliContext) {
           sent = await sendPattern(run, socket, options.pattern, flags, progress);
         } else {
           const progress = await Progress.for("sent", size, flag, json);
-          sent = await sendStream(run, socket, source!, flags, progress);
-          closeQuietly(source!);
+          try {
+            sent = await sendStream(run, socket, source!, flags, progress);
+          } catch (error) {
+            // The input failed part-way (a read error): close the socket as after a failed
+            // send, so the peer never sees a FIN for a cut stream and the open connection does
+            // not keep the process alive after the error line.
+            await run.close(socket);
+            throw error;
+          } finally {
+            closeQuietly(source!);
+          }
         }
         if (options.receive && NT_SUCCESS(sent.status)) {
           const d = socket.Dispatch;

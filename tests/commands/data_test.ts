@@ -542,3 +542,68 @@ Deno.test("send from standard input sends what arrives at once, not when a buffe
     await child.status;
   }
 });
+
+/** Reads until the connection ends and reports how: a FIN or a reset. */
+const END_PEER = `
+import json, socket
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+srv.settimeout(20)
+print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
+conn, _ = srv.accept()
+conn.settimeout(20)
+end = "timeout"
+try:
+    while conn.recv(65536):
+        pass
+    end = "fin"
+except ConnectionResetError:
+    end = "reset"
+except socket.timeout:
+    pass
+print(json.dumps({"end": end}), flush=True)
+conn.close()
+`;
+
+Deno.test("send exits 1 after a read error on its input and resets the connection", async () => {
+  await using peer = await PythonListener.start<{ end?: string }>(END_PEER, "127.0.0.1", []);
+  // Standard input is a directory, so the first read fails (EISDIR). python only sets that up
+  // and then becomes wsk (exec), keeping the argv an array.
+  const child = new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import os, sys; fd = os.open('/', os.O_RDONLY); os.dup2(fd, 0); " +
+      "os.execv(sys.argv[1], sys.argv[1:])",
+      Deno.execPath(),
+      ...cliCommand(["send", `127.0.0.1:${peer.port}`]),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  try {
+    // Before the fix the open connection kept the process alive after the error line.
+    const out = await within(child.output(), 15_000, "wsk send exit");
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.match(stderr, /^error: .*os error 21\)\n$/);
+    const lines = statusLines(new TextDecoder().decode(out.stdout));
+    assert.deepEqual(lines.map((line) => [line.call, line.status]), [
+      ["WskSocket", "STATUS_SUCCESS"],
+      ["WskBind", "STATUS_SUCCESS"],
+      ["WskConnect", "STATUS_SUCCESS"],
+      ["WskCloseSocket", "STATUS_SUCCESS"],
+    ]);
+    // The stream was cut short: the peer must not see a FIN that would make it look complete.
+    assert.deepEqual(await peer.report(10_000), { end: "reset" });
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited.
+    }
+    await child.status;
+  }
+});
