@@ -108,13 +108,15 @@ export class PendingCall<T extends WskCompletion = WskCompletion> {
    * be called off (a send already writing on a host socket that cannot reset), so it runs on.
    */
   constructor(irp: WskIrp | undefined, mayCancel?: () => boolean) {
-    this.#mayCancel = mayCancel;
     this.promise = new Promise((resolve) => this.#resolve = resolve);
     this.#irpSignal = irp?.signal;
     if (this.#irpSignal?.aborted) {
+      // Nothing has started, so the call is always called off: `mayCancel` is not asked (it
+      // reads its caller's state, which may not exist yet while this constructor runs).
       this.cancel(STATUS_CANCELLED, "Cancelled before the call started");
       return;
     }
+    this.#mayCancel = mayCancel;
     if (this.#irpSignal !== undefined) {
       this.#watched = pendingOn(this.#irpSignal);
       this.#watched.add(this);

@@ -1,7 +1,8 @@
 /**
  * IRP deadlines (provider/_deadline.ts) and signals: lanes expire in order, dropped deadlines never fire,
  * a loop of calls shares one lane, idle lanes are bounded, and a finished call's leftover timer
- * never keeps a process alive while a pending call's deadline does.
+ * never keeps a process alive while a pending call's deadline does; an IRP cancelled before
+ * the call completes it with STATUS_CANCELLED.
  *
  * @module
  */
@@ -14,8 +15,14 @@ import {
   IDLE_LANES,
 } from "../../provider/_deadline.ts";
 import { PendingCall } from "../../provider/_irp.ts";
-import { ntStatusName, STATUS_IO_TIMEOUT, STATUS_SUCCESS } from "../../provider/mod.ts";
-import { sleep } from "../_helpers.ts";
+import {
+  AF_INET,
+  ntStatusName,
+  STATUS_IO_TIMEOUT,
+  STATUS_SUCCESS,
+  wskBuf,
+} from "../../provider/mod.ts";
+import { connectedPair, sleep } from "../_helpers.ts";
 
 const DONE = { status: STATUS_SUCCESS, information: 0 };
 
@@ -136,3 +143,18 @@ Deno.test("one abort cancels every call pending on its signal, and only those", 
   const late = new PendingCall({ signal: controller.signal });
   assert.equal(ntStatusName((await late.promise).status), "STATUS_CANCELLED");
 });
+
+for (const backing of ["deno", "node"] as const) {
+  Deno.test(`WskSend() with an IRP cancelled before the call completes with STATUS_CANCELLED (${backing} backing)`, async () => {
+    await using pair = await connectedPair(AF_INET, { backing });
+    const { socket } = pair;
+    const sent = await socket.Dispatch.WskSend(socket, wskBuf(new Uint8Array(8)), 0, {
+      signal: AbortSignal.abort(),
+    });
+    // It once came back STATUS_INVALID_PARAMETER ("Cannot access 'request' before
+    // initialization"): the send's may-cancel check ran inside PendingCall's constructor.
+    assert.equal(ntStatusName(sent.status), "STATUS_CANCELLED", sent.message ?? "");
+    assert.equal(sent.information, 0);
+    assert.equal(socket.state, "ESTAB");
+  });
+}
