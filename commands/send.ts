@@ -57,7 +57,7 @@ async function sendChunks(
 export interface ByteSource {
   /** Reads into `into`; the count read, or null at the end. */
   read(into: Uint8Array): Promise<number | null>;
-  /** Closes the source (a read still pending on a pipe may run on until input comes). */
+  /** Closes the source; a read still pending then ends. */
   close(): void;
 }
 
@@ -75,9 +75,7 @@ function closeQuietly(source: ByteSource): void {
  * the next read is already under way into the other buffer, so reading the input and writing
  * the socket overlap and no chunk is allocated. A chunk stays valid until the next one is asked
  * for. Whatever a read returns is yielded at once (an interactive line is not held back to fill
- * a buffer). Stopping early closes the source. A read already pending on a pipe or terminal
- * cannot be called off in Deno: it ends when more input or the end of input arrives, and the
- * process waits for it.
+ * a buffer). Stopping early closes the source, which ends the read still pending.
  */
 async function* readAhead(source: ByteSource): AsyncGenerator<Uint8Array> {
   let current = new Uint8Array(SEND_CHUNK);
