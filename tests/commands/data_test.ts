@@ -8,6 +8,7 @@ import { cliCommand, closedPort, runCli, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
   callsOf,
+  Collector,
   hex,
   PythonListener,
   randomBytes,
@@ -605,5 +606,71 @@ Deno.test("send exits 1 after a read error on its input and resets the connectio
       // It exited.
     }
     await child.status;
+  }
+});
+
+/** Takes the first chunk, then resets the connection (SO_LINGER 0). */
+const RESET_AFTER_FIRST_PEER = `
+import json, socket, struct
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+srv.settimeout(20)
+print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
+conn, _ = srv.accept()
+conn.settimeout(20)
+first = conn.recv(65536)
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+print(json.dumps({"first": first.decode()}), flush=True)
+`;
+
+Deno.test("send that fails part-way exits promptly although its input pipe stays open", async () => {
+  await using peer = await PythonListener.start<{ first?: string }>(
+    RESET_AFTER_FIRST_PEER,
+    "127.0.0.1",
+    [],
+  );
+  // A shell pipe, as users have it (Deno reads such a pipe with a blocking read that closing
+  // standard input does not interrupt): a line, then a second line after the peer has reset,
+  // then the input stays open for 4 s. The group prints wsk's exit code as soon as wsk ends.
+  const script = '(printf "first\\n"; sleep 1; printf "second\\n"; sleep 4) | ' +
+    '{ "$@"; echo "exit=$?" >&2; }';
+  const child = new Deno.Command("bash", {
+    args: [
+      "-c",
+      script,
+      "bash",
+      Deno.execPath(),
+      ...cliCommand(["send", `127.0.0.1:${peer.port}`]),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  const stderr = new Collector(child.stderr);
+  try {
+    const start = performance.now();
+    assert.deepEqual(await peer.report(10_000), { first: "first\n" });
+    const exit = await stderr.waitFor(
+      () => stderr.lines().find((line) => line.startsWith("exit=")),
+      4_000,
+      "wsk send to exit while its input is still open",
+    );
+    assert.equal(exit, "exit=1", stderr.text());
+    assert.ok(performance.now() - start < 4_500, "wsk waited for the end of its input");
+    const lines = statusLines(await stdout);
+    const send = lines.find((line) => line.call === "WskSend");
+    assert.match(send?.status ?? "", /STATUS_CONNECTION_(RESET|ABORTED)/, JSON.stringify(lines));
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited.
+    }
+    await child.status;
+    await stderr.cancel();
   }
 });
