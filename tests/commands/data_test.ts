@@ -487,12 +487,9 @@ Deno.test("receive --timeout 500 completes with STATUS_IO_TIMEOUT and exits 1 we
   assertEndpoints(lines, peer, report);
 });
 
-/**
- * Records the first chunk as soon as it arrives (while the sender's input is still open), then
- * everything up to EOF.
- */
-const FIRST_CHUNK_PEER = `
-import json, socket, sys
+/** The start of the python peers below: listen, print the port, accept one connection. */
+const ONE_CONNECTION = `
+import json, socket, struct
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(1)
@@ -500,6 +497,47 @@ srv.settimeout(20)
 print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
 conn, _ = srv.accept()
 conn.settimeout(20)
+`;
+
+/** Starts one of those peers on 127.0.0.1. */
+function onePeer<Report>(script: string): Promise<PythonListener<Report>> {
+  return PythonListener.start<Report>(script, "127.0.0.1", []);
+}
+
+/**
+ * Spawns `wsk send 127.0.0.1:PORT`, directly or through `via` (a launcher and its arguments,
+ * wsk's argv following them); killed (if still running) on dispose.
+ */
+function spawnSend(
+  port: number,
+  { via = [], stdin = "null" }: { via?: string[]; stdin?: "piped" | "null" } = {},
+): Deno.ChildProcess & AsyncDisposable {
+  const wsk = [Deno.execPath(), ...cliCommand(["send", `127.0.0.1:${port}`])];
+  const [program, ...args] = via.length > 0 ? [...via, ...wsk] : wsk;
+  const child = new Deno.Command(program!, {
+    args,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  return Object.assign(child, {
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It exited.
+      }
+      await child.status;
+    },
+  });
+}
+
+/**
+ * Records the first chunk as soon as it arrives (while the sender's input is still open), then
+ * everything up to EOF.
+ */
+const FIRST_CHUNK_PEER = ONE_CONNECTION + `
 first = conn.recv(65536)
 print(json.dumps({"first": first.decode()}), flush=True)
 rest = b""
@@ -510,50 +548,23 @@ conn.close()
 `;
 
 Deno.test("send from standard input sends what arrives at once, not when a buffer fills", async () => {
-  await using peer = await PythonListener.start<{ first?: string; rest?: string }>(
-    FIRST_CHUNK_PEER,
-    "127.0.0.1",
-    [],
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(["send", `127.0.0.1:${peer.port}`]),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
+  await using peer = await onePeer<{ first?: string; rest?: string }>(FIRST_CHUNK_PEER);
+  await using child = spawnSend(peer.port, { stdin: "piped" });
   const writer = child.stdin.getWriter();
-  try {
-    await writer.write(text.encode("first line\n"));
-    // The peer sees the line while wsk's input is still open: nothing waits for more input.
-    assert.deepEqual(await peer.report(10_000), { first: "first line\n" });
-    await writer.write(text.encode("second line\n"));
-    await writer.close();
-    const out = await within(child.output(), 15_000, "wsk send exit");
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    const lines = statusLines(new TextDecoder().decode(out.stdout));
-    assertAllSucceeded(lines);
-    assert.equal(lines.find((line) => line.call === "WskSend")?.bytes, "23");
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
-  }
+  await writer.write(text.encode("first line\n"));
+  // The peer sees the line while wsk's input is still open: nothing waits for more input.
+  assert.deepEqual(await peer.report(10_000), { first: "first line\n" });
+  await writer.write(text.encode("second line\n"));
+  await writer.close();
+  const out = await within(child.output(), 15_000, "wsk send exit");
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const lines = statusLines(new TextDecoder().decode(out.stdout));
+  assertAllSucceeded(lines);
+  assert.equal(lines.find((line) => line.call === "WskSend")?.bytes, "23");
 });
 
 /** Reads until the connection ends and reports how: a FIN or a reset. */
-const END_PEER = `
-import json, socket
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-srv.settimeout(20)
-print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
-conn, _ = srv.accept()
-conn.settimeout(20)
+const END_PEER = ONE_CONNECTION + `
 end = "timeout"
 try:
     while conn.recv(65536):
@@ -568,57 +579,30 @@ conn.close()
 `;
 
 Deno.test("send exits 1 after a read error on its input and resets the connection", async () => {
-  await using peer = await PythonListener.start<{ end?: string }>(END_PEER, "127.0.0.1", []);
+  await using peer = await onePeer<{ end?: string }>(END_PEER);
   // Standard input is a directory, so the first read fails (EISDIR). python only sets that up
   // and then becomes wsk (exec), keeping the argv an array.
-  const child = new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import os, sys; fd = os.open('/', os.O_RDONLY); os.dup2(fd, 0); " +
-      "os.execv(sys.argv[1], sys.argv[1:])",
-      Deno.execPath(),
-      ...cliCommand(["send", `127.0.0.1:${peer.port}`]),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
-  try {
-    // Before the fix the open connection kept the process alive after the error line.
-    const out = await within(child.output(), 15_000, "wsk send exit");
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 1, stderr);
-    assert.match(stderr, /^error: .*os error 21\)\n$/);
-    const lines = statusLines(new TextDecoder().decode(out.stdout));
-    assert.deepEqual(lines.map((line) => [line.call, line.status]), [
-      ["WskSocket", "STATUS_SUCCESS"],
-      ["WskBind", "STATUS_SUCCESS"],
-      ["WskConnect", "STATUS_SUCCESS"],
-      ["WskCloseSocket", "STATUS_SUCCESS"],
-    ]);
-    // The stream was cut short: the peer must not see a FIN that would make it look complete.
-    assert.deepEqual(await peer.report(10_000), { end: "reset" });
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
-  }
+  const becomeWsk = "import os, sys; fd = os.open('/', os.O_RDONLY); os.dup2(fd, 0); " +
+    "os.execv(sys.argv[1], sys.argv[1:])";
+  await using child = spawnSend(peer.port, { via: ["python3", "-c", becomeWsk] });
+  // Before the fix the open connection kept the process alive after the error line.
+  const out = await within(child.output(), 15_000, "wsk send exit");
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  assert.match(stderr, /^error: .*os error 21\)\n$/);
+  const lines = statusLines(new TextDecoder().decode(out.stdout));
+  assert.deepEqual(lines.map((line) => [line.call, line.status]), [
+    ["WskSocket", "STATUS_SUCCESS"],
+    ["WskBind", "STATUS_SUCCESS"],
+    ["WskConnect", "STATUS_SUCCESS"],
+    ["WskCloseSocket", "STATUS_SUCCESS"],
+  ]);
+  // The stream was cut short: the peer must not see a FIN that would make it look complete.
+  assert.deepEqual(await peer.report(10_000), { end: "reset" });
 });
 
 /** Takes the first chunk, then resets the connection (SO_LINGER 0). */
-const RESET_AFTER_FIRST_PEER = `
-import json, socket, struct
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-srv.settimeout(20)
-print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
-conn, _ = srv.accept()
-conn.settimeout(20)
+const RESET_AFTER_FIRST_PEER = ONE_CONNECTION + `
 first = conn.recv(65536)
 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 conn.close()
@@ -626,29 +610,14 @@ print(json.dumps({"first": first.decode()}), flush=True)
 `;
 
 Deno.test("send that fails part-way exits promptly although its input pipe stays open", async () => {
-  await using peer = await PythonListener.start<{ first?: string }>(
-    RESET_AFTER_FIRST_PEER,
-    "127.0.0.1",
-    [],
-  );
-  // A shell pipe, as users have it (Deno reads such a pipe with a blocking read that closing
-  // standard input does not interrupt): a line, then a second line after the peer has reset,
-  // then the input stays open for 4 s. The group prints wsk's exit code as soon as wsk ends.
+  await using peer = await onePeer<{ first?: string }>(RESET_AFTER_FIRST_PEER);
+  // A shell pipe, as users have it: a line, then a second line after the peer has reset (its
+  // WskSend fails while the next read of standard input is pending), then the input stays open
+  // for 4 s. wsk must close its input, which ends that read, rather than wait for more. The
+  // group prints wsk's exit code as soon as wsk ends (the shell itself waits for the sleep).
   const script = '(printf "first\\n"; sleep 1; printf "second\\n"; sleep 4) | ' +
     '{ "$@"; echo "exit=$?" >&2; }';
-  const child = new Deno.Command("bash", {
-    args: [
-      "-c",
-      script,
-      "bash",
-      Deno.execPath(),
-      ...cliCommand(["send", `127.0.0.1:${peer.port}`]),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
+  await using child = spawnSend(peer.port, { via: ["bash", "-c", script, "bash"] });
   const stdout = new Response(child.stdout).text();
   const stderr = new Collector(child.stderr);
   try {
@@ -665,12 +634,6 @@ Deno.test("send that fails part-way exits promptly although its input pipe stays
     const send = lines.find((line) => line.call === "WskSend");
     assert.match(send?.status ?? "", /STATUS_CONNECTION_(RESET|ABORTED)/, JSON.stringify(lines));
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
     await stderr.cancel();
   }
 });
