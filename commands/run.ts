@@ -27,7 +27,7 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import type { Run } from "./_run.ts";
+import { joinBytes, type Run } from "./_run.ts";
 import { parseScript, ScriptSyntaxError, type Step } from "./_script.ts";
 import { UsageError } from "./_usage.ts";
 import { PatternVerifier } from "./_pattern.ts";
@@ -77,7 +77,7 @@ async function readScript(ctx: CliContext, file: string): Promise<string> {
         total += count;
         if (total > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
       }
-      bytes = concat(chunks, total);
+      bytes = joinBytes(chunks, total);
     } else {
       const info = await Deno.stat(file);
       if (!info.isFile && !info.isFifo) throw new Error("not a file");
@@ -90,16 +90,6 @@ async function readScript(ctx: CliContext, file: string): Promise<string> {
     );
   }
   return new TextDecoder().decode(bytes);
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
