@@ -5,7 +5,7 @@
  *
  * ```text
  * <Call> <STATUS_NAME> 0x<8 HEX> socket=<id> [local=<addr>] [remote=<addr>] bytes=<n> [calls=<n>]
- *   [value=<v>] time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
+ *   [value=<v>] [peer_saw=RST|FIN] time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
  * ```
  *
  * (on one line). Addresses are `127.0.0.1:80` or `[::1]:80`. Quoted values use JSON string
@@ -22,6 +22,7 @@ import {
   type NTSTATUS,
   ntStatusName,
   type SockAddr,
+  type Teardown,
 } from "../provider/mod.ts";
 
 /** One reported call. */
@@ -47,6 +48,8 @@ export interface CallRecord {
   /** Bytes received and sent over a connection's life (its Summary line). */
   readonly received?: number;
   readonly sent?: number;
+  /** What the peer saw when our side aborted the connection: a real RST, or only a FIN. */
+  readonly peerSaw?: Teardown;
   /** An option value read or written by WskControlSocket. */
   readonly value?: string | number;
   /** The option or IOCTL name for WskControlSocket. */
@@ -145,6 +148,7 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   if (record.value !== undefined) parts.push(`value=${record.value}`);
   if (record.received !== undefined) parts.push(`received=${record.received}`);
   if (record.sent !== undefined) parts.push(`sent=${record.sent}`);
+  if (record.peerSaw !== undefined) parts.push(`peer_saw=${record.peerSaw}`);
   parts.push(`time=${formatElapsed(record.elapsedMs)}ms`);
   if (record.data !== undefined && record.data.length > 0) {
     parts.push(`data="${escapeBytes(record.data)}"`);
@@ -201,6 +205,7 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (record.value !== undefined) object.value = record.value;
   if (record.received !== undefined) object.received = record.received;
   if (record.sent !== undefined) object.sent = record.sent;
+  if (record.peerSaw !== undefined) object.peer_saw = record.peerSaw;
   object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
   if (record.data !== undefined && record.data.length > 0) {
     try {

@@ -17,6 +17,7 @@ import {
   STATUS_CONNECTION_RESET,
   STATUS_DATA_ERROR,
   STATUS_SUCCESS,
+  type Teardown,
   ulong,
   wildcard,
   WSK_FLAG_CONNECTION_SOCKET,
@@ -139,6 +140,8 @@ export interface ReceiveLoopOptions {
 /** Anything with an id and, when known, addresses: what a status line describes. */
 export type Described = Pick<WskConnectionSocket, "id" | "localAddress"> & {
   readonly remoteAddress?: SockAddr | null;
+  /** Set once our side aborted the connection: what the peer was sent (RST, or FIN). */
+  readonly peerSaw?: Teardown | null;
 };
 
 /** One command run: its reporter, its timeout, and a signal that Ctrl-C aborts. */
@@ -202,6 +205,7 @@ export class Run {
       ...(socket
         ? { socket: socket.id, local: socket.localAddress, remote: socket.remoteAddress ?? null }
         : {}),
+      ...(socket?.peerSaw ? { peerSaw: socket.peerSaw } : {}),
       ...(completion.message === undefined ? {} : { message: completion.message }),
       ...(completion.cause === undefined ? {} : { cause: completion.cause }),
       ...extra,

@@ -20,6 +20,7 @@ import {
   sockAddr,
   sockAddrFromNetAddr,
 } from "./address.ts";
+import { resetConnection } from "./_rst.ts";
 
 /** Which host API backs a socket. */
 export type BackingKind = "deno" | "node";
@@ -38,7 +39,10 @@ export interface ConnectionBacking {
   write(from: Uint8Array): Promise<number>;
   /** Sends FIN after everything written so far. */
   closeWrite(): Promise<void>;
-  /** Sends RST and releases the socket; false when this backing cannot send a pure RST. */
+  /**
+   * Sends RST and releases the socket; false (and nothing done) when it cannot send a pure RST
+   * here: a deno-backed socket can only with `--allow-ffi` (see `_rst.ts`).
+   */
   reset(): boolean;
   /** Releases the socket (FIN unless already shut, as the kernel decides). */
   close(): void;
@@ -95,7 +99,10 @@ class DenoBacking implements ConnectionBacking {
   }
 
   reset(): boolean {
-    return false;
+    // Through libc when --allow-ffi is granted; otherwise the caller closes (FIN).
+    if (!resetConnection(this.localAddress, this.remoteAddress)) return false;
+    this.close();
+    return true;
   }
 
   close(): void {

@@ -68,6 +68,7 @@ import {
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
 import { probeBind } from "./_probe.ts";
+import { canResetDenoConnections } from "./_rst.ts";
 
 /**
  * The states of a connection socket (wsk-semantics §2.1).
@@ -91,15 +92,19 @@ export type ConnectionState =
 /** Which host socket a connection uses: see the README's "Backing" section. */
 export type BackingPreference = "auto" | BackingKind;
 
+/** What the peer was sent when this side aborted a connection: see `peerSaw`. */
+export type Teardown = "RST" | "FIN";
+
 /** Model-only choices made when a socket is created. */
 export interface WskSocketOptions {
   /**
-   * `"deno"`: Deno.connect (fastest receive; cannot bind a source address or send RST).
-   * `"node"`: node:net (honours every call). `"auto"` (default): Deno unless the socket is bound
-   * to a specific address or port, or `abortive` is set.
+   * `"deno"`: Deno.connect (fastest receive; cannot bind a source address; sends RST only with
+   * `--allow-ffi`, else its aborts close with FIN). `"node"`: node:net (honours every call).
+   * `"auto"` (default): Deno unless the socket is bound to a specific address or port, or
+   * `abortive` is set and `--allow-ffi` is not granted.
    */
   readonly backing?: BackingPreference;
-  /** The client may disconnect abortively, so `"auto"` picks a backing that can send RST. */
+  /** The client may disconnect abortively, so `"auto"` picks a backing that can send RST here. */
   readonly abortive?: boolean;
 }
 
@@ -262,6 +267,7 @@ export class WskConnectionSocket {
   #target: SockAddr | null = null;
   #pendingConnect: PendingCall | null = null;
   #abortStatus: NTSTATUS = STATUS_CONNECTION_ABORTED;
+  #peerSaw: Teardown | null = null;
 
   // Receive side.
   #receives: ReceiveRequest[] = [];
@@ -333,6 +339,16 @@ export class WskConnectionSocket {
   /** Which host socket backs this socket once connected, or null before. */
   get backing(): BackingKind | null {
     return this.#backing?.kind ?? null;
+  }
+
+  /**
+   * What went on the wire when this side aborted the connection (an abortive WskDisconnect,
+   * WskCloseSocket of a live connection, a send or disconnect cancelled part-way): `"RST"`, or
+   * `"FIN"` where the host could only close (a deno-backed socket without `--allow-ffi`). Null
+   * while this side has not aborted it.
+   */
+  get peerSaw(): Teardown | null {
+    return this.#peerSaw;
   }
 
   /** Bytes handed to the host socket so far. */
@@ -493,7 +509,9 @@ export class WskConnectionSocket {
     const preference = this.#options.backing ?? "auto";
     if (preference !== "auto") return preference;
     const specific = !isWildcard(bound) || bound.port !== 0 || this.#bindFixed;
-    return specific || this.#options.abortive === true ? "node" : "deno";
+    // An abortive client needs a backing that can reset: deno can with --allow-ffi.
+    const mustReset = this.#options.abortive === true && !canResetDenoConnections();
+    return specific || mustReset ? "node" : "deno";
   }
 
   #attach(backing: ConnectionBacking): void {
@@ -557,7 +575,7 @@ export class WskConnectionSocket {
 
   #queueSend(parts: Uint8Array[], flags: number, irp: WskIrp | undefined): Promise<WskCompletion> {
     const request: SendRequest = {
-      call: new PendingCall(irp, () => !request.started || this.#backing?.kind !== "deno"),
+      call: new PendingCall(irp),
       parts,
       flags,
       started: false,
@@ -568,7 +586,8 @@ export class WskConnectionSocket {
       request.call.onCancel(() => {
         this.#sends.delete(request);
         // Bytes already handed to TCP cannot be taken back: the stream would be torn, so a
-        // send cancelled half-way aborts the connection (a real RST).
+        // send cancelled half-way aborts the connection (RST where the backing can; on a
+        // deno backing without --allow-ffi, a close, which also ends the blocked write).
         if (request.started) this.#abortLocally("A send was cancelled part-way");
       });
     }
@@ -978,14 +997,12 @@ export class WskConnectionSocket {
       if (this.#state === "BOTHFIN" || this.#state === "ABORTED") return success();
       const refused = this.#refuse(STATES_SEND_OR_FIN, "WskDisconnect");
       if (refused) return refused;
-      if (this.#backing!.kind === "deno") {
-        return failure(
-          STATUS_NOT_SUPPORTED,
-          "The deno backing cannot send RST; create the socket with backing node or abortive",
-        );
-      }
       this.#abortLocally("Aborted by WskDisconnect");
-      return success();
+      return this.#peerSaw === "RST" ? success() : {
+        ...success(),
+        message: "The host could not send RST here (deno backing without --allow-ffi): " +
+          "the connection was closed and the peer saw FIN",
+      };
     }
     const refused = this.#refuseData(STATES_SEND, "WskDisconnect");
     if (refused) return refused;
@@ -1025,9 +1042,22 @@ export class WskConnectionSocket {
   #abortLocally(reason: string): void {
     if (this.#state === "ABORTED" || this.#state === "CLOSED") return;
     this.#enterAborted(STATUS_CONNECTION_ABORTED);
-    const backing = this.#backing;
-    if (backing !== null && !backing.reset()) backing.close();
+    this.#tearDown();
     this.#failPending(STATUS_CONNECTION_ABORTED, reason);
+  }
+
+  /**
+   * Releases the host socket abortively: RST where the backing can, else a plain close (the
+   * peer then sees FIN). Blocked host reads and writes end either way. Records which it was.
+   */
+  #tearDown(): void {
+    const backing = this.#backing;
+    if (backing === null) return;
+    if (backing.reset()) this.#peerSaw = "RST";
+    else {
+      backing.close();
+      this.#peerSaw = "FIN";
+    }
   }
 
   #enterAborted(status: NTSTATUS): void {
@@ -1179,7 +1209,8 @@ export class WskConnectionSocket {
     if (backing !== null) {
       // Not shut in both directions: WSK aborts the connection (RST where the backing can).
       const abortive = before === "ESTAB" || before === "LFIN" || before === "RFIN";
-      if (!abortive || !backing.reset()) backing.close();
+      if (abortive) this.#tearDown();
+      else backing.close();
     }
     this.#stash = [];
     this.#stashBytes = 0;

@@ -55,6 +55,7 @@ import {
   newAcceptedSocket,
   type WskConnectionSocket,
 } from "./connection.ts";
+import { canResetDenoConnections } from "./_rst.ts";
 
 /** States of a listening socket: created, bound and listening, closed. */
 export type ListenState = "INIT" | "LISTENING" | "CLOSED";
@@ -100,8 +101,9 @@ export interface WskListenOptions {
    * Which host listener serves the socket. `"node"`: a `node:net` Server
    * (`allowHalfOpen`, `pauseOnConnect`) whose accepted sockets are node-backed, so an abortive
    * WskDisconnect or a WskCloseSocket of a live connection sends a real RST. `"deno"`:
-   * `Deno.listen`, whose accepted sockets read faster but cannot send RST. `"auto"`: node when
-   * `abortive` is set, else deno.
+   * `Deno.listen`, whose accepted sockets read faster and send RST only with `--allow-ffi`
+   * (without it their aborts close with FIN). `"auto"`: node when `abortive` is set and
+   * `--allow-ffi` is not granted, else deno.
    *
    * @default {"auto"}
    */
@@ -261,11 +263,14 @@ export class WskListenSocket {
     return success();
   }
 
-  /** The host listener `backing` and `abortive` ask for: node can reset, deno reads faster. */
+  /**
+   * The host listener `backing` and `abortive` ask for: node can always reset, deno reads
+   * faster and can reset too when `--allow-ffi` is granted.
+   */
   #backingKind(): "node" | "deno" {
     const preference = this.#options.backing ?? "auto";
     if (preference !== "auto") return preference;
-    return this.#options.abortive === true ? "node" : "deno";
+    return this.#options.abortive === true && !canResetDenoConnections() ? "node" : "deno";
   }
 
   #accept(

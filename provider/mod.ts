@@ -53,11 +53,13 @@ export * from "./address.ts";
 export * from "./types.ts";
 export type { BackingKind } from "./_backing.ts";
 export { hostErrorCode } from "./_errors.ts";
+export { canResetDenoConnections } from "./_rst.ts";
 export type { ControlInput } from "./_control.ts";
 export {
   type BackingPreference,
   type ConnectionState,
   IDEAL_SEND_BACKLOG,
+  type Teardown,
   WSK_PROVIDER_CONNECTION_DISPATCH,
   WskConnectionSocket,
   type WskProviderConnectionDispatch,

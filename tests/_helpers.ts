@@ -223,9 +223,12 @@ export const CLI_PERMISSIONS: readonly string[] = [
   "--allow-run",
 ];
 
-/** The argv that runs the CLI the way `deno task wsk` does. */
-export function cliCommand(args: string[]): string[] {
-  return ["run", ...CLI_PERMISSIONS, MAIN, ...args];
+/** The opt-in permission that lets a deno-backed socket send a real RST (provider/_rst.ts). */
+export const FFI = "--allow-ffi";
+
+/** The argv that runs the CLI the way `deno task wsk` does, plus `extra` permissions. */
+export function cliCommand(args: string[], extra: readonly string[] = []): string[] {
+  return ["run", ...CLI_PERMISSIONS, ...extra, MAIN, ...args];
 }
 
 /**
@@ -235,10 +238,16 @@ export function cliCommand(args: string[]): string[] {
  */
 export async function runCli(
   args: string[],
-  options: { stdin?: Uint8Array | string; timeoutMs?: number; env?: Record<string, string> } = {},
+  options: {
+    stdin?: Uint8Array | string;
+    timeoutMs?: number;
+    env?: Record<string, string>;
+    /** Extra permissions, e.g. {@linkcode FFI}. */
+    permissions?: readonly string[];
+  } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(args),
+    args: cliCommand(args, options.permissions),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -893,18 +893,79 @@ Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE ends pending and later data ca
   assert.ok(seen.error instanceof Deno.errors.ConnectionReset, `peer saw ${String(seen.error)}`);
 });
 
-Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE completes with STATUS_NOT_SUPPORTED on a deno-backed socket, which keeps working", async () => {
+// The test task grants --allow-ffi, so a deno-backed socket resets through libc (_rst.ts); the
+// fallback without it (a close, peer_saw=FIN) is covered by the CLI tests in abort_test.ts.
+
+Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE sends a real RST on a deno-backed socket", async () => {
   await using pair = await connectedPair(AF_INET, { backing: "deno" });
   const { socket, peer } = pair;
   assert.equal(socket.backing, "deno");
-  const refused = await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE);
-  assertStatus(refused, STATUS_NOT_SUPPORTED);
-  assertState(socket, "ESTAB");
-  await sendAll(socket, text.encode("still"));
-  assert.equal(text.decode(await readExactly(peer, 5)), "still");
-  await peer.write(text.encode("open"));
-  assert.equal(text.decode(await receiveExactly(socket, 4)), "open");
+  await sendAll(socket, text.encode("before"));
+  assert.equal(text.decode(await readExactly(peer, 6)), "before");
+  const aborted = await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE);
+  assertStatus(aborted, STATUS_SUCCESS);
+  assert.equal(aborted.message, undefined);
+  assertState(socket, "ABORTED");
+  assert.equal(socket.peerSaw, "RST");
+  const seen = await within(readAll(peer), 5000, "peer readAll");
+  assert.ok(seen.error instanceof Deno.errors.ConnectionReset, `peer saw ${String(seen.error)}`);
 });
+
+Deno.test("WskCloseSocket() of a live deno-backed connection sends a real RST", async () => {
+  await using pair = await connectedPair(AF_INET6, { backing: "deno" });
+  const { socket, peer } = pair;
+  const watching = readAll(peer);
+  await sleep(20);
+  assertStatus(await socket.Dispatch.WskCloseSocket(socket), STATUS_SUCCESS);
+  assert.equal(socket.peerSaw, "RST");
+  const seen = await within(watching, 5000, "peer readAll");
+  assert.ok(seen.error instanceof Deno.errors.ConnectionReset, `peer saw ${String(seen.error)}`);
+});
+
+for (const backing of BACKINGS) {
+  Deno.test(`WskSend() blocked on a peer that never reads completes with STATUS_IO_TIMEOUT at its deadline and resets the connection (${backing} backing)`, async () => {
+    await using pair = await connectedPair(AF_INET, { backing });
+    const { socket, peer } = pair;
+    const big = new Uint8Array(64 << 20);
+    const start = performance.now();
+    const sent = await within(
+      socket.Dispatch.WskSend(socket, wskBuf(big), 0, { timeout: 500 }),
+      5000,
+      "WskSend",
+    );
+    const took = performance.now() - start;
+    assertStatus(sent, STATUS_IO_TIMEOUT);
+    assert.ok(took < 600, `completed after ${took.toFixed(0)} ms, bound 500 ms`);
+    assert.equal(socket.peerSaw, "RST");
+    assertState(socket, "ABORTED");
+    // The peer reads what got through, then the reset: never a clean end of a cut stream.
+    const seen = await within(readAll(peer), 10_000, "peer readAll");
+    assert.ok(seen.bytes.length < big.length, `peer got ${seen.bytes.length} bytes`);
+    assert.ok(seen.error instanceof Deno.errors.ConnectionReset, `peer saw ${String(seen.error)}`);
+  });
+
+  Deno.test(`WskSend() whose IRP is cancelled while it writes completes with STATUS_CANCELLED at once and resets the connection (${backing} backing)`, async () => {
+    await using pair = await connectedPair(AF_INET, { backing });
+    const { socket, peer } = pair;
+    const controller = new AbortController();
+    const sending = track(
+      socket.Dispatch.WskSend(socket, wskBuf(new Uint8Array(64 << 20)), 0, {
+        signal: controller.signal,
+      }),
+    );
+    await sleep(200);
+    assert.equal(sending.settled, false, "the send is blocked on the peer's full window");
+    const start = performance.now();
+    controller.abort();
+    const sent = await within(sending.promise, 5000, "WskSend");
+    const took = performance.now() - start;
+    assertStatus(sent, STATUS_CANCELLED);
+    assert.ok(took < 100, `completed ${took.toFixed(0)} ms after the cancel`);
+    assert.equal(socket.peerSaw, "RST");
+    const seen = await within(readAll(peer), 10_000, "peer readAll");
+    assert.ok(seen.error instanceof Deno.errors.ConnectionReset, `peer saw ${String(seen.error)}`);
+  });
+}
 
 Deno.test("WskCloseSocket() of a live node-backed connection resets it", async () => {
   await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);

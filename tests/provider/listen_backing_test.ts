@@ -30,6 +30,7 @@ import {
   type WskConnectionSocket,
   type WskListenSocket,
 } from "../../provider/mod.ts";
+import { canResetDenoConnections } from "../../provider/mod.ts";
 import {
   assertStatus,
   enableEvents,
@@ -446,7 +447,7 @@ for (const backing of ["deno", "node"] as const) {
 
 for (const backing of [undefined, "auto"] as const) {
   const given = backing === undefined ? "the default backing" : `backing "${backing}"`;
-  Deno.test(`WskSocket(listen) with abortive and ${given} picks node: WSK_FLAG_ABORTIVE resets an accepted connection`, async () => {
+  Deno.test(`WskSocket(listen) with abortive and ${given} picks a backing that can reset (node, or deno with --allow-ffi): WSK_FLAG_ABORTIVE resets an accepted connection`, async () => {
     const made = await wskSocket({
       flags: WSK_FLAG_LISTEN_SOCKET,
       options: backing === undefined ? { abortive: true } : { abortive: true, backing },
@@ -456,12 +457,16 @@ for (const backing of [undefined, "auto"] as const) {
     assertStatus(await listen.Dispatch.WskBind(listen, sockAddr("127.0.0.1", 0)), 0);
     const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
     using client = await Deno.connect({ hostname: "127.0.0.1", port: listen.localAddress!.port });
-    await using socket = accepted(await pending);
+    const got = await pending;
+    assertStatus(got, STATUS_SUCCESS, "WskAccept:");
+    await using socket = got.socket!;
+    assert.equal(socket.backing, canResetDenoConnections() ? "deno" : "node");
     assertStatus(
       await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE),
       STATUS_SUCCESS,
     );
     assert.equal(socket.state, "ABORTED");
+    assert.equal(socket.peerSaw, "RST");
     const { bytes, error } = await within(readAll(client), 5000, "client read");
     assert.equal(bytes.length, 0);
     assert.ok(error instanceof Deno.errors.ConnectionReset, `expected a reset, got ${error}`);
