@@ -17,11 +17,16 @@ import { AF_INET, encodeSockAddr, type SockAddr } from "./address.ts";
 
 /** The libc calls this needs. */
 interface Libc {
-  getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
-  getpeername(fd: number, addr: Uint8Array, len: Uint8Array): number;
-  connect(fd: number, addr: Uint8Array, len: number): number;
+  getsockname(fd: number, addr: Deno.PointerValue, len: Deno.PointerValue): number;
+  getpeername(fd: number, addr: Deno.PointerValue, len: Deno.PointerValue): number;
+  connect(fd: number, addr: Deno.PointerValue, len: number): number;
   fcntl(fd: number, command: number): number;
 }
+
+/** Buffers the calls write into, made once: pointers keep each call on FFI's fast path. */
+const raw = new Uint8Array(128);
+const length = new Uint32Array(1);
+const unspec = new Uint8Array(16);
 
 /** Linux address family numbers, as the kernel writes them in a `sockaddr`. */
 const LINUX_AF_UNSPEC = 0;
@@ -50,9 +55,9 @@ function loadLibc(): Libc | null {
     const lib = Deno.dlopen(
       "libc.so.6",
       {
-        getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-        getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-        connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+        getsockname: { parameters: ["i32", "pointer", "pointer"], result: "i32" },
+        getpeername: { parameters: ["i32", "pointer", "pointer"], result: "i32" },
+        connect: { parameters: ["i32", "pointer", "u32"], result: "i32" },
         fcntl: { parameters: ["i32", "i32"], result: "i32" },
       } as const,
     );
@@ -127,13 +132,12 @@ export function resetConnection(local: SockAddr, remote: SockAddr): boolean {
   if (c === null) return false;
   const mine = wanted(local);
   const theirs = wanted(remote);
-  const raw = new Uint8Array(128);
-  const length = new Uint32Array(1);
-  const lengthBytes = new Uint8Array(length.buffer);
+  const rawAt = Deno.UnsafePointer.of(raw);
+  const lengthAt = Deno.UnsafePointer.of(length);
   let gap = 0;
   for (let fd = 0; fd < SCAN_MAX && gap < SCAN_GAP; fd++) {
     length[0] = raw.length;
-    if (c.getsockname(fd, raw, lengthBytes) !== 0) {
+    if (c.getsockname(fd, rawAt, lengthAt) !== 0) {
       // Not a socket: a closed descriptor counts towards the end of the scan, an open file not.
       gap = c.fcntl(fd, F_GETFD) === -1 ? gap + 1 : 0;
       continue;
@@ -141,10 +145,9 @@ export function resetConnection(local: SockAddr, remote: SockAddr): boolean {
     gap = 0;
     if (!matches(raw, mine)) continue;
     length[0] = raw.length;
-    if (c.getpeername(fd, raw, lengthBytes) !== 0 || !matches(raw, theirs)) continue;
-    const unspec = new Uint8Array(16);
+    if (c.getpeername(fd, rawAt, lengthAt) !== 0 || !matches(raw, theirs)) continue;
     unspec[0] = LINUX_AF_UNSPEC;
-    return c.connect(fd, unspec, unspec.length) === 0;
+    return c.connect(fd, Deno.UnsafePointer.of(unspec), unspec.length) === 0;
   }
   return false;
 }

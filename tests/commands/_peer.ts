@@ -472,21 +472,31 @@ export function gracefulEnd(local: string, remote: string): Expected[] {
   ];
 }
 
-/** A connect whose WskDisconnect (with `disconnect` fields) is followed by a failed drain. */
+/**
+ * A connect whose WskDisconnect (with `disconnect` fields) is followed by a failed drain, then
+ * WskCloseSocket (with `close` fields: a close before the peer's FIN says what the peer saw).
+ */
 export function failedDrain(
   local: string,
   remote: string,
   status: string,
   ntstatus: string,
   disconnect: Expected = {},
+  close: Expected = {},
 ): Expected[] {
   return [
     ...connectedPrefix(local, remote),
     ok("WskDisconnect", { local, remote, ...disconnect }),
     failed("WskReceive", status, ntstatus, { local, remote, calls: "1" }),
-    ok("WskCloseSocket", { local, remote }),
+    ok("WskCloseSocket", { local, remote, ...close }),
   ];
 }
+
+/**
+ * What a CLI run without --allow-ffi shows when it closes a deno-backed connection the peer has
+ * not finished: no RST is possible there, so the peer saw (only) our FIN.
+ */
+export const PEER_SAW_FIN: Expected = { peer_saw: "FIN" };
 
 /** A run whose `call` (from the wildcard bind) `remote` refused, with `fields` on that line. */
 export function refusedRun(remote: string, call = "WskConnect", fields: Expected = {}): Expected[] {

@@ -25,6 +25,7 @@ import {
   jsonLines,
   ok,
   okJson,
+  PEER_SAW_FIN,
   portOf,
   refusedRun,
   runAgainst,
@@ -149,7 +150,7 @@ Deno.test("connect ends within --timeout with STATUS_IO_TIMEOUT and exits 1 when
   assert.equal(result.stderr, "");
   const lines = assertLines(
     result.stdout,
-    failedDrain(local, peer.address, "STATUS_IO_TIMEOUT", "0xC00000B5"),
+    failedDrain(local, peer.address, "STATUS_IO_TIMEOUT", "0xC00000B5", {}, PEER_SAW_FIN),
   );
   assert.equal(result.code, 1);
   assert.ok(elapsed < 5000, `the run took ${elapsed.toFixed(0)} ms`);

@@ -27,6 +27,7 @@ import {
   jsonLines,
   ok,
   okJson,
+  PEER_SAW_FIN,
   refusedRun,
   runAgainst,
   SOME,
@@ -68,8 +69,8 @@ Deno.test("disconnect --abortive resets the connection, which the peer sees as C
   // No drain after an abortive disconnect: there is no FIN to wait for.
   assertLines(result.stdout, [
     ...connectedPrefix(local, remote),
-    ok("WskDisconnect", { local, remote }),
-    ok("WskCloseSocket", { local, remote }),
+    ok("WskDisconnect", { local, remote, peer_saw: "RST" }),
+    ok("WskCloseSocket", { local, remote, peer_saw: "RST" }),
   ]);
   assert.equal(result.code, 0);
   assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "reset" });
@@ -106,8 +107,8 @@ Deno.test("disconnect --json --abortive reports every call as a success and the 
   assert.equal(result.stderr, "");
   assert.deepEqual(jsonLines(result.stdout), [
     ...connectedPrefixJson(local, remote, "[::]:0"),
-    okJson("WskDisconnect", { local, remote }),
-    okJson("WskCloseSocket", { local, remote }),
+    okJson("WskDisconnect", { local, remote, peer_saw: "RST" }),
+    okJson("WskCloseSocket", { local, remote, peer_saw: "RST" }),
   ]);
   assert.equal(result.code, 0);
   assert.equal(seen.end, "reset");
@@ -137,7 +138,7 @@ Deno.test("disconnect ends within --timeout with STATUS_IO_TIMEOUT and exits 1 w
   assert.equal(result.stderr, "");
   assertLines(
     result.stdout,
-    failedDrain(local, peer.address, "STATUS_IO_TIMEOUT", "0xC00000B5"),
+    failedDrain(local, peer.address, "STATUS_IO_TIMEOUT", "0xC00000B5", {}, PEER_SAW_FIN),
   );
   assert.equal(result.code, 1);
   assert.ok(elapsed < 5000, `the run took ${elapsed.toFixed(0)} ms`);
@@ -349,7 +350,7 @@ Deno.test("release ends within --timeout with a STATUS_IO_TIMEOUT WskDisconnectE
     ...releasePrefix(local, remote, 2),
     ok("WskDisconnect", { local, remote }),
     failed("WskDisconnectEvent", "STATUS_IO_TIMEOUT", "0xC00000B5", { local, remote }),
-    ok("WskCloseSocket", { local, remote }),
+    ok("WskCloseSocket", { local, remote, ...PEER_SAW_FIN }),
   ]);
   assert.equal(result.code, 1);
   assert.ok(elapsed < 5000, `the run took ${elapsed.toFixed(0)} ms`);
@@ -365,7 +366,7 @@ Deno.test("closesocket cancels the pending WskReceive (STATUS_CANCELLED), exits 
   assert.equal(result.stderr, "");
   assertLines(result.stdout, [
     ...connectedPrefix(local, remote),
-    ok("WskCloseSocket", { local, remote }),
+    ok("WskCloseSocket", { local, remote, peer_saw: "RST" }),
     failed("WskReceive", "STATUS_CANCELLED", "0xC0000120", { local, remote }),
   ]);
   assert.equal(result.code, 0);
@@ -378,7 +379,7 @@ Deno.test("closesocket --json reports the cancelled receive after the close with
   assert.equal(result.stderr, "");
   assert.deepEqual(jsonLines(result.stdout), [
     ...connectedPrefixJson(local, remote, "[::]:0"),
-    okJson("WskCloseSocket", { local, remote }),
+    okJson("WskCloseSocket", { local, remote, peer_saw: "RST" }),
     failedJson("WskReceive", "STATUS_CANCELLED", "0xC0000120", { local, remote }),
   ]);
   assert.equal(result.code, 0);
