@@ -48,7 +48,8 @@ interface PortOutcome {
 
 /**
  * Checks every port of a list: WskSocketConnect, then at once WskCloseSocket, which closes the
- * connection without sending data (the host sends a FIN; only a failed close gets a line). Up
+ * connection without sending data (an abortive close: RST with --allow-ffi, else FIN; only a
+ * failed close gets a line). Up
  * to PARALLEL ports are tried at once; the lines come in the order of the list.
  */
 async function checkPorts(
@@ -71,7 +72,15 @@ async function checkPorts(
   for (let i = 0; i < ports.length; i++) {
     const { made, elapsedMs, closed } = await outcomes[i]!.promise;
     const target = { ...remote, port: ports[i]! };
-    const described = made.socket ?? { id: 0, localAddress: local, remoteAddress: target };
+    // As the socket was when it connected: the close since then (an abort: RST with
+    // --allow-ffi, else FIN) gets no line of its own unless it failed.
+    const described = made.socket
+      ? {
+        id: made.socket.id,
+        localAddress: made.socket.localAddress,
+        remoteAddress: made.socket.remoteAddress,
+      }
+      : { id: 0, localAddress: local, remoteAddress: target };
     run.report("WskSocketConnect", described, made, elapsedMs);
     if (closed && !NT_SUCCESS(closed.status)) run.report("WskCloseSocket", described, closed, 0);
   }

@@ -84,29 +84,75 @@ export function canResetDenoConnections(): boolean {
   return loadLibc() !== null;
 }
 
-/** The port and address bytes of an endpoint, in the kernel's layout for comparison. */
-interface Wanted {
-  readonly family: number;
-  readonly port: number;
-  readonly address: Uint8Array;
+/** An endpoint as text: family, port and address bytes (the kernel's `sockaddr` fields). */
+function endpointKey(family: number, port: number, address: Uint8Array): string {
+  let hex = "";
+  for (const byte of address) hex += byte.toString(16).padStart(2, "0");
+  return `${family}/${port}/${hex}`;
 }
 
-function wanted(addr: SockAddr): Wanted {
+/** The key of one of our endpoints, in the kernel's terms. */
+function keyOf(addr: SockAddr): string {
   const bytes = encodeSockAddr(addr);
+  const port = bytes[2]! << 8 | bytes[3]!;
   return addr.family === AF_INET
-    ? { family: LINUX_AF_INET, port: bytes[2]! << 8 | bytes[3]!, address: bytes.subarray(4, 8) }
-    : { family: LINUX_AF_INET6, port: bytes[2]! << 8 | bytes[3]!, address: bytes.subarray(8, 24) };
+    ? endpointKey(LINUX_AF_INET, port, bytes.subarray(4, 8))
+    : endpointKey(LINUX_AF_INET6, port, bytes.subarray(8, 24));
 }
 
-/** Whether a `sockaddr` the kernel wrote names `want`. */
-function matches(raw: Uint8Array, want: Wanted): boolean {
+/** The key of the IPv4 or IPv6 `sockaddr` the kernel wrote into `raw`; null for others. */
+function rawKey(): string | null {
   const family = raw[0]! | raw[1]! << 8;
-  if (family !== want.family || (raw[2]! << 8 | raw[3]!) !== want.port) return false;
-  const at = family === LINUX_AF_INET ? 4 : 8;
-  for (let i = 0; i < want.address.length; i++) {
-    if (raw[at + i] !== want.address[i]) return false;
+  const port = raw[2]! << 8 | raw[3]!;
+  if (family === LINUX_AF_INET) return endpointKey(family, port, raw.subarray(4, 8));
+  if (family === LINUX_AF_INET6) return endpointKey(family, port, raw.subarray(8, 24));
+  return null;
+}
+
+/** The local address of `fd` as a key: null when it is no socket, "" when no IP socket. */
+function localOf(c: Libc, fd: number): string | null {
+  length[0] = raw.length;
+  if (c.getsockname(fd, Deno.UnsafePointer.of(raw), Deno.UnsafePointer.of(length)) !== 0) {
+    return null;
   }
-  return true;
+  return rawKey() ?? "";
+}
+
+/** The remote address of `fd` as a key; null when it has none (not connected). */
+function remoteOf(c: Libc, fd: number): string | null {
+  length[0] = raw.length;
+  if (c.getpeername(fd, Deno.UnsafePointer.of(raw), Deno.UnsafePointer.of(length)) !== 0) {
+    return null;
+  }
+  return rawKey();
+}
+
+/**
+ * Descriptors of connections a scan came across, by address pair. Each FFI call costs
+ * microseconds, so a scan of thousands of descriptors takes milliseconds; the connections a
+ * scan learns on the way (every one sharing the local address asked for: the other accepted
+ * connections of the same listener) are found here next time, after a check that the
+ * descriptor still is that connection (it may have been closed and reused since).
+ */
+const known = new Map<string, number>();
+
+/** Walks the open descriptors for the connection `local`>`remote`; its descriptor, if open. */
+function scan(c: Libc, local: string, remote: string): number | undefined {
+  known.clear();
+  let gap = 0;
+  for (let fd = 0; fd < SCAN_MAX && gap < SCAN_GAP; fd++) {
+    const mine = localOf(c, fd);
+    if (mine === null) {
+      // Not a socket: a closed descriptor counts towards the end of the scan, an open file not.
+      gap = c.fcntl(fd, F_GETFD) === -1 ? gap + 1 : 0;
+      continue;
+    }
+    gap = 0;
+    if (mine !== local) continue;
+    const theirs = remoteOf(c, fd);
+    if (theirs !== null) known.set(`${mine}>${theirs}`, fd);
+  }
+  return known.get(`${local}>${remote}`);
 }
 
 /**
@@ -130,24 +176,14 @@ function matches(raw: Uint8Array, want: Wanted): boolean {
 export function resetConnection(local: SockAddr, remote: SockAddr): boolean {
   const c = loadLibc();
   if (c === null) return false;
-  const mine = wanted(local);
-  const theirs = wanted(remote);
-  const rawAt = Deno.UnsafePointer.of(raw);
-  const lengthAt = Deno.UnsafePointer.of(length);
-  let gap = 0;
-  for (let fd = 0; fd < SCAN_MAX && gap < SCAN_GAP; fd++) {
-    length[0] = raw.length;
-    if (c.getsockname(fd, rawAt, lengthAt) !== 0) {
-      // Not a socket: a closed descriptor counts towards the end of the scan, an open file not.
-      gap = c.fcntl(fd, F_GETFD) === -1 ? gap + 1 : 0;
-      continue;
-    }
-    gap = 0;
-    if (!matches(raw, mine)) continue;
-    length[0] = raw.length;
-    if (c.getpeername(fd, rawAt, lengthAt) !== 0 || !matches(raw, theirs)) continue;
-    unspec[0] = LINUX_AF_UNSPEC;
-    return c.connect(fd, Deno.UnsafePointer.of(unspec), unspec.length) === 0;
+  const mine = keyOf(local);
+  const theirs = keyOf(remote);
+  let fd = known.get(`${mine}>${theirs}`);
+  if (fd === undefined || localOf(c, fd) !== mine || remoteOf(c, fd) !== theirs) {
+    fd = scan(c, mine, theirs);
   }
-  return false;
+  if (fd === undefined) return false;
+  known.delete(`${mine}>${theirs}`);
+  unspec[0] = LINUX_AF_UNSPEC;
+  return c.connect(fd, Deno.UnsafePointer.of(unspec), unspec.length) === 0;
 }
