@@ -74,10 +74,12 @@ function loadLibc(): Libc | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canResetDenoConnections } from "./_rst.ts";
  *
- * const how = canResetDenoConnections() ? "RST" : "FIN";
- * console.assert(how === "RST" || how === "FIN");
+ * // True only on Linux with --allow-ffi granted.
+ * const abortsSend = canResetDenoConnections() ? "RST" : "FIN";
+ * assert.ok(abortsSend === "RST" || abortsSend === "FIN");
  * ```
  */
 export function canResetDenoConnections(): boolean {
