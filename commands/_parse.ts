@@ -153,6 +153,11 @@ export function parseFamily(text: string): AddressFamily {
   return bad("family", text, "expected inet or inet6");
 }
 
+/** Data text as an error line quotes it: long text cut to its start, so the line stays short. */
+function shownData(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}...(+${text.length - 64} characters)` : text;
+}
+
 /**
  * Decodes `--data` text: `\r`, `\n`, `\t`, `\0`, `\\` and `\xNN` escapes; the rest as UTF-8.
  *
@@ -172,7 +177,7 @@ export function parseData(text: string): Uint8Array {
   if (text.includes("\uFFFD")) {
     bad(
       "data",
-      text,
+      shownData(text),
       "it holds U+FFFD, the stand-in for bytes that are not UTF-8; write such bytes as \\xNN " +
         "(U+FFFD itself as \\xEF\\xBF\\xBD)",
     );
@@ -193,7 +198,7 @@ export function parseData(text: string): Uint8Array {
       pieces.push(new Uint8Array([parseInt(text.slice(i + 2, i + 4), 16)]));
       i += 3;
     } else {
-      bad("data", text, `unknown escape "\\${next}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
+      bad("data", shownData(text), `unknown escape "\\${next}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
     }
     plainStart = i + 1;
   }
@@ -214,8 +219,11 @@ export const MAX_FIRST_DATA = 65535;
 export function parseFirstData(text: string): Uint8Array {
   const bytes = parseData(text);
   if (bytes.length > MAX_FIRST_DATA) {
-    const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
-    bad("data", shown, `${bytes.length} bytes; WskConnectEx sends at most ${MAX_FIRST_DATA}`);
+    bad(
+      "data",
+      shownData(text),
+      `${bytes.length} bytes; WskConnectEx sends at most ${MAX_FIRST_DATA}`,
+    );
   }
   return bytes;
 }

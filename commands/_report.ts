@@ -153,7 +153,8 @@ export function formatErrorLine(message: string): string {
 
 /**
  * The output settings for commander (help, version, its own errors): every text it writes is
- * escaped line by line, and an error is one line (commander's "(Did you mean …?)" joined to it).
+ * escaped line by line, and an error is one short line (commander's "(Did you mean …?)" joined
+ * to it, a long quoted argument cut to its start).
  * No colour: commander would read the environment to decide.
  */
 export function commanderOutput(out: TextSink, err: TextSink) {
@@ -165,7 +166,11 @@ export function commanderOutput(out: TextSink, err: TextSink) {
     outputError: (text: string) =>
       err.line(
         escapeControls(
-          text.replace(/\n$/, "").replace(/\n\(Did you mean (.*)\)$/, " (did you mean $1)"),
+          text.replace(/\n$/, "")
+            .replace(/\n\(Did you mean (.*)\)$/, " (did you mean $1)")
+            // Commander quotes a bad argument whole: a long one is cut to its start.
+            .replace(/'([^']{65,})'/g, (_, value: string) =>
+              `'${value.slice(0, 64)}...(+${value.length - 64} characters)'`),
         ),
       ),
     getOutHasColors: () => false,

@@ -388,7 +388,7 @@ const BAD_INPUTS: readonly BadInput[] = [
   {
     what: "connectex --data of 65,536 bytes after escapes (65,537 characters)",
     args: ["connectex", REMOTE, "--data", "a".repeat(65535) + "\\n"],
-    quoted: [`${"a".repeat(40)}...`],
+    quoted: [`${"a".repeat(64)}...(+65473 characters)`],
     reason: "65536 bytes; WskConnectEx sends at most 65535",
   },
   {
