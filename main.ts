@@ -9,7 +9,7 @@
 
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { CliContext } from "./commands/_command.ts";
-import { writerSink } from "./commands/_report.ts";
+import { commanderOutput, formatErrorLine, writerSink } from "./commands/_report.ts";
 import { UsageError } from "./commands/_usage.ts";
 
 /** What a command module gives main: the command, built for a context. */
@@ -108,17 +108,8 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
 
 /** Builds the program with the commands `args` needs and runs it. */
 async function parseAndRun(args: string[], ctx: CliContext): Promise<void> {
-  const output = {
-    writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
-    // Commander puts "(Did you mean …?)" on a line of its own; errors stay on one line.
-    writeErr: (text: string) =>
-      ctx.stderr.line(
-        text.replace(/\n$/, "").replace(/\n\(Did you mean (.*)\)$/, " (did you mean $1)"),
-      ),
-    // Commander reads colour settings from the environment unless told; wsk needs no env access.
-    getOutHasColors: () => false,
-    getErrHasColors: () => false,
-  };
+  // Help, version and commander's own errors go through the one output formatter (escaped).
+  const output = commanderOutput(ctx.stdout, ctx.stderr);
   const program = new Command("wsk")
     .description(
       "Exercise TCP connection sockets one Winsock Kernel (WSK) dispatch call at a time.\n" +
@@ -143,15 +134,17 @@ function exitCodeFor(error: unknown, ctx: CliContext): number {
     return error.exitCode === 0 ? 0 : 2;
   }
   if (error instanceof Deno.errors.BrokenPipe) {
-    ctx.stderr.line("error: standard output was closed before all received data was written");
+    ctx.stderr.line(
+      formatErrorLine("standard output was closed before all received data was written"),
+    );
     return 1;
   }
   if (error instanceof UsageError) {
-    ctx.stderr.line(`error: ${error.message}`);
+    ctx.stderr.line(formatErrorLine(error.message));
     return 2;
   }
   const detail = error instanceof Error ? error.message : String(error);
-  ctx.stderr.line(`error: internal error: ${detail}`);
+  ctx.stderr.line(formatErrorLine(`internal error: ${detail}`));
   return 1;
 }
 

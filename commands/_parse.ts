@@ -58,7 +58,11 @@ export function parsePort(text: string, what = "port"): number {
   return port;
 }
 
-function parseEndpointText(text: string, allowPortOnly: boolean, shown = text): Endpoint {
+/**
+ * Parses `HOST:PORT`, `[IPV6]:PORT` or (for a local endpoint) `:PORT`. A remote endpoint may
+ * not name port 0: nothing listens there, so it is a usage error rather than a connect.
+ */
+function parseEndpointText(text: string, local: boolean, shown = text): Endpoint {
   let host: string;
   let portText: string;
   if (text.startsWith("[")) {
@@ -81,8 +85,11 @@ function parseEndpointText(text: string, allowPortOnly: boolean, shown = text): 
     bad("address", shown, `port "${portText}": expected an integer from 0 to 65535`);
   }
   const port = Number(portText);
+  if (port === 0 && !local) {
+    bad("address", shown, "port 0 cannot be reached (a remote port is from 1 to 65535)");
+  }
   if (host === "") {
-    if (!allowPortOnly) bad("address", shown, "the host is missing");
+    if (!local) bad("address", shown, "the host is missing");
     return { kind: "port", port, text };
   }
   if (isIpLiteral(host) !== undefined) {
@@ -98,7 +105,7 @@ function parseEndpointText(text: string, allowPortOnly: boolean, shown = text): 
   return { kind: "name", host, port, text };
 }
 
-/** Parses a remote endpoint: `HOST:PORT` or `[IPV6]:PORT`. */
+/** Parses a remote endpoint: `HOST:PORT` or `[IPV6]:PORT`, port 1–65535. */
 export function parseRemote(text: string): Endpoint {
   return parseEndpointText(text, false);
 }
@@ -118,9 +125,15 @@ export function parseInteger(text: string, what: string, min: number, max: numbe
   return n;
 }
 
-/** Parses `--timeout` milliseconds. */
+/** The longest timer a timeout can set (setTimeout takes a signed 32-bit delay). */
+export const MAX_TIMEOUT = 2_147_483_647;
+
+/**
+ * Parses `--timeout` milliseconds: 1 to {@linkcode MAX_TIMEOUT}. A timeout of 0 would fail
+ * every call before it could complete, so it is refused as a usage error.
+ */
 export function parseTimeout(text: string): number {
-  return parseInteger(text, "timeout", 0, 2_147_483_647);
+  return parseInteger(text, "timeout", 1, MAX_TIMEOUT);
 }
 
 /** Parses a positive count (connections, bytes). */
@@ -140,8 +153,17 @@ export function parseFamily(text: string): AddressFamily {
   return bad("family", text, "expected inet or inet6");
 }
 
+/** Data text as an error line quotes it: long text cut to its start, so the line stays short. */
+function shownData(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}...(+${text.length - 64} characters)` : text;
+}
+
 /**
  * Decodes `--data` text: `\r`, `\n`, `\t`, `\0`, `\\` and `\xNN` escapes; the rest as UTF-8.
+ *
+ * Text holding U+FFFD is refused: Deno decodes a command line lossily, so bytes that are not
+ * UTF-8 arrive as U+FFFD and would be sent as EF BF BD instead of what was typed. Such bytes
+ * are written as `\xNN` (and a real U+FFFD as `\xEF\xBF\xBD`).
  *
  * @example
  * ```ts
@@ -152,6 +174,14 @@ export function parseFamily(text: string): AddressFamily {
  * ```
  */
 export function parseData(text: string): Uint8Array {
+  if (text.includes("\uFFFD")) {
+    bad(
+      "data",
+      shownData(text),
+      "it holds U+FFFD, the stand-in for bytes that are not UTF-8; write such bytes as \\xNN " +
+        "(U+FFFD itself as \\xEF\\xBF\\xBD)",
+    );
+  }
   const simple = new Map([["r", 13], ["n", 10], ["t", 9], ["0", 0], ["\\", 92]]);
   const encoder = new TextEncoder();
   const pieces: Uint8Array[] = [];
@@ -168,7 +198,7 @@ export function parseData(text: string): Uint8Array {
       pieces.push(new Uint8Array([parseInt(text.slice(i + 2, i + 4), 16)]));
       i += 3;
     } else {
-      bad("data", text, `unknown escape "\\${next}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
+      bad("data", shownData(text), `unknown escape "\\${next}" (use \\r \\n \\t \\0 \\\\ \\xNN)`);
     }
     plainStart = i + 1;
   }
@@ -180,6 +210,22 @@ export function parseData(text: string): Uint8Array {
     offset += piece.length;
   }
   return out;
+}
+
+/** Most bytes WskConnectEx sends with the handshake. */
+export const MAX_FIRST_DATA = 65535;
+
+/** Parses the first data of `connectex`: as {@linkcode parseData}, at most 65,535 bytes. */
+export function parseFirstData(text: string): Uint8Array {
+  const bytes = parseData(text);
+  if (bytes.length > MAX_FIRST_DATA) {
+    bad(
+      "data",
+      shownData(text),
+      `${bytes.length} bytes; WskConnectEx sends at most ${MAX_FIRST_DATA}`,
+    );
+  }
+  return bytes;
 }
 
 /** A socket option or IOCTL the CLI can name. */

@@ -109,8 +109,76 @@ export function describeCause(cause: unknown): string {
   return code && !message.includes(code) ? `${code} ${message}` : message;
 }
 
+/** The control code points: C0, DEL and C1 (U+0080–U+009F, which some terminals obey). */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Escapes every control code point of `text` so no line wsk prints can move the cursor, ring
+ * the bell or start a terminal escape sequence, and a line stays one line. This is the one
+ * escaping of text in the CLI's output: free text (error lines, notes, help) takes the `x`
+ * form, `\n` `\r` `\t` and `\xNN` otherwise (as `--data` writes bytes); JSON text takes
+ * the `u` form, `\u00NN`, which keeps it valid JSON meaning the same string (JSON.stringify
+ * escapes C0 but leaves DEL and C1 raw).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { escapeControls } from "./_report.ts";
+ *
+ * assert.equal(escapeControls("a\x1b[2J\x07\x00\n"), "a\\x1b[2J\\x07\\x00\\n");
+ * assert.equal(escapeControls('"\x7f\u009b"', "u"), '"\\u007f\\u009b"');
+ * ```
+ */
+export function escapeControls(text: string, form: "x" | "u" = "x"): string {
+  return text.replace(CONTROL, (c) => {
+    const hex = c.charCodeAt(0).toString(16).padStart(2, "0");
+    return form === "u" ? `\\u00${hex}` : SHORT_ESCAPES[c] ?? `\\x${hex}`;
+  });
+}
+
+/** A JSON value as one line safe for a terminal (see {@linkcode escapeControls}). */
+function jsonText(value: unknown): string {
+  return escapeControls(JSON.stringify(value), "u");
+}
+
+/** A quoted field value of a human line: a JSON string with every control escaped. */
 function quote(text: string): string {
-  return JSON.stringify(text);
+  return jsonText(text);
+}
+
+/** An `error: …` line with its message escaped (see {@linkcode escapeControls}). */
+export function formatErrorLine(message: string): string {
+  return `error: ${escapeControls(message)}`;
+}
+
+/**
+ * The output settings for commander (help, version, its own errors): every text it writes is
+ * escaped line by line, and an error is one short line (commander's "(Did you mean …?)" joined
+ * to it, a long quoted argument cut to its start).
+ * No colour: commander would read the environment to decide.
+ */
+export function commanderOutput(out: TextSink, err: TextSink) {
+  const lines = (text: string) =>
+    text.replace(/\n$/, "").split("\n").map((line) => escapeControls(line)).join("\n");
+  return {
+    writeOut: (text: string) => out.line(lines(text)),
+    writeErr: (text: string) => err.line(lines(text)),
+    outputError: (text: string) =>
+      err.line(
+        escapeControls(
+          text.replace(/\n$/, "")
+            .replace(/\n\(Did you mean (.*)\)$/, " (did you mean $1)")
+            // Commander quotes a bad argument whole: a long one is cut to its start.
+            .replace(/'([^']{65,})'/g, (_, value: string) =>
+              `'${value.slice(0, 64)}...(+${value.length - 64} characters)'`),
+        ),
+      ),
+    getOutHasColors: () => false,
+    getErrHasColors: () => false,
+  };
 }
 
 /**
@@ -217,7 +285,7 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (!NT_SUCCESS(record.status) && record.message) object.message = record.message;
   if (options.verbose && record.cause !== undefined) object.cause = describeCause(record.cause);
   if (record.extra) Object.assign(object, record.extra);
-  return JSON.stringify(object);
+  return jsonText(object);
 }
 
 /** The outcome of one expectation in a dispatch script. */
@@ -254,7 +322,7 @@ export interface ExpectationRecord {
 export function formatExpectation(record: ExpectationRecord, json: boolean): string {
   const result = record.passed ? "PASSED" : "FAILED";
   if (json) {
-    return JSON.stringify({
+    return jsonText({
       call: "Expect",
       result,
       step: record.step,
@@ -359,7 +427,7 @@ export class Reporter {
 
   /** A free-form note on stderr (never on stdout, so JSON output stays clean). */
   note(text: string): void {
-    this.#err.line(text);
+    this.#err.line(escapeControls(text));
   }
 }
 
@@ -412,7 +480,7 @@ export function formatSessionSocket(entry: SessionSocketRecord, json: boolean): 
   const local = entry.local ? formatSockAddr(entry.local) : null;
   const remote = entry.remote ? formatSockAddr(entry.remote) : null;
   if (json) {
-    return JSON.stringify({
+    return jsonText({
       handle: entry.handle,
       kind: entry.kind,
       state: entry.state,
@@ -462,7 +530,7 @@ export interface SessionAgentRecord {
  * ```
  */
 export function formatSessionAgent(record: SessionAgentRecord, json: boolean): string {
-  if (json) return JSON.stringify(record);
+  if (json) return jsonText(record);
   const parts = ["agent", record.agent];
   if (record.pid !== undefined) parts.push(`pid=${record.pid}`);
   if (record.sockets !== undefined) parts.push(`sockets=${record.sockets}`);

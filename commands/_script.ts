@@ -18,6 +18,7 @@ import {
   parseByteCount,
   parseData,
   parseFamily,
+  parseFirstData,
   parseLocal,
   parseOptionName,
   parseOptionSetting,
@@ -218,8 +219,8 @@ export function parseStep(words: string[], line: number, step: number, text: str
     case "connectex":
       command = bindOption(stepCommand(verb))
         .argument("<remote>", "", parseRemote)
-        .argument("[data]", "", parseData)
-        .option("--data <text>", "first data", parseData)
+        .argument("[data]", "", parseFirstData)
+        .option("--data <text>", "first data", parseFirstData)
         .action((remote, data, o) => {
           const first = data ?? o.data;
           if (!first) {
@@ -388,6 +389,57 @@ function familyClash(step: Step): string | null {
     : `cannot bind "${bind.text}" to reach "${remote.text}": the address families differ`;
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Decodes a script file as UTF-8, refusing bytes that are not: they would become U+FFFD and be
+ * sent as EF BF BD. Throws ScriptSyntaxError naming the line of the first invalid byte.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeScript } from "./_script.ts";
+ *
+ * assert.throws(() => decodeScript(new Uint8Array([0x0a, 0x61, 0xff])), /^ScriptSyntaxError: line 2:/);
+ * ```
+ */
+export function decodeScript(bytes: Uint8Array): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    // Find the first byte that does not decode: the longest valid prefix ends before it.
+    let low = 0;
+    let high = bytes.length;
+    while (low < high) {
+      const middle = Math.ceil((low + high) / 2);
+      if (isUtf8Prefix(bytes.subarray(0, middle))) low = middle;
+      else high = middle - 1;
+    }
+    // The bad sequence starts where the longest complete prefix ends (at most 3 bytes back).
+    let at = low;
+    while (at > 0 && at > low - 3 && !isUtf8Prefix(bytes.subarray(0, at), true)) at--;
+    const line = bytes.subarray(0, at).reduce((n, byte) => byte === 0x0a ? n + 1 : n, 1);
+    // A file valid as a prefix ends inside a sequence: it is cut short there.
+    const what = low === bytes.length
+      ? "the script ends inside a UTF-8 sequence"
+      : `byte 0x${bytes[at]!.toString(16).padStart(2, "0")} at offset ${at}`;
+    throw new ScriptSyntaxError(
+      line,
+      `invalid UTF-8 (${what}); write bytes that are not UTF-8 as \\xNN in a quoted text`,
+    );
+  }
+}
+
+/** Whether `bytes` is valid UTF-8 (`complete`), or up to a sequence its end may cut short. */
+function isUtf8Prefix(bytes: Uint8Array, complete = false): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: !complete });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Parses a whole script. Blank lines and `#` comments are skipped. Throws ScriptSyntaxError
  * for the first bad line, including a step on a socket no earlier step created.
@@ -401,7 +453,8 @@ function familyClash(step: Step): string | null {
  * assert.deepEqual(steps.map((s) => [s.line, s.verb]), [[1, "socketconnect"], [2, "send"]]);
  * ```
  */
-export function parseScript(source: string): Step[] {
+export function parseScript(source: string | Uint8Array): Step[] {
+  if (typeof source !== "string") source = decodeScript(source);
   const steps: Step[] = [];
   const known = new Set<string>();
   const lines = source.split(/\r?\n/);

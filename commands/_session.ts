@@ -7,7 +7,7 @@
  */
 
 import type { CliContext } from "./_command.ts";
-import { formatSessionAgent, formatSessionSocket, Reporter } from "./_report.ts";
+import { formatErrorLine, formatSessionAgent, formatSessionSocket, Reporter } from "./_report.ts";
 import { DEFAULT_TIMEOUT } from "./_run.ts";
 import {
   checkPrivateDir,
@@ -223,14 +223,16 @@ function answered(response: Response): Response & { ok: true } {
 function failure(ctx: CliContext, error: unknown): number {
   try {
     if (error instanceof SessionError) {
-      ctx.stderr.line(`error: ${error.message}`);
+      ctx.stderr.line(formatErrorLine(error.message));
       return error.usage ? 2 : 1;
     }
     if (error instanceof Deno.errors.NotCapable) {
-      ctx.stderr.line(`error: Cannot use the session agent: ${error.message}`);
+      ctx.stderr.line(formatErrorLine(`Cannot use the session agent: ${error.message}`));
     } else if (error instanceof Deno.errors.BrokenPipe) {
-      ctx.stderr.line("error: standard output was closed before all received data was written");
-    } else ctx.stderr.line(`error: internal error: ${message(error)}`);
+      ctx.stderr.line(
+        formatErrorLine("standard output was closed before all received data was written"),
+      );
+    } else ctx.stderr.line(formatErrorLine(`internal error: ${message(error)}`));
   } catch {
     // Standard error is gone too: the exit code still says it.
   }
@@ -271,7 +273,9 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
     const match = HANDLE_REGEXP.exec(args[1]);
     if (!match) {
       ctx.stderr.line(
-        `error: Cannot parse handle "${args[1]}": expected @ and a socket number, e.g. @1`,
+        formatErrorLine(
+          `Cannot parse handle "${args[1]}": expected @ and a socket number, e.g. @1`,
+        ),
       );
       return 2;
     }

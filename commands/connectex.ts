@@ -3,7 +3,7 @@
 import { NT_SUCCESS, wildcard, wskBuf } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { parseData, parseLocal, parseRemote } from "./_parse.ts";
+import { parseFirstData, parseLocal, parseRemote } from "./_parse.ts";
 
 /** Builds the `connectex` command. */
 export function connectexCommand(ctx: CliContext) {
@@ -17,8 +17,8 @@ export function connectexCommand(ctx: CliContext) {
     .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
     .requiredOption(
       "--data <text>",
-      "first data, up to 65535 bytes (escapes: \\r \\n \\t \\xNN)",
-      parseData,
+      "first data, up to 65535 bytes (escapes: \\r \\n \\t \\0 \\\\ \\xNN)",
+      parseFirstData,
     )
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
     .action(async (remoteEndpoint, options, command) => {

@@ -62,7 +62,7 @@ export function newRunnerState(): RunnerState {
   return { sockets: new Map(), carry: new Map(), dispatch: null };
 }
 
-async function readScript(ctx: CliContext, file: string): Promise<string> {
+async function readScript(ctx: CliContext, file: string): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
     if (file === "-") {
@@ -89,7 +89,7 @@ async function readScript(ctx: CliContext, file: string): Promise<string> {
       `Cannot read script "${file}": ${error instanceof Error ? error.message : error}`,
     );
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 }
 
 function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): number {

@@ -9,16 +9,12 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import type { CliContext } from "./_command.ts";
 import { parseTimeout } from "./_parse.ts";
+import { commanderOutput } from "./_report.ts";
 import { UsageError } from "./_usage.ts";
 
-/** Commander output through the context (no colour, no environment reads). */
+/** Commander output through the context and the one output formatter (escaped, no colour). */
 function outputOf(ctx: CliContext) {
-  return {
-    writeOut: (text: string) => ctx.stdout.line(text.replace(/\n$/, "")),
-    writeErr: (text: string) => ctx.stderr.line(text.replace(/\n$/, "")),
-    getOutHasColors: () => false,
-    getErrHasColors: () => false,
-  };
+  return commanderOutput(ctx.stdout, ctx.stderr);
 }
 
 function parseIdle(text: string): number {

@@ -420,15 +420,24 @@ Deno.test("receive --drain is bounded by --timeout: STATUS_IO_TIMEOUT and exit 1
   assert.ok(elapsed < 5000, `took ${elapsed} ms`);
 });
 
-Deno.test("connectex --data of 120 kB parses (no stack overflow) and a bad escape in it is exit 2", async () => {
+Deno.test("connectex --data of 120 kB parses (no stack overflow), is exit 2 before any socket, and a bad escape in it is exit 2", async () => {
   const big = "x".repeat(120_000);
-  const ok = await runCli(["connectex", `127.0.0.1:${closedPort()}`, "--data", big]);
-  assert.equal(ok.code, 1, ok.stderr);
-  assert.match(
-    ok.stdout,
-    /WskConnectEx STATUS_BUFFER_OVERFLOW|WskConnectEx STATUS_CONNECTION_REFUSED/,
-  );
-  const bad = await runCli(["connectex", "127.0.0.1:9", "--data", big + "\\q"]);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^error: .*unknown escape "\\q"/);
+  for (
+    const [data, reason] of [
+      [big, "120000 bytes; WskConnectEx sends at most 65535"],
+      [big + "\\q", 'unknown escape "\\q"'],
+    ] as const
+  ) {
+    const result = await runCli(["connectex", "127.0.0.1:9", "--data", data]);
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.equal(result.stdout, "", "no socket line");
+    const lines = result.stderr.split("\n");
+    assert.equal(lines.length, 2, "one error line");
+    const line = lines[0]!;
+    assert.ok(line.startsWith("error: "), line);
+    assert.ok(line.includes(reason), line);
+    // The line quotes the start of the data, not all of it.
+    assert.ok(line.includes(`"${"x".repeat(64)}...(+`), line);
+    assert.ok(line.length < 400, `a ${line.length}-character line`);
+  }
 });

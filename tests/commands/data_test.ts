@@ -510,7 +510,11 @@ function onePeer<Report>(script: string): Promise<PythonListener<Report>> {
  */
 function spawnSend(
   port: number,
-  { via = [], stdin = "null" }: { via?: string[]; stdin?: "piped" | "null" } = {},
+  { via = [], stdin = "null", env = {} }: {
+    via?: string[];
+    stdin?: "piped" | "null";
+    env?: Record<string, string>;
+  } = {},
 ): Deno.ChildProcess & AsyncDisposable {
   const wsk = [Deno.execPath(), ...cliCommand(["send", `127.0.0.1:${port}`])];
   const [program, ...args] = via.length > 0 ? [...via, ...wsk] : wsk;
@@ -519,7 +523,7 @@ function spawnSend(
     stdin,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...env },
   }).spawn();
   return Object.assign(child, {
     async [Symbol.asyncDispose]() {
@@ -611,29 +615,38 @@ print(json.dumps({"first": first.decode()}), flush=True)
 
 Deno.test("send that fails part-way exits promptly although its input pipe stays open", async () => {
   await using peer = await onePeer<{ first?: string }>(RESET_AFTER_FIRST_PEER);
-  // A shell pipe, as users have it: a line, then a second line after the peer has reset (its
+  // A shell pipe, as users have it: a line, then a second line once the peer has reset (its
   // WskSend fails while the next read of standard input is pending), then the input stays open
-  // for 4 s. wsk must close its input, which ends that read, rather than wait for more. The
+  // for 8 s. wsk must close its input, which ends that read, rather than wait for more. The
   // group prints wsk's exit code as soon as wsk ends (the shell itself waits for the sleep).
-  const script = '(printf "first\\n"; sleep 1; printf "second\\n"; sleep 4) | ' +
-    '{ "$@"; echo "exit=$?" >&2; }';
-  await using child = spawnSend(peer.port, { via: ["bash", "-c", script, "bash"] });
+  // The second line waits for a file the test makes after the peer's report, not for a fixed
+  // time: deno's start-up on a loaded machine may take longer than any such time.
+  const go = await Deno.makeTempFile({ prefix: "wsk-send-go-" });
+  await Deno.remove(go);
+  const script = '(printf "first\\n"; i=0; while [ ! -e "$GO" ] && [ $i -lt 600 ]; do ' +
+    'sleep 0.05; i=$((i+1)); done; printf "second\\n"; sleep 8) | { "$@"; echo "exit=$?" >&2; }';
+  await using child = spawnSend(peer.port, {
+    via: ["bash", "-c", script, "bash"],
+    env: { GO: go },
+  });
   const stdout = new Response(child.stdout).text();
   const stderr = new Collector(child.stderr);
   try {
+    assert.deepEqual(await peer.report(30_000), { first: "first\n" });
     const start = performance.now();
-    assert.deepEqual(await peer.report(10_000), { first: "first\n" });
+    await Deno.writeTextFile(go, "");
     const exit = await stderr.waitFor(
       () => stderr.lines().find((line) => line.startsWith("exit=")),
-      4_000,
+      7_000,
       "wsk send to exit while its input is still open",
     );
     assert.equal(exit, "exit=1", stderr.text());
-    assert.ok(performance.now() - start < 4_500, "wsk waited for the end of its input");
+    assert.ok(performance.now() - start < 7_500, "wsk waited for the end of its input");
     const lines = statusLines(await stdout);
     const send = lines.find((line) => line.call === "WskSend");
     assert.match(send?.status ?? "", /STATUS_CONNECTION_(RESET|ABORTED)/, JSON.stringify(lines));
   } finally {
     await stderr.cancel();
+    await Deno.remove(go).catch(() => {});
   }
 });

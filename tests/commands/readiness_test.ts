@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { MAX_PORT_LIST, parsePortList, parseRetryUntil } from "../../commands/_parse.ts";
-import { closedPort, runCli, sleep } from "../_helpers.ts";
+import { closedPort, PythonProcess, runCli, sleep } from "../_helpers.ts";
 import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
 
 const ADDRESS = /^127\.0\.0\.1:\d+$/;
@@ -73,17 +73,18 @@ Deno.test("parseRetryUntil() reads milliseconds from 0", () => {
 // connect --retry-until
 
 /**
- * argv: PORT. Listens on 127.0.0.1:PORT (SO_REUSEADDR), prints the port, reads its one client
- * until EOF, closes, and prints {"peer": "IP:PORT"}.
+ * Binds 127.0.0.1 port 0 without listening (a connect to it is refused), prints the port (it is
+ * ready), listens once a line comes on stdin, reads its one client until EOF, closes, and prints
+ * {"peer": "IP:PORT"}.
  */
 const LATE_LISTENER = String.raw`
 import json, socket, sys
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.bind(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+sys.stdin.readline()
 srv.listen(1)
 srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
 conn, peer = srv.accept()
 srv.close()
 conn.settimeout(20)
@@ -93,17 +94,19 @@ conn.close()
 print(json.dumps({"peer": "%s:%d" % peer}), flush=True)
 `;
 
-Deno.test("connect --retry-until succeeds once a listener comes up 500 ms after the CLI started", async () => {
-  const port = closedPort();
+Deno.test("connect --retry-until succeeds once a listener comes up 2 s after the CLI started", async () => {
+  // The listener is ready (its port bound, refusing) before the CLI starts, so python's start-up
+  // is out of the picture; 2 s leaves the CLI (deno) time to start and be refused at least once
+  // on a loaded machine, and 10 s of retrying leaves time for the rest.
+  await using peer = new PythonProcess(LATE_LISTENER, [], { stdin: true });
+  const port = Number(await peer.line(30_000));
   const started = performance.now();
   const running = runCli(["connect", `127.0.0.1:${port}`, "--retry-until", "10000"]);
-  await sleep(500);
-  await using peer = await PythonListener.start<{ peer: string }>(LATE_LISTENER, "127.0.0.1", [
-    String(port),
-  ]);
+  await sleep(2000);
+  await peer.writeLine("listen");
   const result = await running;
   const elapsed = performance.now() - started;
-  const { peer: local } = await peer.report();
+  const { peer: local } = JSON.parse(await peer.line(15_000)) as { peer: string };
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0, result.stdout);
   const remote = `127.0.0.1:${port}`;
@@ -122,8 +125,8 @@ Deno.test("connect --retry-until succeeds once a listener comes up 500 ms after 
   assert.ok(new Set(lines.map((line) => line.socket)).size === 1);
   // The WskConnect time covers the wait, and the CLI stopped soon after the listener came up.
   const waited = parseFloat(lines[2]!.time!);
-  assert.ok(waited >= 100 && waited < 5000, `WskConnect time=${lines[2]!.time}`);
-  assert.ok(elapsed < 8000, `the CLI ran ${elapsed} ms`);
+  assert.ok(waited >= 100 && waited < 8000, `WskConnect time=${lines[2]!.time}`);
+  assert.ok(elapsed < 10_000, `the CLI ran ${elapsed} ms`);
 });
 
 Deno.test("connect --retry-until gives up after the deadline with the last refusal, exit 1", async () => {
@@ -147,10 +150,13 @@ Deno.test("connect --retry-until gives up after the deadline with the last refus
     ok("WskCloseSocket", { socket: /^\d+$/, local, remote }),
   ]);
   // Pauses of 50, 100, then 200 ms: about 6 attempts in 800 ms, never a busy loop.
+  // (A loaded machine's late timers mean fewer attempts, never more.)
   const attempts = Number(lines[2]!.calls);
-  assert.ok(attempts >= 4 && attempts <= 12, `calls=${attempts}`);
+  assert.ok(attempts >= 3 && attempts <= 12, `calls=${attempts}`);
+  // The deadline is kept: no attempt starts after it (the last one's refusal is quick even on a
+  // loaded machine, the bound allows its scheduling).
   const waited = parseFloat(lines[2]!.time!);
-  assert.ok(waited >= 800 && waited < 1500, `WskConnect time=${lines[2]!.time}`);
+  assert.ok(waited >= 800 && waited < 3000, `WskConnect time=${lines[2]!.time}`);
   // Deno's start-up is included here; the bound is what matters.
   assert.ok(elapsed < 6000, `the CLI ran ${elapsed} ms`);
 });

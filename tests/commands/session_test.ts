@@ -525,6 +525,8 @@ Deno.test("session: commands started at once share one agent, which starts once"
  */
 const STALLED_CLIENT = `
 import socket, sys
+print("ready", flush=True)
+sys.stdin.readline()
 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 conn.connect(sys.argv[1])
 conn.sendall(sys.argv[2].encode() + b"\\n")
@@ -535,11 +537,7 @@ sys.stdin.read()
 Deno.test("session: a client that stops reading its answer does not keep the agent from its idle exit", async () => {
   await using peer = await Peer.start();
   await withSession(async (s) => {
-    await connectHandle(s, peer);
-    const { pid } = await s.status();
-    // The whole 2 MB comes back in the answer (a receive that matches keeps its data).
     const size = 2_000_000;
-    const sending = peer.do(`blob 0 ${size}`);
     const request = {
       op: "step",
       verb: "receive",
@@ -547,6 +545,7 @@ Deno.test("session: a client that stops reading its answer does not keep the age
       args: ["--bytes", `${size}`, "--expect-re", "."],
     };
     // A client that sends its request and then never reads (python: the test may not dial).
+    // It is started, and ready, before the agent: its start-up must not eat the idle time.
     await using client = new PythonProcess(
       STALLED_CLIENT,
       [s.socketPath, JSON.stringify(request)],
@@ -554,12 +553,18 @@ Deno.test("session: a client that stops reading its answer does not keep the age
         stdin: true,
       },
     );
+    assert.equal(await client.line(30_000), "ready");
+    await connectHandle(s, peer);
+    const { pid } = await s.status();
+    // The whole 2 MB comes back in the answer (a receive that matches keeps its data).
+    const sending = peer.do(`blob 0 ${size}`);
+    await client.writeLine("go");
     assert.equal(await client.line(), "sent");
     assert.deepEqual(await sending, { sent: size });
-    // The answer is stuck in a socket nobody reads; the idle time (1 s) still ends the agent.
+    // The answer is stuck in a socket nobody reads; the idle time (3 s) still ends the agent.
     await until(async () => !(await alive(pid!)), "the agent to exit", 20_000);
     assert.equal(await exists(s.socketPath), false);
-  }, { WSK_SESSION_IDLE: "1000" });
+  }, { WSK_SESSION_IDLE: "3000" });
 });
 
 /** Sends one request (argv 2) to the agent (argv 1) and prints every line of its answer. */

@@ -147,6 +147,79 @@ const BAD_INPUTS: readonly BadInput[] = [
     quoted: ["256.0.0.1:0"],
     reason: "not a valid IPv4 or IPv6 literal",
   },
+  // Port 0 as a remote: nothing can listen there, so no command may open a socket for it.
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["connect", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 ([::1]:0)",
+    args: ["connect", "[::1]:0"],
+    quoted: ["[::1]:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["connectex", "127.0.0.1:0", "--data", "x"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["socketconnect", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["send", "127.0.0.1:0", "--data", "x"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 ([::1]:0)",
+    args: ["receive", "[::1]:0"],
+    quoted: ["[::1]:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["disconnect", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["release", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["controlsocket", "127.0.0.1:0", "--get", "SO_RCVBUF"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["getlocaladdress", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["getremoteaddress", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
+  {
+    what: "the remote port 0 (127.0.0.1:0)",
+    args: ["closesocket", "127.0.0.1:0"],
+    quoted: ["127.0.0.1:0"],
+    reason: "port 0 cannot be reached",
+  },
   // Commands, options, arguments.
   {
     what: "an unknown command",
@@ -182,19 +255,43 @@ const BAD_INPUTS: readonly BadInput[] = [
     what: "--timeout -5",
     args: ["connect", REMOTE, "--timeout", "-5"],
     quoted: ["-5"],
-    reason: "expected an integer from 0",
+    reason: "expected an integer from 1 to 2147483647",
   },
   {
     what: "--timeout abc",
     args: ["connect", REMOTE, "--timeout", "abc"],
     quoted: ["abc"],
-    reason: "expected an integer from 0",
+    reason: "expected an integer from 1 to 2147483647",
   },
   {
     what: "a fractional --timeout",
     args: ["receive", REMOTE, "--timeout", "1.5"],
     quoted: ["1.5"],
-    reason: "expected an integer from 0",
+    reason: "expected an integer from 1 to 2147483647",
+  },
+  {
+    what: "--timeout 0",
+    args: ["connect", REMOTE, "--timeout", "0"],
+    quoted: ["0"],
+    reason: "expected an integer from 1 to 2147483647",
+  },
+  {
+    what: "send --timeout 0",
+    args: ["send", REMOTE, "--data", "x", "--timeout", "0"],
+    quoted: ["0"],
+    reason: "expected an integer from 1 to 2147483647",
+  },
+  {
+    what: "accept --timeout 0",
+    args: ["accept", "127.0.0.1:0", "--timeout", "0"],
+    quoted: ["0"],
+    reason: "expected an integer from 1 to 2147483647",
+  },
+  {
+    what: "a --timeout past the timer range",
+    args: ["receive", REMOTE, "--timeout", "2147483648"],
+    quoted: ["2147483648"],
+    reason: "expected an integer from 1 to 2147483647",
   },
   {
     what: "--count 0",
@@ -287,6 +384,24 @@ const BAD_INPUTS: readonly BadInput[] = [
     args: ["accept", "--mode", "reply", "--reply", "ab\\"],
     quoted: ["ab\\"],
     reason: "unknown escape",
+  },
+  {
+    what: "connectex --data of 65,536 bytes after escapes (65,537 characters)",
+    args: ["connectex", REMOTE, "--data", "a".repeat(65535) + "\\n"],
+    quoted: [`${"a".repeat(64)}...(+65473 characters)`],
+    reason: "65536 bytes; WskConnectEx sends at most 65535",
+  },
+  {
+    what: "U+FFFD in send --data (Deno's stand-in for bytes that are not UTF-8)",
+    args: ["send", REMOTE, "--data", "caf\uFFFD"],
+    quoted: ["caf\uFFFD"],
+    reason: "write such bytes as \\xNN (U+FFFD itself as \\xEF\\xBF\\xBD)",
+  },
+  {
+    what: "U+FFFD in accept --reply",
+    args: ["accept", "--mode", "reply", "--reply", "\uFFFD"],
+    quoted: ["\uFFFD"],
+    reason: "write such bytes as \\xNN",
   },
   // Conflicts and missing options.
   {
