@@ -217,6 +217,9 @@ class DenoListener implements ListenerBacking {
   }
 }
 
+/** Host error codes of a resource shortage: the call may succeed later. */
+const RESOURCE_SHORTAGES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
+
 /** The `code` string of a host error (`"EMFILE"`), if any. */
 function hostCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -323,7 +326,9 @@ class NodeListener implements ListenerBacking {
       else this.#queue.push(backing);
     });
     server.on("error", (error: Error) => {
-      this.#error ??= error;
+      // A resource shortage (node reports a failed accept this way) fails the waiting accepts
+      // only: the listener itself is fine and accepts again once descriptors are free.
+      if (!RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) this.#error ??= error;
       for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
     });
   }
@@ -369,7 +374,7 @@ class NodeListener implements ListenerBacking {
       try {
         Deno.listen(this.#probe).close();
       } catch (error) {
-        if (hostCode(error) === "EMFILE" || hostCode(error) === "ENFILE") exhausted = error;
+        if (RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) exhausted = error;
       }
       if (exhausted !== null) {
         for (const waiter of this.#waiters.splice(0)) waiter.reject(exhausted);
