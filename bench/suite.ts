@@ -14,6 +14,9 @@
  * 3. `startup`: `wsk connect` to a local listener vs `deno run bench/empty.ts` vs `nc -z`.
  * 4. `echo`: 1,000 clients echoing 64 KiB each through `wsk accept --mode echo --keep-open` vs a
  *    forking socat echo; and `idle`: 10,000 idle connections held by `wsk accept --keep-open`.
+ * 6. `emfile`: 200 clients at once against an echo server under `ulimit -n 64`: wsk (deno and
+ *    node backings) vs a forking socat echo; every client served or refused with a status, and
+ *    the server still serving afterwards.
  *
  * The suite installs nothing: a missing socat, nc (netcat-openbsd) or iperf3 is named with the
  * `apt-get` line that installs it, and the contenders that need it are skipped.
@@ -45,6 +48,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { type BulkResult, runBulk } from "./_bulk.ts";
 import { type EchoResult, type IdleResult, runEcho, runIdle } from "./_connections.ts";
+import { type EmfileResult, runEmfile } from "./_emfile.ts";
 import {
   BenchError,
   detectTools,
@@ -69,12 +73,12 @@ import {
   verdict,
 } from "./_stats.ts";
 
-const SCENARIOS = ["bulk", "provider", "startup", "echo", "idle"] as const;
+const SCENARIOS = ["bulk", "provider", "startup", "echo", "idle", "emfile"] as const;
 type Scenario = typeof SCENARIOS[number];
 /** Names `--only` also takes: what they stand for. */
 const ALIASES: Record<string, Scenario[]> = {
   memory: ["bulk"],
-  connections: ["echo", "idle"],
+  connections: ["echo", "idle", "emfile"],
 };
 const MIB = 1024 * 1024;
 /** Scenario 5's bound on a wsk process's peak RSS. */
@@ -96,12 +100,13 @@ const USAGE = `Usage: deno task bench [options]      (or: deno task bench:smoke)
 
 Options:
   --only <list>        scenarios, comma-separated: ${SCENARIOS.join(", ")}
-                       (memory = bulk, connections = echo,idle; default all)
+                       (memory = bulk, connections = echo,idle,emfile; default all)
   --rounds <n>         rounds per contender for bulk, provider and echo (default 7; smoke 2)
   --bulk-size <size>   bytes per bulk transfer: 1G, 256M, 8M (default 1G; smoke 8M)
   --startup-runs <n>   measured start-ups per contender (default 50; smoke 5)
   --clients <n>        concurrent echo clients, 64 KiB each (default 1000; smoke 20)
   --idle <n>           idle connections to hold (default 10000; smoke 200)
+                       (emfile: 200 clients, ulimit -n 64, 3 rounds; smoke 1 round)
   --timeout <s>        kill any child process after this many seconds (default 120; smoke 30)
   --smoke              tiny sizes, the same code paths, seconds (what CI runs)
   --json               print one JSON object on stdout instead of the tables
@@ -210,6 +215,7 @@ interface Results {
   startup?: StartupResult;
   echo?: EchoResult;
   idle?: IdleResult;
+  emfile?: EmfileResult;
 }
 
 /** One line of the targets summary. */
@@ -392,6 +398,39 @@ function idleSection(r: IdleResult): string {
   ].join("\n");
 }
 
+function emfileSection(r: EmfileResult): string {
+  const rows = r.contenders.map((c) => [
+    c.id,
+    c.skipped ?? `${c.served}`,
+    c.skipped ? "—" : `${c.refused}`,
+    c.skipped ? "—" : `${c.lost}`,
+    c.skipped ? "—" : `${c.servingAfter} of ${r.rounds}`,
+    c.seconds ? formatStats(c.seconds, 2) : "—",
+    c.failedAccepts === null ? "—" : String(c.failedAccepts),
+  ]);
+  return [
+    `## 6. Descriptor exhaustion: the server under ulimit -n ${r.fds}, ${r.clients} echo clients ` +
+    `at once (each holds its connection 0.3 s after its echo), ${r.rounds} rounds, servers ` +
+    `alternating; one more client after each storm`,
+    "",
+    table(
+      [
+        "server",
+        "served",
+        "refused (status seen)",
+        "lost",
+        "served after",
+        "storm s (min–max)",
+        "failed accepts reported",
+      ],
+      rows,
+      [1, 2, 3, 5, 6],
+    ),
+    "",
+    legend(r.contenders.map((c) => [c.id, c.command])),
+  ].join("\n");
+}
+
 function ratioLine(r: Ratio, measured = times(r.value)): TargetLine {
   return {
     target: `${r.name} ${r.target?.direction === "atMost" ? "≤" : "≥"} ${
@@ -431,6 +470,18 @@ function targetLines(results: Results): TargetLine[] {
       result: results.idle.pass ? "PASS" : "MISS",
     });
   }
+  if (results.emfile) {
+    const wsk = results.emfile.contenders.filter((c) => c.failedAccepts !== null);
+    lines.push({
+      target: `ulimit -n ${results.emfile.fds}, ${results.emfile.clients} clients: every client ` +
+        "served or refused with a status, server still serving",
+      measured: wsk.map((c) =>
+        `${c.id}: ${c.served} served, ${c.refused} refused, ${c.lost} lost, ` +
+        `${c.servingAfter}/${results.emfile!.rounds} after`
+      ).join("; "),
+      result: results.emfile.pass ? "PASS" : "MISS",
+    });
+  }
   if (results.bulk) lines.push(...memoryRows(results.bulk).lines);
   return lines;
 }
@@ -446,6 +497,9 @@ function failures(results: Results, thrown: string[]): string[] {
     all.push(...c.errors.map((e) => `echo ${c.id}: ${e}`));
   }
   all.push(...(results.idle?.errors ?? []).map((e) => `idle: ${e}`));
+  for (const c of results.emfile?.contenders ?? []) {
+    all.push(...c.errors.map((e) => `emfile ${c.id}: ${e}`));
+  }
   return all;
 }
 
@@ -458,6 +512,7 @@ function parameters(options: Options): string[] {
   if (on("startup")) list.push(`${options.startupRuns} start-ups each`);
   if (on("echo")) list.push(`${options.clients} echo clients`);
   if (on("idle")) list.push(`${options.idle} idle connections`);
+  if (on("emfile")) list.push("200 clients under ulimit -n 64");
   return list;
 }
 
@@ -586,11 +641,20 @@ async function main(args: string[]): Promise<number> {
   await attempt("idle", async () => {
     results.idle = await runIdle(env, { clients: options.idle, concurrency: 100, timeoutMs });
   });
+  await attempt("emfile", async () => {
+    results.emfile = await runEmfile(env, {
+      clients: 200,
+      fds: 64,
+      rounds: options.smoke ? 1 : Math.min(options.rounds, 3),
+      timeoutMs: Math.min(timeoutMs, 60_000),
+    });
+  });
   const seconds = (performance.now() - started) / 1000;
 
   // Smoke sizes exercise the code paths; their ratios and RSS say nothing about the targets.
   const targets = targetLines(results).map((t) =>
-    options.smoke && !t.target.includes("held") && !t.target.includes("verified")
+    options.smoke && !t.target.includes("held") && !t.target.includes("verified") &&
+      !t.target.includes("still serving")
       ? { ...t, result: "(smoke)" }
       : t
   );
@@ -604,6 +668,7 @@ async function main(args: string[]): Promise<number> {
     if (results.startup) sections.push(startupSection(results.startup));
     if (results.echo) sections.push(echoSection(results.echo));
     if (results.idle) sections.push(idleSection(results.idle));
+    if (results.emfile) sections.push(emfileSection(results.emfile));
     if (results.bulk) sections.push(memorySection(results.bulk));
     sections.push(
       [

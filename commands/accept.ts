@@ -18,6 +18,7 @@ import {
   STATUS_CANCELLED,
   STATUS_CONNECTION_RESET,
   STATUS_DATA_ERROR,
+  STATUS_INSUFFICIENT_RESOURCES,
   STATUS_IO_TIMEOUT,
   STATUS_PENDING,
   STATUS_REQUEST_NOT_ACCEPTED,
@@ -831,7 +832,12 @@ async function serveUntilDone(
   handlers.rethrow();
 }
 
-/** WskAccept until --count connections were served (refused peers do not count) or it stops. */
+/**
+ * WskAccept until --count connections were served (refused peers do not count) or it stops. A
+ * WskAccept that fails with STATUS_INSUFFICIENT_RESOURCES (the process is out of file
+ * descriptors) is reported and issued again: the provider paces the retries (10 ms doubling to
+ * 1 s), and the connection waits in the kernel's backlog until a served one frees a descriptor.
+ */
 async function acceptWithIrps(
   server: Server,
   listener: WskListenSocket,
@@ -863,6 +869,7 @@ async function acceptWithIrps(
       {},
       planned ? accepted.status : undefined,
     );
+    if (accepted.status === STATUS_INSUFFICIENT_RESOURCES && !server.stop.aborted) continue;
     if (!accepted.socket) break;
     const connection = new Connection(accepted.socket);
     const refusal = refusalOf(accepted.remoteAddress!.address, plan.allow, plan.deny);
@@ -901,6 +908,10 @@ async function acceptWithEvents(
   };
   const onStop = () => done("stop");
   const dispatch: WskClientListenDispatch = {
+    // No descriptor was free for a connection: the provider tries again after a pause.
+    WskAcceptFailed(_context, completion) {
+      if (l) run.report("WskAcceptEvent", l, completion, 0);
+    },
     WskAcceptEvent(_context, _flags, localAddress, remoteAddress, socket) {
       if (socket === null) return STATUS_REQUEST_NOT_ACCEPTED;
       // Any connection restarts the wait, as a new WskAccept would.

@@ -224,6 +224,15 @@ class DenoListener implements ListenerBacking {
   }
 }
 
+/** Host error codes of a resource shortage: the call may succeed later. */
+const RESOURCE_SHORTAGES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
+
+/** The `code` string of a host error (`"EMFILE"`), if any. */
+function hostCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 /** Whether an accept failed only because that one connection was reset in the backlog. */
 function isGoneBeforeAccept(error: unknown): boolean {
   return error instanceof Deno.errors.NotConnected ||
@@ -269,7 +278,17 @@ export async function listenNode(request: ListenRequest): Promise<ListenerBackin
       ...(request.backlog === undefined ? {} : { backlog: request.backlog }),
     });
   });
-  return new NodeListener(server);
+  return new NodeListener(server, request.backlog ?? 511);
+}
+
+/** How long a waiting accept on a node-backed listener waits before it checks for a stall. */
+const NODE_STALL_CHECK_MS = 20;
+/** The longest wait between stall checks when no descriptor probe is allowed. */
+const NODE_STALL_CHECK_MAX_MS = 1000;
+
+/** The part of Deno's node:net server handle (its TCPWrap) used to re-arm accepting. */
+interface ListenHandle {
+  listen?: (backlog: number) => number;
 }
 
 /** A `node:net` Server as a {@linkcode ListenerBacking}. */
@@ -281,14 +300,24 @@ class NodeListener implements ListenerBacking {
   #waiters: { resolve: (b: ConnectionBacking) => void; reject: (e: unknown) => void }[] = [];
   #error: unknown = null;
   #closed = false;
+  readonly #backlog: number;
+  /** The probe's address (the listener's, port 0), or null when the process may not listen there. */
+  readonly #probe: { hostname: string; port: 0 } | null;
+  #checkTimer: ReturnType<typeof setTimeout> | undefined;
+  #checkMs = NODE_STALL_CHECK_MS;
 
-  constructor(server: NodeServer) {
+  constructor(server: NodeServer, backlog: number) {
     this.#server = server;
+    this.#backlog = backlog;
     const address = server.address();
     if (address === null || typeof address === "string") {
       throw new TypeError("A node:net TCP server has no address");
     }
     this.localAddress = sockAddr(address.address, address.port);
+    const probe = formatSockAddr({ ...this.localAddress, port: 0 });
+    this.#probe = Deno.permissions.querySync({ name: "net", host: probe }).state === "granted"
+      ? { hostname: address.address, port: 0 }
+      : null;
     server.on("connection", (socket: NodeSocket) => {
       if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
         // Reset before node could ask for its address: that connection is gone already.
@@ -304,7 +333,9 @@ class NodeListener implements ListenerBacking {
       else this.#queue.push(backing);
     });
     server.on("error", (error: Error) => {
-      this.#error ??= error;
+      // A resource shortage (node reports a failed accept this way) fails the waiting accepts
+      // only: the listener itself is fine and accepts again once descriptors are free.
+      if (!RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) this.#error ??= error;
       for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
     });
   }
@@ -316,12 +347,65 @@ class NodeListener implements ListenerBacking {
       return Promise.reject(new Deno.errors.BadResource("Listener has been closed"));
     }
     if (this.#error !== null) return Promise.reject(this.#error);
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject });
+      this.#watch();
+    });
+  }
+
+  /**
+   * Deno's node:net drops an accept that fails for lack of descriptors (EMFILE): no 'error' is
+   * emitted and the listener is not polled again (libs/core/uv_compat/tcp.rs, poll_tcp_handle),
+   * so it would stop accepting for good with connections waiting in the kernel's backlog. A
+   * waiting accept therefore re-arms the host listener at once (listen again on its handle:
+   * Deno then polls it anew, and node accepts what waits if a descriptor is free), and when no
+   * connection came within 20 ms, checks: a probe socket (the listener's address, port 0) that
+   * fails with EMFILE means the listener is stalled, and the waiting accepts fail with that
+   * error, for the model to report and retry after its pause; a probe that succeeds means
+   * descriptors are free, so the listener is re-armed once more and trusted from then on.
+   * Without permission for the probe, the listener is re-armed every 20 ms, doubling to 1 s,
+   * while an accept waits (it recovers, but no failure is reported).
+   */
+  #watch(): void {
+    this.#rearm();
+    if (this.#checkTimer !== undefined) return;
+    this.#checkMs = NODE_STALL_CHECK_MS;
+    this.#checkTimer = setTimeout(() => this.#check(), this.#checkMs);
+  }
+
+  #check(): void {
+    this.#checkTimer = undefined;
+    if (this.#closed || this.#waiters.length === 0) return;
+    if (this.#probe !== null) {
+      let exhausted: unknown = null;
+      try {
+        Deno.listen(this.#probe).close();
+      } catch (error) {
+        if (RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) exhausted = error;
+      }
+      if (exhausted !== null) {
+        for (const waiter of this.#waiters.splice(0)) waiter.reject(exhausted);
+        return;
+      }
+      this.#rearm();
+      return;
+    }
+    this.#rearm();
+    this.#checkMs = Math.min(this.#checkMs * 2, NODE_STALL_CHECK_MAX_MS);
+    this.#checkTimer = setTimeout(() => this.#check(), this.#checkMs);
+  }
+
+  /** Has Deno poll the host listener again (a no-op on one that is not stalled). */
+  #rearm(): void {
+    const handle = (this.#server as unknown as { _handle?: ListenHandle | null })._handle;
+    if (typeof handle?.listen === "function") handle.listen(this.#backlog);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#checkTimer);
+    this.#checkTimer = undefined;
     this.#server.close();
     for (const backing of this.#queue.splice(0)) backing.close();
     const closed = new Deno.errors.BadResource("Listener has been closed");

@@ -103,10 +103,11 @@ const CODE_STATUSES: ReadonlyMap<string, NTSTATUS> = new Map([
   ["EINVAL", STATUS_INVALID_PARAMETER],
   ["EOPNOTSUPP", STATUS_NOT_SUPPORTED],
   ["ENOTSUP", STATUS_NOT_SUPPORTED],
-  // Out of descriptors or buffers: a resource shortage, not a network answer.
+  // Out of descriptors, buffers or memory: a resource shortage, not a network answer.
   ["EMFILE", STATUS_INSUFFICIENT_RESOURCES],
   ["ENFILE", STATUS_INSUFFICIENT_RESOURCES],
   ["ENOBUFS", STATUS_INSUFFICIENT_RESOURCES],
+  ["ENOMEM", STATUS_INSUFFICIENT_RESOURCES],
   // getaddrinfo failures from node:net lookups all mean "the name did not resolve".
   ["ENOTFOUND", STATUS_NO_MATCH],
   ["EAI_NONAME", STATUS_NO_MATCH],

@@ -7,6 +7,7 @@
 import {
   type NTSTATUS,
   STATUS_CANCELLED,
+  STATUS_INSUFFICIENT_RESOURCES,
   STATUS_INVALID_DEVICE_STATE,
   STATUS_INVALID_HANDLE,
   STATUS_INVALID_PARAMETER,
@@ -81,6 +82,14 @@ export interface WskClientListenDispatch {
     remoteAddress: SockAddr,
     acceptSocket: WskConnectionSocket | null,
   ) => WskAcceptEventResult;
+  /**
+   * Model extension (not in WSK): with the accept event on and no WskAccept waiting, the host
+   * could not accept a connection for lack of resources (out of file descriptors: EMFILE,
+   * ENFILE, ENOBUFS, ENOMEM), completed as STATUS_INSUFFICIENT_RESOURCES. The provider keeps
+   * listening and tries again after a pause that grows from 10 ms to 1 s (its message says how
+   * long); the connection waits in the kernel's backlog meanwhile.
+   */
+  readonly WskAcceptFailed?: (socketContext: unknown, completion: WskCompletion) => void;
 }
 
 /** The completion of WskAccept: the new socket and both addresses on success. */
@@ -128,6 +137,10 @@ const LISTEN_EVENTS = WSK_EVENT_ACCEPT | WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNEC
 const INHERITED_EVENTS = WSK_EVENT_RECEIVE | WSK_EVENT_DISCONNECT | WSK_EVENT_SEND_BACKLOG;
 /** Connections the model holds for a later WskAccept before it stops accepting. */
 const HELD_LIMIT = 1024;
+/** The first pause after a host accept failed for lack of resources; it doubles each time. */
+const RETRY_FIRST_MS = 10;
+/** The longest pause between accepts while resources stay short. */
+const RETRY_MAX_MS = 1000;
 
 /** Creates a listening socket, as WskSocket does (internal to provider/). */
 export let newListenSocket: (
@@ -188,6 +201,12 @@ export class WskListenSocket {
   #loopDone: Promise<void> = Promise.resolve();
   #events = 0;
   #keepAlive = false;
+  /** The current pause after a resource shortage (0: the last accept succeeded). */
+  #retryMs = 0;
+  /** No host accept before this time (`performance.now()`), after a resource shortage. */
+  #retryAt = 0;
+  /** Ends the pause early (the socket is closing). */
+  #wakeRetry: (() => void) | null = null;
 
   private constructor(
     family: AddressFamily,
@@ -337,21 +356,71 @@ export class WskListenSocket {
   async #acceptLoop(): Promise<void> {
     try {
       while (this.#state === "LISTENING" && this.#wantsConnections()) {
+        await this.#waitRetry();
+        if (this.#state !== "LISTENING" || !this.#wantsConnections()) break;
         let conn: ConnectionBacking;
         try {
           conn = await this.#listener!.accept();
         } catch (error) {
           if (this.#state !== "LISTENING") return;
           const mapped = hostFailure(error, "Accept");
+          if (mapped.status === STATUS_INSUFFICIENT_RESOURCES) {
+            this.#shortage(mapped);
+            continue;
+          }
           for (const request of this.#accepts) request.call.complete(mapped);
           this.#accepts = [];
           return;
         }
+        this.#retryMs = 0;
         this.#deliver(conn);
       }
     } finally {
       this.#looping = false;
     }
+  }
+
+  /**
+   * The host could not accept for lack of resources (no file descriptor free): the listener
+   * stays, the connection waits in the kernel's backlog. The failure goes to the waiting
+   * WskAccept calls, or else to WskAcceptFailed, and the next host accept waits a pause that
+   * doubles from 10 ms up to 1 s and starts again at 10 ms after an accept succeeds, so a
+   * client that issues WskAccept again at once sees one failure per pause, not a busy loop.
+   */
+  #shortage(mapped: WskCompletion): void {
+    this.#retryMs = this.#retryMs === 0
+      ? RETRY_FIRST_MS
+      : Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+    this.#retryAt = performance.now() + this.#retryMs;
+    const completion = {
+      ...mapped,
+      message: `${mapped.message}; accepting again in ${this.#retryMs} ms`,
+    };
+    const waiting = this.#accepts.filter((request) => !request.call.done);
+    this.#accepts = [];
+    for (const request of waiting) request.call.complete(completion);
+    const callback = this.#dispatch?.WskAcceptFailed;
+    if (waiting.length > 0 || (this.#events & WSK_EVENT_ACCEPT) === 0 || !callback) return;
+    try {
+      callback(this.context, completion);
+    } catch {
+      // The client's callback failed: the provider goes on listening regardless.
+    }
+  }
+
+  /** Waits out the pause after a resource shortage; the socket's close ends it early. */
+  async #waitRetry(): Promise<void> {
+    const wait = this.#retryAt - performance.now();
+    if (wait <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, wait);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wakeRetry = done;
+    });
+    this.#wakeRetry = null;
   }
 
   #deliver(conn: ConnectionBacking): void {
@@ -478,6 +547,7 @@ export class WskListenSocket {
       return failure(STATUS_INVALID_HANDLE, "WskCloseSocket on a closed socket");
     }
     this.#state = "CLOSED";
+    this.#wakeRetry?.();
     for (const request of this.#accepts) {
       request.call.complete(failure(STATUS_CANCELLED, "The socket was closed"));
     }
@@ -566,7 +636,11 @@ export interface WskProviderListenDispatch {
     flags?: number,
     irp?: WskIrp,
   ): Promise<WskCompletion>;
-  /** Waits for a connection and returns it as a connection socket. */
+  /**
+   * Waits for a connection and returns it as a connection socket. When the host is out of file
+   * descriptors it completes with STATUS_INSUFFICIENT_RESOURCES and the socket keeps listening;
+   * the next host accept waits a growing pause (10 ms to 1 s).
+   */
   WskAccept(
     socket: WskListenSocket,
     flags?: number,

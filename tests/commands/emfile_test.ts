@@ -1,0 +1,172 @@
+// `wsk accept --keep-open` short of file descriptors: the server runs under `ulimit -n 64`, one
+// python3 process (bench/emfile_clients.py) opens 200 connections at once, each sends a line,
+// checks the answer and holds the connection 0.3 s, so the server runs out of descriptors while
+// the rest wait in the kernel's backlog. Every client must end served (or, from a denied address,
+// reset: a status it sees), the server must report each failed accept as
+// STATUS_INSUFFICIENT_RESOURCES and still serve one more client after the storm.
+
+import assert from "node:assert/strict";
+import { cliCommand, parseLine, PythonProcess } from "../_helpers.ts";
+import { Collector, portOf, within } from "./_peer.ts";
+
+const CLIENTS_SCRIPT = new URL("../../bench/emfile_clients.py", import.meta.url).pathname;
+const CLIENTS = 200;
+/** `python3 -c` this with the script's path first runs that script with the rest as its argv. */
+const RUN_FILE =
+  "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')";
+
+/** `wsk accept … --keep-open` under `ulimit -n 64`; dispose kills it if it still runs. */
+class LimitedServer implements AsyncDisposable {
+  readonly stdout: Collector;
+  readonly stderr: Collector;
+  readonly #child: Deno.ChildProcess;
+  #exited = false;
+
+  constructor(args: string[]) {
+    this.#child = new Deno.Command("sh", {
+      args: ["-c", 'ulimit -n 64 && exec "$0" "$@"', Deno.execPath(), ...cliCommand(args)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    }).spawn();
+    this.#child.status.then(() => this.#exited = true);
+    this.stdout = new Collector(this.#child.stdout);
+    this.stderr = new Collector(this.#child.stderr);
+  }
+
+  /** The port of the WskBind line. */
+  async port(): Promise<number> {
+    const local = await this.stdout.waitFor(
+      () => this.stdout.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
+      15_000,
+      `the WskBind line (stderr: ${this.stderr.text()})`,
+    );
+    return portOf(local);
+  }
+
+  /** SIGTERM, then the exit code within 10 s. */
+  async stop(): Promise<number> {
+    this.#child.kill("SIGTERM");
+    const status = await within(this.#child.status, 10_000, "the server's exit after SIGTERM");
+    await this.stdout.done;
+    await this.stderr.done;
+    return status.code;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    await this.#child.status;
+    await this.stdout.cancel();
+    await this.stderr.cancel();
+  }
+}
+
+interface StormResult {
+  readonly counts: Record<string, number>;
+  readonly after: string;
+  readonly seconds: number;
+}
+
+interface Case {
+  readonly name: string;
+  readonly args: string[];
+  /** The call the server names a failed accept with. */
+  readonly call: "WskAccept" | "WskAcceptEvent";
+  /** --expect for the clients. */
+  readonly expect: string;
+  /** Every K-th client connects from 127.0.0.2, which the server denies. */
+  readonly denyEvery?: number;
+}
+
+const CASES: Case[] = [
+  { name: "deno IRP, --mode echo", args: [], call: "WskAccept", expect: "echo" },
+  {
+    name: "--backing node IRP, --mode echo",
+    args: ["--backing", "node"],
+    call: "WskAccept",
+    expect: "echo",
+  },
+  { name: "--events, --mode echo", args: ["--events"], call: "WskAcceptEvent", expect: "echo" },
+  {
+    name: "--events --backing node, --mode reply",
+    args: ["--events", "--backing", "node", "--reply", "hello"],
+    call: "WskAcceptEvent",
+    expect: "hello",
+  },
+  {
+    name: "--allow 127.0.0.0/8 --deny 127.0.0.2 (every 10th client denied), --mode echo",
+    args: ["--allow", "127.0.0.0/8", "--deny", "127.0.0.2"],
+    call: "WskAccept",
+    expect: "echo",
+    denyEvery: 10,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`accept --keep-open under ulimit -n 64, ${CLIENTS} clients at once, ${c.name}: each failed accept is STATUS_INSUFFICIENT_RESOURCES, every client is served (or denied with a reset) and the server still serves`, async () => {
+    await using server = new LimitedServer(["accept", "--keep-open", ...c.args]);
+    const port = await server.port();
+    const storm = new PythonProcess(RUN_FILE, [
+      CLIENTS_SCRIPT,
+      "127.0.0.1",
+      String(port),
+      "--clients",
+      String(CLIENTS),
+      "--expect",
+      c.expect,
+      "--hold",
+      "0.3",
+      "--deadline",
+      "20",
+      ...(c.denyEvery ? ["--deny-every", String(c.denyEvery)] : []),
+    ]);
+    await using _storm = storm;
+    assert.deepEqual(JSON.parse(await storm.line(15_000)), { ready: true });
+    // Bounded by the script's own deadlines (20 s for the storm, 10 s for the last client).
+    const result: StormResult = JSON.parse(await storm.line(35_000));
+    const denied = c.denyEvery ? Math.ceil(CLIENTS / c.denyEvery) : 0;
+    assert.deepEqual(
+      result.counts,
+      denied > 0 ? { served: CLIENTS - denied, ECONNRESET: denied } : { served: CLIENTS },
+      `server stderr: ${server.stderr.text()}`,
+    );
+    assert.equal(result.after, "served", "the client after the storm");
+
+    const code = await server.stop();
+    const lines = server.stdout.lines().map(parseLine);
+    const failedAccepts = lines.filter((line) =>
+      line.call === c.call && line.status === "STATUS_INSUFFICIENT_RESOURCES"
+    );
+    assert.ok(
+      failedAccepts.length > 0,
+      `the server never ran out of descriptors: ${server.stdout.text().slice(-2000)}`,
+    );
+    for (const line of failedAccepts) {
+      assert.equal(line.ntstatus, "0xC000009A");
+      assert.equal(line.socket, "1", "a failed accept names the listening socket");
+      assert.match(line.message ?? "", /Too many open files.*; accepting again in \d+ ms$/);
+    }
+    // One line per failed accept, paced by the pause (10 ms doubling to 1 s): not a busy loop.
+    assert.ok(failedAccepts.length < 200, `${failedAccepts.length} failed accepts`);
+    const summaries = lines.filter((line) => line.call === "Summary");
+    assert.equal(summaries.length, CLIENTS + 1, "one Summary per client, the last one included");
+    const served = summaries.filter((line) =>
+      line.status === "STATUS_SUCCESS" && line.value === "graceful"
+    );
+    assert.equal(served.length, CLIENTS + 1 - denied);
+    assert.equal(
+      summaries.filter((line) => line.status === "STATUS_REQUEST_NOT_ACCEPTED").length,
+      denied,
+    );
+    // The failed accepts were not planned: the server says so with exit 1 once stopped.
+    assert.equal(code, 1, server.stderr.text());
+    assert.doesNotMatch(server.stderr.text(), /panicked|error:/);
+  });
+}
