@@ -43,15 +43,20 @@ const SCAN_GAP = 1024;
 /** Never scan past this descriptor. */
 const SCAN_MAX = 1 << 20;
 
-let libc: Libc | null | undefined;
+/** Whether this process may use FFI here (Linux, `--allow-ffi` granted); asked once. */
+let allowed: boolean | undefined;
+let libc: Libc | null = null;
 
-/** Loads libc once, when the process may use FFI; null when it may not (or cannot). */
+/**
+ * libc's calls, when the process may use FFI; null when it may not, or when loading failed (for
+ * example with every descriptor in use: that is tried again on the next call).
+ */
 function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
+  if (libc !== null) return libc;
+  allowed ??= Deno.build.os === "linux" &&
+    Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  if (!allowed) return null;
   try {
-    if (Deno.build.os !== "linux") return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
     const lib = Deno.dlopen(
       "libc.so.6",
       {
@@ -63,7 +68,7 @@ function loadLibc(): Libc | null {
     );
     libc = lib.symbols;
   } catch {
-    libc = null;
+    return null;
   }
   return libc;
 }
