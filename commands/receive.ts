@@ -81,9 +81,10 @@ export function receiveCommand(ctx: CliContext) {
       try {
         await runAction(ctx, command, options, async (run) => {
           if (options.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
-          // A backing that can reset: a connection whose data could not be delivered is
-          // aborted, never ended with a FIN as if it were complete.
-          const socket = await run.connected(remote, options.bind, { abortive: true });
+          // The deno backing (the fast one for bulk reads). A connection whose data could not
+          // be delivered gets WskCloseSocket, the abortive close, never the graceful disconnect
+          // that would make it look complete.
+          const socket = await run.connected(remote, options.bind);
           if (!socket) return;
           let ok = true;
           if (options.drain) {
