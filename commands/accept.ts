@@ -162,9 +162,9 @@ function isOpen(socket: WskConnectionSocket): boolean {
 const ECHO_MAX = 256 * 1024;
 
 /**
- * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
- * receive (the peer's FIN). Reported as one WskReceive and one WskSend line with call counts.
- * Returns the failed call's completion, or null.
+ * The echo of Microsoft's echosrv sample on the shared pump: receive, send the same bytes back,
+ * until a 0-byte receive (the peer's FIN). Reported as one WskReceive and one WskSend line with
+ * call counts. Returns the failed call's completion, or null.
  */
 async function echoLoop(
   run: Run,
@@ -279,8 +279,9 @@ async function printPayload(
 }
 
 /**
- * Receives until the peer's FIN, handing each chunk to `sink` (if any; false from it ends the
- * loop), as one WskReceive line with `calls`. Each call is bounded by --timeout (an idle
+ * Receives until the peer's FIN through the shared pump, handing each chunk to `sink` (if any;
+ * false from it ends the loop; a write error it throws ends the connection with the write's
+ * status), as one WskReceive line with `calls`. Each call is bounded by --timeout (an idle
  * timeout). With a `verifier`, the first mismatch stops the loop and the line (and the
  * connection) gets STATUS_DATA_ERROR with the verifier's message, as `receive --verify-pattern`
  * reports it. Returns true when the FIN was reached and no mismatch was found.

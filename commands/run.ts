@@ -420,7 +420,7 @@ export class ScriptRunner {
 
   /**
    * A receive step. With no text to look for it is one loop of WskReceive calls until the peer's
-   * FIN or `--bytes` (`Run.receiveLoop`, one line); `--drain` is one WSK_FLAG_DRAIN call;
+   * FIN or `--bytes` (the shared pump, one line); `--drain` is one WSK_FLAG_DRAIN call;
    * `--verify-pattern` checks the pattern. With `--until`, `--expect` or `--expect-re` the step
    * keeps what it receives (at most 16 MiB) to look in it, stops as soon as its bound has
    * arrived, and keeps any bytes past that point for the next receive. Then `--status` is

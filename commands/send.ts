@@ -256,7 +256,8 @@ export function sendCommand(ctx: CliContext) {
             // send, so the peer never sees a FIN for a cut stream and the open connection does
             // not keep the process alive after the error line.
             await run.close(socket);
-            await receiving;
+            const got = await receiving;
+            if (got && !got.writeFailed) got.line();
             throw error;
           } finally {
             closeQuietly(source!);
