@@ -17,6 +17,8 @@
  * 6. `emfile`: 200 clients at once against an echo server under `ulimit -n 64`: wsk (deno and
  *    node backings) vs a forking socat echo; every client served or refused with a status, and
  *    the server still serving afterwards.
+ * 7. `duplex`: 1 GiB through `wsk send --receive` against an echo server vs `nc -N` through the
+ *    same server (target ≥ 0.8×).
  *
  * The suite installs nothing: a missing socat, nc (netcat-openbsd) or iperf3 is named with the
  * `apt-get` line that installs it, and the contenders that need it are skipped.
@@ -30,7 +32,7 @@
  * deno task bench --json > bench.json
  * ```
  *
- * Options: `--only LIST`, `--rounds N` (bulk, provider, echo; default 7), `--bulk-size SIZE`
+ * Options: `--only LIST`, `--rounds N` (bulk, provider, echo, duplex; default 7), `--bulk-size SIZE`
  * (default 1G), `--startup-runs N` (default 50), `--clients N` (default 1000), `--idle N`
  * (default 10000), `--timeout S` (bound on each child process; default 120), `--smoke`, `--json`.
  *
@@ -47,6 +49,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { type BulkResult, runBulk } from "./_bulk.ts";
+import { type DuplexResult, runDuplex } from "./_duplex.ts";
 import { type EchoResult, type IdleResult, runEcho, runIdle } from "./_connections.ts";
 import { type EmfileResult, runEmfile } from "./_emfile.ts";
 import {
@@ -73,7 +76,7 @@ import {
   verdict,
 } from "./_stats.ts";
 
-const SCENARIOS = ["bulk", "provider", "startup", "echo", "idle", "emfile"] as const;
+const SCENARIOS = ["bulk", "provider", "startup", "echo", "idle", "emfile", "duplex"] as const;
 type Scenario = typeof SCENARIOS[number];
 /** Names `--only` also takes: what they stand for. */
 const ALIASES: Record<string, Scenario[]> = {
@@ -101,8 +104,8 @@ const USAGE = `Usage: deno task bench [options]      (or: deno task bench:smoke)
 Options:
   --only <list>        scenarios, comma-separated: ${SCENARIOS.join(", ")}
                        (memory = bulk, connections = echo,idle,emfile; default all)
-  --rounds <n>         rounds per contender for bulk, provider and echo (default 7; smoke 2)
-  --bulk-size <size>   bytes per bulk transfer: 1G, 256M, 8M (default 1G; smoke 8M)
+  --rounds <n>         rounds per contender for bulk, provider, echo and duplex (default 7; smoke 2)
+  --bulk-size <size>   bytes per bulk and duplex transfer: 1G, 256M, 8M (default 1G; smoke 8M)
   --startup-runs <n>   measured start-ups per contender (default 50; smoke 5)
   --clients <n>        concurrent echo clients, 64 KiB each (default 1000; smoke 20)
   --idle <n>           idle connections to hold (default 10000; smoke 200)
@@ -216,6 +219,7 @@ interface Results {
   echo?: EchoResult;
   idle?: IdleResult;
   emfile?: EmfileResult;
+  duplex?: DuplexResult;
 }
 
 /** One line of the targets summary. */
@@ -431,6 +435,24 @@ function emfileSection(r: EmfileResult): string {
   ].join("\n");
 }
 
+function duplexSection(r: DuplexResult): string {
+  const rows = r.clients.map((c) => [
+    c.id,
+    c.skipped ?? mbps(c.mbps),
+    c.errors.length ? `${c.errors.length} failed` : "ok",
+  ]);
+  return [
+    `## 7. Full duplex: ${formatBytes(r.bytes)} echoed through ${r.server}, ${r.rounds} rounds, ` +
+    "clients alternating (MB/s one way, client spawn → exit, every byte counted)",
+    "",
+    table(["client", "median MB/s (min–max)", "bytes"], rows, [1]),
+    "",
+    legend(r.clients.map((c) => [c.id, c.command])),
+    "",
+    ratioTable(r.ratios),
+  ].join("\n");
+}
+
 function ratioLine(r: Ratio, measured = times(r.value)): TargetLine {
   return {
     target: `${r.name} ${r.target?.direction === "atMost" ? "≤" : "≥"} ${
@@ -450,6 +472,9 @@ function targetLines(results: Results): TargetLine[] {
   }
   if (results.startup) {
     for (const r of withTargets(results.startup.ratios)) lines.push(ratioLine(r));
+  }
+  if (results.duplex) {
+    for (const r of withTargets(results.duplex.ratios)) lines.push(ratioLine(r));
   }
   if (results.echo) {
     const wsk = results.echo.contenders[0]!;
@@ -500,6 +525,9 @@ function failures(results: Results, thrown: string[]): string[] {
   for (const c of results.emfile?.contenders ?? []) {
     all.push(...c.errors.map((e) => `emfile ${c.id}: ${e}`));
   }
+  for (const c of results.duplex?.clients ?? []) {
+    all.push(...c.errors.map((e) => `duplex ${c.id}: ${e}`));
+  }
   return all;
 }
 
@@ -507,8 +535,12 @@ function failures(results: Results, thrown: string[]): string[] {
 function parameters(options: Options): string[] {
   const on = (s: Scenario) => options.only.includes(s);
   const list: string[] = [];
-  if (on("bulk") || on("provider") || on("echo")) list.push(`${options.rounds} rounds`);
-  if (on("bulk") || on("provider")) list.push(`${formatBytes(options.bulkBytes)} per transfer`);
+  if (on("bulk") || on("provider") || on("echo") || on("duplex")) {
+    list.push(`${options.rounds} rounds`);
+  }
+  if (on("bulk") || on("provider") || on("duplex")) {
+    list.push(`${formatBytes(options.bulkBytes)} per transfer`);
+  }
   if (on("startup")) list.push(`${options.startupRuns} start-ups each`);
   if (on("echo")) list.push(`${options.clients} echo clients`);
   if (on("idle")) list.push(`${options.idle} idle connections`);
@@ -649,6 +681,13 @@ async function main(args: string[]): Promise<number> {
       timeoutMs: Math.min(timeoutMs, 60_000),
     });
   });
+  await attempt("duplex", async () => {
+    results.duplex = await runDuplex(env, {
+      bytes: options.bulkBytes,
+      rounds: options.rounds,
+      timeoutMs,
+    });
+  });
   const seconds = (performance.now() - started) / 1000;
 
   // Smoke sizes exercise the code paths; their ratios and RSS say nothing about the targets.
@@ -669,6 +708,7 @@ async function main(args: string[]): Promise<number> {
     if (results.echo) sections.push(echoSection(results.echo));
     if (results.idle) sections.push(idleSection(results.idle));
     if (results.emfile) sections.push(emfileSection(results.emfile));
+    if (results.duplex) sections.push(duplexSection(results.duplex));
     if (results.bulk) sections.push(memorySection(results.bulk));
     sections.push(
       [

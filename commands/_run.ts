@@ -23,7 +23,6 @@ import {
   WSK_FLAG_CONNECTION_SOCKET,
   WSK_FLAG_DRAIN,
   WSK_FLAG_LISTEN_SOCKET,
-  WSK_FLAG_WAITALL,
   wskBuf,
   WskCaptureProviderNPI,
   type WskClientConnectionDispatch,
@@ -40,10 +39,11 @@ import {
 } from "../provider/mod.ts";
 import type { CallRecord, Reporter } from "./_report.ts";
 import type { Endpoint, OptionSetting, OptionSpec } from "./_parse.ts";
-import type { PatternVerifier } from "./_pattern.ts";
-import type { Progress } from "./_progress.ts";
+import { pump } from "./_pump.ts";
 import type { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
+
+export { GrowingBuffer, joinBytes, RECEIVE_MAX, RECEIVE_MIN } from "./_pump.ts";
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -60,82 +60,6 @@ export const RETRY_PAUSE_MIN = 50;
 
 /** Longest pause between `--retry-until` attempts, in milliseconds. */
 export const RETRY_PAUSE_MAX = 200;
-
-/** Largest receive buffer of the receive loops (bulk transfers read up to this much per call). */
-export const RECEIVE_MAX = 1024 * 1024;
-
-/** First size of a receive loop's buffer. */
-export const RECEIVE_MIN = 4 * 1024;
-
-/**
- * A receive loop's buffer: it starts at {@linkcode RECEIVE_MIN} and doubles each time a receive
- * fills it, up to a maximum. An idle or chatty connection holds 4 KiB, so thousands of them stay
- * cheap, while a bulk transfer reaches 1 MiB per call after a few receives.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { GrowingBuffer } from "./_run.ts";
- *
- * const buffer = new GrowingBuffer(64 * 1024);
- * assert.equal(buffer.bytes.length, 4 * 1024);
- * buffer.received(100); // not full: stays
- * assert.equal(buffer.bytes.length, 4 * 1024);
- * buffer.received(4 * 1024);
- * buffer.received(8 * 1024);
- * buffer.received(16 * 1024);
- * buffer.received(32 * 1024);
- * buffer.received(64 * 1024); // at the maximum: stays
- * assert.equal(buffer.bytes.length, 64 * 1024);
- * ```
- */
-export class GrowingBuffer {
-  #bytes: Uint8Array;
-  readonly #max: number;
-
-  constructor(max: number = RECEIVE_MAX) {
-    this.#max = Math.max(1, max);
-    this.#bytes = new Uint8Array(Math.min(RECEIVE_MIN, this.#max));
-  }
-
-  /** The buffer for the next receive; a new one after it grew. */
-  get bytes(): Uint8Array {
-    return this.#bytes;
-  }
-
-  /** Records that a receive returned `count` bytes; a full buffer doubles for the next one. */
-  received(count: number): void {
-    if (count >= this.#bytes.length && this.#bytes.length < this.#max) {
-      this.#bytes = new Uint8Array(Math.min(this.#max, this.#bytes.length * 2));
-    }
-  }
-}
-
-/** Options of {@linkcode Run.receiveLoop}. */
-export interface ReceiveLoopOptions {
-  /** Stop after this many bytes. */
-  readonly limit?: number;
-  /** Receive with WSK_FLAG_WAITALL. */
-  readonly waitAll?: boolean;
-  /** Where the data goes (otherwise a preview is kept for `show`). */
-  readonly sink?: (bytes: Uint8Array) => Promise<void>;
-  /** Put up to 4 KiB of what arrived in the line's `data`. */
-  readonly show?: boolean;
-  readonly bufferSize?: number;
-  /** Bound each call by the timeout (an idle timeout) instead of the whole loop. */
-  readonly idle?: boolean;
-  /**
-   * Check the stream against the pattern: the loop stops at the first mismatch, and a mismatch
-   * (or a stream that ends short) is reported as STATUS_DATA_ERROR with the verifier's message.
-   */
-  readonly verify?: PatternVerifier;
-  /** Count the bytes on a progress display (stopped before the line is reported). */
-  readonly progress?: Progress | null;
-  /** The bound in milliseconds (per call with `idle`, else for the loop); default --timeout. */
-  readonly timeout?: number;
-  /** A status the caller expects the loop to end with (not counted as a failure). */
-  readonly expected?: NTSTATUS;
-}
 
 /** Anything with an id and, when known, addresses: what a status line describes. */
 export type Described = Pick<WskConnectionSocket, "id" | "localAddress"> & {
@@ -438,81 +362,12 @@ export class Run {
       await this.call("WskDisconnect", socket, () => d.WskDisconnect(socket, null, 0, this.irp()));
     }
     if (socket.state === "LFIN") {
-      await this.receiveLoop(socket, {
+      await pump(this, socket, {
         show: true,
         ...(drainExpected === undefined ? {} : { expected: drainExpected }),
       });
     }
     await this.close(socket);
-  }
-
-  /**
-   * Receives until the peer's FIN (or `limit` bytes), handing data to `sink` as it arrives,
-   * and reports the loop as one WskReceive line with `calls`. The whole loop shares one
-   * deadline (`--timeout`). Returns the final status and the byte count.
-   */
-  async receiveLoop(
-    socket: WskConnectionSocket,
-    options: ReceiveLoopOptions = {},
-  ): Promise<{ status: NTSTATUS; total: number }> {
-    const d = socket.Dispatch;
-    const limit = options.limit ?? Infinity;
-    const buffer = new GrowingBuffer(Math.min(options.bufferSize ?? RECEIVE_MAX, limit));
-    const preview: Uint8Array[] = [];
-    let previewBytes = 0;
-    let total = 0;
-    let calls = 0;
-    let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
-    const start = performance.now();
-    const timeout = options.timeout ?? this.timeout;
-    const deadline = start + timeout;
-    while (total < limit) {
-      const length = Math.min(buffer.bytes.length, limit - total);
-      const remaining = options.idle ? timeout : Math.max(0, deadline - performance.now());
-      const flags = options.waitAll ? WSK_FLAG_WAITALL : 0;
-      last = await d.WskReceive(
-        socket,
-        { Mdl: { Next: null, bytes: buffer.bytes }, Offset: 0, Length: length },
-        flags,
-        this.irp(remaining),
-      );
-      calls++;
-      if (!NT_SUCCESS(last.status) || last.information === 0) break;
-      const bytes = buffer.bytes.subarray(0, last.information);
-      total += bytes.length;
-      this.hex?.dump("<", socket.id, bytes);
-      options.progress?.add(bytes.length);
-      if (options.verify) {
-        options.verify.push(bytes);
-        // A wrong byte or an overrun ends the check: nothing later can make it pass.
-        if (options.verify.mismatch) break;
-      }
-      if (options.sink) await options.sink(bytes);
-      else if (previewBytes < 4096) {
-        preview.push(bytes.slice(0, 4096 - previewBytes));
-        previewBytes += Math.min(bytes.length, 4096 - previewBytes);
-      }
-      buffer.received(bytes.length);
-    }
-    options.progress?.stop();
-    const shown = options.show && previewBytes > 0 ? joinBytes(preview, previewBytes) : undefined;
-    const mismatch = options.verify && NT_SUCCESS(last.status) ? options.verify.finish() : null;
-    if (mismatch) {
-      last = { status: STATUS_DATA_ERROR, information: total, message: mismatch.message };
-    }
-    this.report(
-      "WskReceive",
-      socket,
-      NT_SUCCESS(last.status) ? { status: last.status, information: total } : last,
-      performance.now() - start,
-      {
-        calls,
-        information: total,
-        ...(shown ? { data: shown } : {}),
-      },
-      options.expected,
-    );
-    return { status: last.status, total };
   }
 
   /** WskControlSocket setting one option, reported with its name and value. */
@@ -607,16 +462,4 @@ function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done);
   });
-}
-
-/** Concatenates chunks. */
-export function joinBytes(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk.subarray(0, total - offset), offset);
-    offset += Math.min(chunk.length, total - offset);
-    if (offset >= total) break;
-  }
-  return out;
 }

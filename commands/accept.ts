@@ -42,7 +42,8 @@ import { runAction, wskCommand } from "./_command.ts";
 import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
 import { type CidrRule, parseCidr, refusalOf } from "./_cidr.ts";
 import { PatternVerifier } from "./_pattern.ts";
-import { GrowingBuffer, joinBytes, Run } from "./_run.ts";
+import { pump, writeFailure } from "./_pump.ts";
+import { Run } from "./_run.ts";
 import { UsageError } from "./_usage.ts";
 
 /** What `accept` does with each connection. */
@@ -162,9 +163,9 @@ function isOpen(socket: WskConnectionSocket): boolean {
 const ECHO_MAX = 256 * 1024;
 
 /**
- * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
- * receive (the peer's FIN). Reported as one WskReceive and one WskSend line with call counts.
- * Returns the failed call's completion, or null.
+ * The echo of Microsoft's echosrv sample on the shared pump: receive, send the same bytes back,
+ * until a 0-byte receive (the peer's FIN). Reported as one WskReceive and one WskSend line with
+ * call counts. Returns the failed call's completion, or null.
  */
 async function echoLoop(
   run: Run,
@@ -172,55 +173,29 @@ async function echoLoop(
   expected: () => NTSTATUS | undefined,
 ): Promise<WskCompletion | null> {
   const d = socket.Dispatch;
-  const buffer = new GrowingBuffer(ECHO_MAX);
-  const start = performance.now();
-  let received = 0;
   let sent = 0;
-  let receives = 0;
   let sends = 0;
-  let failed: { call: string; completion: WskCompletion } | null = null;
-  for (;;) {
-    const got = await d.WskReceive(socket, wskBuf(buffer.bytes), 0, run.irp());
-    receives++;
-    if (!NT_SUCCESS(got.status)) {
-      failed = { call: "WskReceive", completion: got };
-      break;
-    }
-    if (got.information === 0) break;
-    received += got.information;
-    const put = await d.WskSend(
-      socket,
-      wskBuf(buffer.bytes.subarray(0, got.information)),
-      0,
-      run.irp(),
-    );
-    sends++;
-    if (!NT_SUCCESS(put.status)) {
-      failed = { call: "WskSend", completion: put };
-      break;
-    }
-    sent += put.information;
-    buffer.received(got.information);
-  }
-  const elapsed = performance.now() - start;
-  const ok = { status: STATUS_SUCCESS, information: 0 };
-  run.report(
-    "WskReceive",
-    socket,
-    failed?.call === "WskReceive" ? failed.completion : ok,
-    elapsed,
-    { information: received, calls: receives },
-    expected(),
-  );
+  const got = await pump(run, socket, {
+    bufferSize: ECHO_MAX,
+    idle: true,
+    // Each chunk is sent back before the next receive (the pump reuses its buffer).
+    sink: async (bytes) => {
+      const put = await d.WskSend(socket, wskBuf(bytes), 0, run.irp());
+      sends++;
+      if (NT_SUCCESS(put.status)) sent += put.information;
+      return put;
+    },
+    expected,
+  });
   run.report(
     "WskSend",
     socket,
-    failed?.call === "WskSend" ? failed.completion : ok,
-    elapsed,
+    got.sinkFailure ?? { status: STATUS_SUCCESS, information: 0 },
+    got.elapsedMs,
     { information: sent, calls: sends },
     expected(),
   );
-  return failed?.completion ?? null;
+  return got.sinkFailure ?? (NT_SUCCESS(got.status) ? null : got.completion);
 }
 
 /**
@@ -276,8 +251,9 @@ function raceWrite(
  * counted in its Summary, and the connection fails (STATUS_CANCELLED, or STATUS_IO_TIMEOUT for
  * a stall). A write blocked in the kernel cannot be called off; it ends when the reader reads or
  * goes away, and until then it keeps the process (a second SIGINT or SIGTERM ends it).
- * Returns false when the bytes were dropped; throws what the write threw (BrokenPipe when
- * standard output was closed, which main reports).
+ * Returns false when the bytes were dropped; throws what the write threw (standard output was
+ * closed, a disk is full), which ends this connection with the write's status (the receive
+ * loop's line and the Summary say it) and never the server.
  */
 async function printPayload(
   server: Server,
@@ -304,8 +280,9 @@ async function printPayload(
 }
 
 /**
- * Receives until the peer's FIN, handing each chunk to `sink` (if any; false from it ends the
- * loop), as one WskReceive line with `calls`. Each call is bounded by --timeout (an idle
+ * Receives until the peer's FIN through the shared pump, handing each chunk to `sink` (if any;
+ * false from it ends the loop; a write error it throws ends the connection with the write's
+ * status), as one WskReceive line with `calls`. Each call is bounded by --timeout (an idle
  * timeout). With a `verifier`, the first mismatch stops the loop and the line (and the
  * connection) gets STATUS_DATA_ERROR with the verifier's message, as `receive --verify-pattern`
  * reports it. Returns true when the FIN was reached and no mismatch was found.
@@ -320,60 +297,16 @@ async function receiveToFin(
   } = {},
 ): Promise<boolean> {
   const { sink, show = false, verifier } = options;
-  const { run } = server;
-  const socket = connection.socket;
-  const d = socket.Dispatch;
-  const buffer = new GrowingBuffer();
-  const preview: Uint8Array[] = [];
-  let previewBytes = 0;
-  let total = 0;
-  let calls = 0;
-  let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
-  let fin = false;
-  const start = performance.now();
-  for (;;) {
-    last = await d.WskReceive(socket, wskBuf(buffer.bytes), 0, run.irp());
-    calls++;
-    if (!NT_SUCCESS(last.status)) break;
-    if (last.information === 0) {
-      fin = true;
-      break;
-    }
-    const bytes = buffer.bytes.subarray(0, last.information);
-    total += bytes.length;
-    if (show && previewBytes < 4096) {
-      preview.push(bytes.slice(0, 4096 - previewBytes));
-      previewBytes += Math.min(bytes.length, 4096 - previewBytes);
-    }
-    if (sink && !await sink(bytes)) break;
-    if (verifier) {
-      verifier.push(bytes);
-      if (verifier.mismatch !== null) break;
-    }
-    buffer.received(bytes.length);
-  }
-  const mismatch = verifier && NT_SUCCESS(last.status)
-    ? verifier.mismatch ?? (fin ? verifier.finish() : null)
-    : null;
-  if (mismatch !== null) {
-    last = { status: STATUS_DATA_ERROR, information: total, message: mismatch.message };
-    connection.fail(last, "local-close");
-  }
-  const ok = NT_SUCCESS(last.status);
-  if (!ok) connection.fail(last);
-  run.report(
-    "WskReceive",
-    socket,
-    ok ? { status: last.status, information: total } : last,
-    performance.now() - start,
-    {
-      information: total,
-      calls,
-      ...(previewBytes > 0 ? { data: joinBytes(preview, previewBytes) } : {}),
-    },
-    cancelExpected(server),
-  );
-  return fin && ok;
+  const got = await pump(server.run, connection.socket, {
+    idle: true,
+    show,
+    ...(sink ? { sink } : {}),
+    ...(verifier ? { verify: verifier } : {}),
+    expected: () => cancelExpected(server),
+  });
+  if (got.status === STATUS_DATA_ERROR) connection.fail(got.completion, "local-close");
+  else if (!NT_SUCCESS(got.status)) connection.fail(got.completion);
+  return got.fin && NT_SUCCESS(got.status);
 }
 
 /** One reported call on a served connection; a failure is recorded on the connection. */
@@ -530,8 +463,8 @@ class EventConnection {
   /** Echoes and prints in progress; each leaves the set when it settles. */
   readonly #work = new Set<Promise<void>>();
   #printChain: Promise<void> = Promise.resolve();
-  /** The first error a print threw (standard output was closed): serve() rethrows it. */
-  #fault: { readonly error: unknown } | null = null;
+  /** The first write error a print met (standard output was closed, a disk is full). */
+  #fault: WskCompletion | null = null;
   #ended!: (why: StreamEnd) => void;
   readonly #endedPromise: Promise<StreamEnd>;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -621,7 +554,7 @@ class EventConnection {
         if (!await printPayload(this.#server, this.connection, part)) this.#ended("dropped");
       }
     } catch (error) {
-      this.#fault ??= { error };
+      this.#fault ??= writeFailure(error);
       this.#ended("fault");
     }
     await this.#release(list, parts);
@@ -686,15 +619,15 @@ class EventConnection {
     // Echoes and prints in progress finish (each send and each print is bounded by --timeout)
     // before the lines.
     await Promise.all([...this.#work]);
-    // A print failed (standard output was closed): the error goes to main, which reports it once
-    // the listener and every socket left open were closed.
-    if (this.#fault !== null) throw this.#fault.error;
     const expected = cancelExpected(server);
     const verifier = this.#verifier;
     const mismatch = verifier === null
       ? null
       : verifier.mismatch ?? (why === "fin" ? verifier.finish() : null);
-    const indicated: WskCompletion = mismatch !== null
+    // A print that failed (standard output closed, a disk full) ends this connection only.
+    const indicated: WskCompletion = this.#fault !== null
+      ? this.#fault
+      : mismatch !== null
       ? { status: STATUS_DATA_ERROR, information: 0, message: mismatch.message }
       : why === "timeout"
       ? {
@@ -705,7 +638,7 @@ class EventConnection {
       : why === "stop"
       ? stoppedCompletion()
       : { status: STATUS_SUCCESS, information: 0 };
-    if (mismatch !== null) connection.fail(indicated, "local-close");
+    if (this.#fault !== null || mismatch !== null) connection.fail(indicated, "local-close");
     if (why === "timeout") connection.fail(indicated, "timeout");
     if (why === "stop") connection.fail(indicated, "local-close");
     run.report("WskReceiveEvent", socket, indicated, performance.now() - start, {
@@ -728,7 +661,7 @@ class EventConnection {
         value: reset ? "abortive" : "graceful",
       });
     }
-    if (mismatch !== null) {
+    if (mismatch !== null || this.#fault !== null) {
       await disconnectAbortively(server, connection);
     } else if (why === "fin" && !connection.failed) {
       await disconnectGracefully(server, connection);
@@ -761,8 +694,9 @@ interface AcceptPlan {
 }
 
 /**
- * The connection handlers in flight and the sockets they serve. A handler that throws (a print
- * to a closed standard output) stops the server: the first error is kept for main to report,
+ * The connection handlers in flight and the sockets they serve. A failed handler (a write
+ * error, a peer's reset) ends its connection with a status and its Summary; a handler that
+ * throws is a defect, and stops the server: the first error is kept for main to report,
  * and the sockets handlers left open are closed at the end. A handler leaves the set when it
  * settles, so a --keep-open server holds only the connections it is serving.
  */

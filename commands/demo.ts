@@ -33,6 +33,7 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
+import { pump } from "./_pump.ts";
 import type { Run } from "./_run.ts";
 import { echo } from "./accept.ts";
 
@@ -133,7 +134,7 @@ async function explicitRoute(run: Run, server: string): Promise<void> {
     s,
     () => d.WskDisconnect(s, wskBuf(text.encode("bye")), 0, run.irp()),
   );
-  await run.receiveLoop(s, { show: true });
+  await pump(run, s, { show: true });
   await run.close(s);
 }
 
@@ -149,7 +150,7 @@ async function connectExAndAbort(run: Run, server: string): Promise<void> {
     () => d.WskConnectEx(s, parseSockAddr(server), wskBuf(text.encode("first data")), 0, run.irp()),
   );
   if (s.state === "ESTAB") {
-    await run.receiveLoop(s, { limit: 10, waitAll: true, show: true });
+    await pump(run, s, { limit: 10, waitAll: true, show: true });
     await run.call(
       "WskDisconnect",
       s,

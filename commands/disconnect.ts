@@ -5,6 +5,7 @@ import { Option } from "@commander-js/extra-typings";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseData, parseLocal, parseRemote } from "./_parse.ts";
+import { pump } from "./_pump.ts";
 
 /** Builds the `disconnect` command. */
 export function disconnectCommand(ctx: CliContext) {
@@ -34,7 +35,7 @@ export function disconnectCommand(ctx: CliContext) {
           socket,
           () => d.WskDisconnect(socket, buffer, abortive ? WSK_FLAG_ABORTIVE : 0, run.irp()),
         );
-        if (socket.state === "LFIN") await run.receiveLoop(socket, { show: true });
+        if (socket.state === "LFIN") await pump(run, socket, { show: true });
         await run.close(socket);
       });
     });

@@ -5,8 +5,10 @@ import { NT_SUCCESS, STATUS_DATA_ERROR } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
 import { parseByteCount, parseLocal, parseRemote, parseSize } from "./_parse.ts";
+import { OutputFile } from "./_output.ts";
 import { PatternVerifier } from "./_pattern.ts";
 import { Progress, progressFlag } from "./_progress.ts";
+import { pump } from "./_pump.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
 
@@ -39,7 +41,13 @@ export function receiveCommand(ctx: CliContext) {
           "data is written only with an explicit --output",
       ).argParser(parseSize),
     )
-    .option("--output <file>", "where the data goes (- for stdout, the default)", "-")
+    .option(
+      "--output <file>",
+      "where the data goes (- for stdout, the default); a file is written beside FILE and " +
+        "renamed over it only once data arrived",
+      "-",
+    )
+    .option("--append", "add the data at the end of --output FILE instead of replacing it")
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
     .option("--hex", "hex dump every chunk received (<) to stderr")
     .option(
@@ -61,22 +69,21 @@ export function receiveCommand(ctx: CliContext) {
       }
       // Verifying writes the data nowhere unless --output was given on the command line.
       const writing = !verifying || command.getOptionValueSource("output") === "cli";
-      let file: Deno.FsFile | null = null;
       const toStdout = writing && options.output === "-" && !options.drain;
-      if (writing && options.output !== "-") {
-        try {
-          file = await Deno.open(options.output, { write: true, create: true, truncate: true });
-        } catch (error) {
-          throw new UsageError(
-            `Cannot write file "${options.output}": ${
-              error instanceof Error ? error.message : error
-            }`,
-          );
-        }
+      if (options.append && (options.output === "-" || !writing)) {
+        throw new UsageError('Cannot use "--append" without "--output FILE"');
       }
+      // Opened before any socket: a path that cannot be written is a usage error.
+      const file = writing && options.output !== "-"
+        ? await OutputFile.open(options.output, options.append === true)
+        : null;
+      let keep = false;
       try {
         await runAction(ctx, command, options, async (run) => {
           if (options.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
+          // The deno backing (the fast one for bulk reads). A connection whose data could not
+          // be delivered gets WskCloseSocket, the abortive close, never the graceful disconnect
+          // that would make it look complete.
           const socket = await run.connected(remote, options.bind);
           if (!socket) return;
           let ok = true;
@@ -85,14 +92,12 @@ export function receiveCommand(ctx: CliContext) {
             ok = NT_SUCCESS(drained.status);
           } else {
             const sink = file
-              ? async (bytes: Uint8Array) => {
-                for (let o = 0; o < bytes.length;) o += await file!.write(bytes.subarray(o));
-              }
+              ? (bytes: Uint8Array) => file.write(bytes)
               : toStdout
               ? (bytes: Uint8Array) => ctx.writePayload(bytes)
               : () => Promise.resolve();
             const total = expected ?? options.bytes ?? null;
-            const got = await run.receiveLoop(socket, {
+            const got = await pump(run, socket, {
               ...(options.bytes === undefined ? {} : { limit: options.bytes }),
               waitAll: options.waitall === true,
               sink,
@@ -100,6 +105,7 @@ export function receiveCommand(ctx: CliContext) {
               ...(verifying ? { verify: new PatternVerifier(expected) } : {}),
               progress: await Progress.for("received", total, flag, options.json === true),
             });
+            keep = got.delivered > 0 && !got.writeFailed;
             // A stream that ended short has had its FIN: it still ends gracefully.
             ok = NT_SUCCESS(got.status) ||
               (got.status === STATUS_DATA_ERROR && socket.state === "RFIN");
@@ -110,7 +116,7 @@ export function receiveCommand(ctx: CliContext) {
           if (toStdout) reporter.payloadOnStdout = true;
         });
       } finally {
-        file?.close();
+        await file?.close(keep);
       }
     });
 }

@@ -12,13 +12,11 @@ import {
   NT_SUCCESS,
   ntStatusName,
   type SockAddr,
-  STATUS_BUFFER_OVERFLOW,
   STATUS_IO_TIMEOUT,
   STATUS_SUCCESS,
   wildcard,
   WSK_FLAG_ABORTIVE,
   WSK_FLAG_NODELAY,
-  WSK_FLAG_WAITALL,
   wskBuf,
   type WskClientConnectionDispatch,
   type WskCompletion,
@@ -27,7 +25,8 @@ import {
 } from "../provider/mod.ts";
 import type { CliContext } from "./_command.ts";
 import { runAction, wskCommand } from "./_command.ts";
-import { joinBytes, type Run } from "./_run.ts";
+import { joinBytes, pump, type PumpResult, ReadAhead, Received } from "./_pump.ts";
+import type { Run } from "./_run.ts";
 import { parseScript, ScriptSyntaxError, type Step } from "./_script.ts";
 import { UsageError } from "./_usage.ts";
 import { PatternVerifier } from "./_pattern.ts";
@@ -104,30 +103,6 @@ function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): numbe
   return -1;
 }
 
-/** A growable byte buffer for what a receive step has taken so far. */
-class Received {
-  #bytes = new Uint8Array(4096);
-  #length = 0;
-
-  get bytes(): Uint8Array {
-    return this.#bytes.subarray(0, this.#length);
-  }
-
-  get length(): number {
-    return this.#length;
-  }
-
-  push(chunk: Uint8Array): void {
-    if (this.#length + chunk.length > this.#bytes.length) {
-      const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.#length + chunk.length));
-      grown.set(this.bytes);
-      this.#bytes = grown;
-    }
-    this.#bytes.set(chunk, this.#length);
-    this.#length += chunk.length;
-  }
-}
-
 /** Runs the steps of one script (or, in the session agent, of one command). */
 export class ScriptRunner {
   #run: Run;
@@ -194,6 +169,15 @@ export class ScriptRunner {
       },
       0,
       { calls: 0, value: "unread", data: unread },
+    );
+  }
+
+  /** Adds `bytes` after what is already carried for the next receive on `socket`. */
+  #keep(socket: AnySocket, bytes: Uint8Array): void {
+    const carried = this.#carry.get(socket);
+    this.#carry.set(
+      socket,
+      carried ? joinBytes([carried, bytes], carried.length + bytes.length) : bytes,
     );
   }
 
@@ -330,16 +314,26 @@ export class ScriptRunner {
       case "send": {
         const socket = this.#connection(step);
         const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
-        if (step.pattern !== undefined) {
-          return this.#judge(step, await sendPattern(run, socket, step.pattern, flags));
+        // While the step sends, what the peer sends back is read ahead (up to READ_AHEAD_MAX)
+        // for the next receive: a peer that echoes is never blocked by nobody reading.
+        const ahead = socket.state === "ESTAB" || socket.state === "LFIN"
+          ? new ReadAhead(run, socket)
+          : null;
+        try {
+          if (step.pattern !== undefined) {
+            return this.#judge(step, await sendPattern(run, socket, step.pattern, flags));
+          }
+          const data = step.data!;
+          return (await this.#main(
+            step,
+            "WskSend",
+            socket,
+            () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
+          )).outcome;
+        } finally {
+          const read = await ahead?.stop();
+          if (read && read.length > 0) this.#keep(socket, read);
         }
-        const data = step.data!;
-        return (await this.#main(
-          step,
-          "WskSend",
-          socket,
-          () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
-        )).outcome;
       }
       case "receive":
         return await this.#receive(step);
@@ -426,7 +420,7 @@ export class ScriptRunner {
 
   /**
    * A receive step. With no text to look for it is one loop of WskReceive calls until the peer's
-   * FIN or `--bytes` (`Run.receiveLoop`, one line); `--drain` is one WSK_FLAG_DRAIN call;
+   * FIN or `--bytes` (the shared pump, one line); `--drain` is one WSK_FLAG_DRAIN call;
    * `--verify-pattern` checks the pattern. With `--until`, `--expect` or `--expect-re` the step
    * keeps what it receives (at most 16 MiB) to look in it, stops as soon as its bound has
    * arrived, and keeps any bytes past that point for the next receive. Then `--status` is
@@ -440,49 +434,44 @@ export class ScriptRunner {
       return this.#judge(step, await run.drain(socket, this.#irp(step), step.status));
     }
     const timeout = step.timeout ?? run.timeout;
+    // Bytes taken earlier (read ahead during a send step, or past an earlier match) come first.
     const carried = this.#carry.get(socket);
+    this.#carry.delete(socket);
+    const common = {
+      timeout,
+      ...(carried ? { carried } : {}),
+      ...(step.status === undefined ? {} : { expected: step.status }),
+    };
     if (step.verifyPattern !== undefined) {
       const size = step.verifyPattern === true ? undefined : step.verifyPattern;
-      const verifier = new PatternVerifier(size);
-      this.#carry.delete(socket);
-      if (carried) verifier.push(carried);
-      const got = await run.receiveLoop(socket, {
-        verify: verifier,
+      const got = await pump(run, socket, {
+        ...common,
+        verify: new PatternVerifier(size),
         idle: true,
-        timeout,
-        ...(size === undefined ? {} : { limit: Math.max(0, size - (carried?.length ?? 0)) }),
-        ...(step.status === undefined ? {} : { expected: step.status }),
+        ...(size === undefined ? {} : { limit: size }),
       });
-      return this.#judge(step, { status: got.status, information: got.total });
+      return this.#judge(step, got.completion);
     }
     if (!step.until && !step.expect && !step.expectRe) {
       // Nothing to look for: stream it (no buffering), showing what came in the line.
-      this.#flushUnread(socket);
-      const got = await run.receiveLoop(socket, {
+      const got = await pump(run, socket, {
+        ...common,
         show: true,
-        timeout,
         waitAll: step.waitAll,
         ...(step.bytes === undefined ? {} : { limit: step.bytes }),
-        ...(step.status === undefined ? {} : { expected: step.status }),
       });
-      return this.#judge(step, { status: got.status, information: got.total });
+      return this.#judge(step, got.completion);
     }
-    return await this.#receiveMatching(step, socket, timeout);
+    return await this.#receiveMatching(step, socket, timeout, carried);
   }
 
   async #receiveMatching(
     step: Step & { verb: "receive" },
     socket: WskConnectionSocket,
     timeout: number,
+    carried: Uint8Array | undefined,
   ): Promise<Outcome> {
     const run = this.#run;
-    const d = socket.Dispatch;
-    const start = performance.now();
-    const deadline = start + timeout;
-    const received = new Received();
-    const carried = this.#carry.get(socket);
-    this.#carry.delete(socket);
-    if (carried) received.push(carried);
     const stopText = step.until ?? (step.bytes === undefined ? step.expect : undefined);
     const stopRe = step.bytes === undefined && !step.until && !step.expect
       ? step.expectRe
@@ -490,7 +479,7 @@ export class ScriptRunner {
     const decoder = new TextDecoder();
     let searched = 0;
     /** Where the data this step takes ends (the rest is carried to the next receive). */
-    const stopAt = (): number | null => {
+    const match = (received: Received): number | null => {
       if (step.bytes !== undefined && received.length >= step.bytes) return step.bytes;
       if (stopText) {
         // Only the new bytes (and the overlap a match could straddle) need looking at.
@@ -502,56 +491,29 @@ export class ScriptRunner {
       if (stopRe && stopRe.test(decoder.decode(received.bytes))) return received.length;
       return null;
     };
-    const buffer = new Uint8Array(64 * 1024);
-    let calls = 0;
-    let last: WskCompletion = { status: STATUS_SUCCESS, information: 0 };
-    let end = stopAt();
-    while (end === null) {
-      if (received.length >= MAX_MATCH) {
-        last = {
-          status: STATUS_BUFFER_OVERFLOW,
-          information: 0,
-          message: `Stopped after ${MAX_MATCH} bytes without reaching the step's bound; ` +
-            "use --bytes, or --verify-pattern for bulk data",
-        };
-        break;
-      }
-      const want = step.bytes === undefined
-        ? buffer.length
-        : Math.min(buffer.length, step.bytes - received.length);
-      last = await d.WskReceive(
-        socket,
-        { Mdl: { Next: null, bytes: buffer }, Offset: 0, Length: want },
-        step.waitAll ? WSK_FLAG_WAITALL : 0,
-        run.irp(Math.max(0, deadline - performance.now())),
-      );
-      calls++;
-      if (!NT_SUCCESS(last.status) || last.information === 0) break;
-      run.hex?.dump("<", socket.id, buffer.subarray(0, last.information));
-      received.push(buffer.subarray(0, last.information));
-      end = stopAt();
-    }
-    const taken = end === null ? received.bytes : received.bytes.subarray(0, end);
-    if (end !== null && end < received.length) this.#carry.set(socket, received.bytes.slice(end));
     // Running out of time while waiting for the expected text fails the expectation (exit 3);
     // any other failure (a reset, say) is the call's own (exit 1).
-    const expectationTimedOut = end === null && last.status === STATUS_IO_TIMEOUT &&
+    const timedOut = (got: PumpResult) =>
+      got.status === STATUS_IO_TIMEOUT &&
       (step.expect !== undefined || step.expectRe !== undefined) && step.until === undefined &&
       step.bytes === undefined;
-    const expected = step.status ?? (expectationTimedOut ? last.status : undefined);
-    run.report(
-      "WskReceive",
-      socket,
-      NT_SUCCESS(last.status) ? { status: last.status, information: taken.length } : last,
-      performance.now() - start,
-      { information: taken.length, calls, data: taken },
-      expected,
-    );
+    const got = await pump(run, socket, {
+      timeout,
+      ...(carried ? { carried } : {}),
+      match,
+      matchMax: MAX_MATCH,
+      bufferSize: 64 * 1024,
+      waitAll: step.waitAll,
+      ...(step.bytes === undefined ? {} : { limit: step.bytes }),
+      expected: (result) => step.status ?? (timedOut(result) ? result.status : undefined),
+    });
+    if (got.rest) this.#carry.set(socket, got.rest);
+    const taken = got.taken!;
     if (step.status !== undefined) {
-      const judged = this.#judge(step, last);
+      const judged = this.#judge(step, got.completion);
       return judged === "next" ? this.#expectations(step, taken) : judged;
     }
-    if (!NT_SUCCESS(last.status) && !expectationTimedOut) return "failure";
+    if (!NT_SUCCESS(got.status) && !timedOut(got)) return "failure";
     return this.#expectations(step, taken);
   }
 

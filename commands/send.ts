@@ -10,6 +10,7 @@ import { PATTERN_BLOCK, patternView } from "./_pattern.ts";
 import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
+import { ReceivePump } from "./_pump.ts";
 import type { Run } from "./_run.ts";
 
 /** Chunk size for streamed sends. */
@@ -143,8 +144,8 @@ export function sendPattern(
 export function sendCommand(ctx: CliContext) {
   return wskCommand(
     "send",
-    "Connect and send --data, --file, standard input or --pattern; with --receive, half-close " +
-      "and print the reply.",
+    "Connect and send --data, --file, standard input or --pattern; with --receive, print what " +
+      "comes back while sending, then half-close and print the rest until the peer's FIN.",
     "WskSocket, WskBind, WskConnect, WskSend, WskDisconnect, WskReceive (until the peer's " +
       "FIN), WskCloseSocket",
     [
@@ -171,7 +172,11 @@ export function sendCommand(ctx: CliContext) {
       ).argParser(parseSize),
     )
     .option("--nodelay", "send with WSK_FLAG_NODELAY")
-    .option("--receive", "after sending, half-close and write the reply to stdout")
+    .option(
+      "--receive",
+      "write what the peer sends to stdout while sending (full duplex); after the input, " +
+        "half-close and wait for the peer's FIN",
+    )
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
     .option("--hex", "hex dump every chunk sent (>) and received (<) to stderr")
     .option(
@@ -216,6 +221,27 @@ export function sendCommand(ctx: CliContext) {
           return;
         }
         const json = options.json === true;
+        // --receive is full duplex: the pump reads from the moment the socket is connected, so
+        // a reply prints as it arrives and an echo streams while the input is still sent. It
+        // has no bound while the input lasts (a reply may wait for the input's end); once the
+        // input ended and the FIN went out, each receive is bounded by --timeout.
+        const reader = options.receive
+          ? new ReceivePump(run, socket, {
+            sink: (bytes) => ctx.writePayload(bytes),
+            timeout: null,
+            report: false,
+          })
+          : null;
+        const receiving = reader?.run().then(async (got) => {
+          if (got.writeFailed) {
+            // Standard output is gone: the reply cannot be delivered. Say so now, and abort the
+            // connection (never a FIN as if all went well); the send then fails and stops.
+            got.line();
+            if (source) closeQuietly(source);
+            await run.close(socket);
+          }
+          return got;
+        });
         let sent: WskCompletion;
         if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
         else if (options.pattern !== undefined) {
@@ -230,21 +256,31 @@ export function sendCommand(ctx: CliContext) {
             // send, so the peer never sees a FIN for a cut stream and the open connection does
             // not keep the process alive after the error line.
             await run.close(socket);
+            const got = await receiving;
+            if (got && !got.writeFailed) got.line();
             throw error;
           } finally {
             closeQuietly(source!);
           }
         }
-        if (options.receive && NT_SUCCESS(sent.status)) {
-          const d = socket.Dispatch;
-          await run.call(
-            "WskDisconnect",
-            socket,
-            () => d.WskDisconnect(socket, null, 0, run.irp()),
-          );
-          if (socket.state === "LFIN") {
-            await run.receiveLoop(socket, { sink: (bytes) => ctx.writePayload(bytes), idle: true });
+        if (reader && receiving) {
+          const open = socket.state === "ESTAB" || socket.state === "RFIN";
+          let finished = false;
+          if (NT_SUCCESS(sent.status) && open) {
+            const d = socket.Dispatch;
+            const fin = await run.call(
+              "WskDisconnect",
+              socket,
+              () => d.WskDisconnect(socket, null, 0, run.irp()),
+            );
+            finished = NT_SUCCESS(fin.status);
           }
+          if (finished || socket.state === "LFIN") reader.bound(run.timeout);
+          // A failed send leaves nothing to wait for: closing aborts the connection and ends
+          // the pending receive.
+          else await run.close(socket);
+          const got = await receiving;
+          if (!got.writeFailed) got.line();
           await run.close(socket);
         } else if (NT_SUCCESS(sent.status)) await run.finish(socket);
         else await run.close(socket);

@@ -269,6 +269,50 @@ export const STATUS_DATA_ERROR: NTSTATUS = 0xC000003E;
 export const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000009A;
 
 /**
+ * The disk (or other device) the data was being written to is full: a local write failed with
+ * ENOSPC. wsk reports it on the WskReceive line whose sink (`--output FILE`, standard output)
+ * could not take the data.
+ *
+ * @example Value and severity
+ * ```ts
+ * import { formatNtStatus, NT_ERROR, STATUS_DISK_FULL } from "./status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatNtStatus(STATUS_DISK_FULL), "0xC000007F");
+ * assert.ok(NT_ERROR(STATUS_DISK_FULL));
+ * ```
+ */
+export const STATUS_DISK_FULL: NTSTATUS = 0xC000007F;
+
+/**
+ * The reader of a pipe went away: a local write failed with EPIPE (`wsk receive … | head -c 10`).
+ *
+ * @example Value and severity
+ * ```ts
+ * import { formatNtStatus, NT_ERROR, STATUS_PIPE_BROKEN } from "./status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatNtStatus(STATUS_PIPE_BROKEN), "0xC000014B");
+ * assert.ok(NT_ERROR(STATUS_PIPE_BROKEN));
+ * ```
+ */
+export const STATUS_PIPE_BROKEN: NTSTATUS = 0xC000014B;
+
+/**
+ * A local device reported an I/O error (EIO) while data was written to it.
+ *
+ * @example Value and severity
+ * ```ts
+ * import { formatNtStatus, NT_ERROR, STATUS_IO_DEVICE_ERROR } from "./status.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatNtStatus(STATUS_IO_DEVICE_ERROR), "0xC0000185");
+ * assert.ok(NT_ERROR(STATUS_IO_DEVICE_ERROR));
+ * ```
+ */
+export const STATUS_IO_DEVICE_ERROR: NTSTATUS = 0xC0000185;
+
+/**
  * The WSK subsystem is not up yet, or the client has already been deregistered.
  *
  * @example Value and severity
@@ -880,6 +924,9 @@ const VALUES_BY_NAME: ReadonlyMap<string, NTSTATUS> = new Map(Object.entries({
   STATUS_BUFFER_TOO_SMALL,
   STATUS_DATA_ERROR,
   STATUS_INSUFFICIENT_RESOURCES,
+  STATUS_DISK_FULL,
+  STATUS_PIPE_BROKEN,
+  STATUS_IO_DEVICE_ERROR,
   STATUS_DEVICE_NOT_READY,
   STATUS_PIPE_DISCONNECTED,
   STATUS_IO_TIMEOUT,

@@ -510,13 +510,14 @@ function onePeer<Report>(script: string): Promise<PythonListener<Report>> {
  */
 function spawnSend(
   port: number,
-  { via = [], stdin = "null", env = {} }: {
+  { via = [], stdin = "null", env = {}, args: extra = [] }: {
     via?: string[];
     stdin?: "piped" | "null";
     env?: Record<string, string>;
+    args?: string[];
   } = {},
 ): Deno.ChildProcess & AsyncDisposable {
-  const wsk = [Deno.execPath(), ...cliCommand(["send", `127.0.0.1:${port}`])];
+  const wsk = [Deno.execPath(), ...cliCommand(["send", `127.0.0.1:${port}`, ...extra])];
   const [program, ...args] = via.length > 0 ? [...via, ...wsk] : wsk;
   const child = new Deno.Command(program!, {
     args,
@@ -649,4 +650,165 @@ Deno.test("send that fails part-way exits promptly although its input pipe stays
     await stderr.cancel();
     await Deno.remove(go).catch(() => {});
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// send --receive is full duplex
+
+/** Echoes everything until EOF, then half-closes and reports the byte count. */
+const ECHO_PEER = ONE_CONNECTION + `
+n = 0
+while chunk := conn.recv(65536):
+    conn.sendall(chunk)
+    n += len(chunk)
+conn.shutdown(socket.SHUT_WR)
+print(json.dumps({"echoed": n}), flush=True)
+conn.close()
+`;
+
+Deno.test("send --receive streams a 16 MiB echo byte-exact to stdout while it sends", async () => {
+  await using peer = await onePeer<{ echoed: number }>(ECHO_PEER);
+  await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  const input = randomBytes(16 * MiB);
+  // Written while stdout is read: an echo that waits for the whole input would block both.
+  const writer = child.stdin.getWriter();
+  await within(writer.write(input), 30_000, "writing 16 MiB to wsk");
+  await writer.close();
+  const status = await within(child.status, 30_000, "wsk send --receive exit");
+  await stdout.done;
+  await stderr.done;
+  assert.deepEqual(await peer.report(), { echoed: input.length });
+  assert.equal(status.code, 0, stderr.text());
+  const got = new Uint8Array(stdout.bytes());
+  assert.equal(got.length, input.length);
+  assert.equal(await sha256(got), await sha256(input));
+  const lines = statusLines(stderr.text());
+  assert.deepEqual(callsOf(lines), SEND_CHAIN);
+  assertAllSucceeded(lines);
+  assert.equal(lineOf(lines, "WskSend").bytes, String(input.length));
+  assert.equal(lineOf(lines, "WskReceive").bytes, String(input.length));
+});
+
+Deno.test("send --receive prints a line's reply before the next input line is sent", async () => {
+  await using peer = await onePeer<{ echoed: number }>(ECHO_PEER);
+  await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  const writer = child.stdin.getWriter();
+  await writer.write(text.encode("PING 1\r\n"));
+  // The reply shows while the input is still open.
+  await stdout.waitFor(
+    () => stdout.text() === "PING 1\r\n" ? true : undefined,
+    10_000,
+    "the reply to line 1",
+  );
+  await writer.write(text.encode("PING 2\r\n"));
+  await writer.close();
+  const status = await within(child.status, 15_000, "wsk send --receive exit");
+  await stdout.done;
+  await stderr.done;
+  assert.equal(status.code, 0, stderr.text());
+  assert.equal(stdout.text(), "PING 1\r\nPING 2\r\n");
+  assert.deepEqual(await peer.report(), { echoed: 16 });
+  assert.deepEqual(callsOf(statusLines(stderr.text())), SEND_CHAIN);
+});
+
+// ---------------------------------------------------------------------------------------------
+// receive: nothing lost, nothing overwritten
+
+/** Writes `content` to `path` (python writes, so the test needs no --allow-write of its own). */
+function writeText(path: string, content: string): Promise<string> {
+  return python("import sys; open(sys.argv[1], 'w').write(sys.argv[2])", path, content);
+}
+
+/** The names in a directory. */
+async function namesIn(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  return names.sort();
+}
+
+Deno.test("receive --output FILE leaves an existing FILE untouched (and no temporary file) when the connect is refused", async () => {
+  await using dir = await scratchDir();
+  const path = `${dir.path}/keep.txt`;
+  await writeText(path, "keep me");
+  const result = await runCli(["receive", `127.0.0.1:${closedPort()}`, "--output", path]);
+  assert.equal(result.code, 1, result.stderr);
+  const lines = statusLines(result.stdout);
+  assert.equal(lineOf(lines, "WskConnect").status, "STATUS_CONNECTION_REFUSED");
+  assert.equal(await Deno.readTextFile(path), "keep me");
+  assert.deepEqual(await namesIn(dir.path), ["keep.txt"]);
+});
+
+Deno.test("receive --output FILE replaces FILE once data arrived; --append adds to it", async () => {
+  await using dir = await scratchDir();
+  const path = `${dir.path}/out.txt`;
+  await writeText(path, "old ");
+  for (const [args, expected] of [[[], "new"], [["--append"], "newnew"]] as const) {
+    await using peer = await Peer.start("source", hex(text.encode("new")));
+    const result = await runCli(["receive", `127.0.0.1:${peer.port}`, "--output", path, ...args]);
+    await peer.report();
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await Deno.readTextFile(path), expected);
+    assert.deepEqual(await namesIn(dir.path), ["out.txt"]);
+  }
+});
+
+Deno.test("receive into a full disk (stdout is /dev/full) is WskReceive STATUS_DISK_FULL and exit 1, not an internal error", async () => {
+  await using peer = await Peer.start("random", String(MiB));
+  // Deno lets a program open a device only with --allow-all, so the device is its stdout, as in
+  // `wsk receive … > /dev/full`. The peer is not asked for its report: wsk aborts the
+  // connection, which may fail the peer's send.
+  const out = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'exec "$@" > /dev/full',
+      "sh",
+      Deno.execPath(),
+      ...cliCommand(["receive", `127.0.0.1:${peer.port}`]),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).output();
+  const stderr = text.decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  const lines = statusLines(stderr);
+  assert.equal(lines.length, stderr.trimEnd().split("\n").length, "only status lines");
+  assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskCloseSocket"]);
+  const receive = lineOf(lines, "WskReceive");
+  assert.equal(receive.status, "STATUS_DISK_FULL");
+  assert.equal(receive.ntstatus, "0xC000007F");
+  assert.match(receive.message!, /No space left on device/);
+});
+
+Deno.test("receive into a closed stdout still prints WskReceive STATUS_PIPE_BROKEN and WskCloseSocket on stderr, exit 1", async () => {
+  await using peer = await Peer.start("random", String(4 * MiB));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliCommand(["receive", `127.0.0.1:${peer.port}`]),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  // As `| head -c 10`: take a few bytes, then close the pipe.
+  const reader = child.stdout.getReader();
+  await within(reader.read(), 15_000, "the first payload bytes");
+  await reader.cancel();
+  const stderr = new Collector(child.stderr);
+  const status = await within(child.status, 15_000, "wsk receive exit");
+  await stderr.done;
+  assert.equal(status.code, 1, stderr.text());
+  const lines = statusLines(stderr.text());
+  // Aborted, not ended with a FIN as if the data had been delivered.
+  assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskCloseSocket"]);
+  const receive = lineOf(lines, "WskReceive");
+  assert.equal(receive.status, "STATUS_PIPE_BROKEN");
+  assert.equal(receive.ntstatus, "0xC000014B");
+  assert.match(receive.message!, /failed after \d+ of \d+ bytes/);
+  assert.equal(lineOf(lines, "WskCloseSocket").status, "STATUS_SUCCESS");
+  assert.ok(!stderr.text().includes("error:"), stderr.text());
 });

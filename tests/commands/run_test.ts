@@ -17,6 +17,7 @@ import { PythonListener } from "./_peer.ts";
  *   resetpartial  send "partial ", then reset (SO_LINGER 0)
  *   hold   read until EOF, then keep the connection open for 3 s before closing
  *   blob   send 20 MiB of zeros, then close
+ *   bulkecho  echo in 64 KiB reads until EOF, then close; reports only the byte count
  * It serves `count` connections one after another, then reports, per connection, the client's
  * port and the bytes it got.
  */
@@ -36,6 +37,12 @@ for index in range(count):
     try:
         if mode == "blob":
             conn.sendall(bytes(20 * 1024 * 1024))
+        elif mode == "bulkecho":
+            n = 0
+            while chunk := conn.recv(65536):
+                conn.sendall(chunk)
+                n += len(chunk)
+            got = b"%d bytes" % n
         elif mode == "resetpartial":
             conn.sendall(b"partial ")
             time.sleep(0.2)
@@ -77,7 +84,7 @@ interface Served {
 }
 
 function startServer(
-  mode: "http" | "redis" | "echo" | "twolines" | "resetpartial" | "hold" | "blob",
+  mode: "http" | "redis" | "echo" | "twolines" | "resetpartial" | "hold" | "blob" | "bulkecho",
   count = 1,
 ) {
   return PythonListener.start<Served>(SERVER, "127.0.0.1", [mode, String(count)]);
@@ -516,4 +523,29 @@ Deno.test("run: --verify-pattern honours --status and the step's --timeout; a pl
     assert.equal(receive.bytes, String(20 * 1024 * 1024));
     await server.report();
   }
+});
+
+Deno.test("run: send --pattern 64M then receive --verify-pattern 64M through an echo server completes (the echo is read while the send step runs)", async () => {
+  await using server = await startServer("bulkecho");
+  const script = [
+    `socketconnect 127.0.0.1:${server.port}`,
+    "send --pattern 64M",
+    "receive --verify-pattern 64M",
+  ].join("\n");
+  const result = await runCli(["run", "-"], { stdin: script, timeoutMs: 60_000 });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.deepEqual(calls(result.stdout), [
+    "WskSocketConnect STATUS_SUCCESS",
+    "WskSend STATUS_SUCCESS",
+    "WskReceive STATUS_SUCCESS",
+    "WskDisconnect STATUS_SUCCESS", // the cleanup: FIN, the drain until the server's FIN, close
+    "WskReceive STATUS_SUCCESS",
+    "WskCloseSocket STATUS_SUCCESS",
+  ]);
+  const all = lines(result.stdout);
+  assert.equal(all[1]!.bytes, String(64 << 20));
+  assert.equal(all[2]!.bytes, String(64 << 20));
+  assert.equal(all[4]!.bytes, "0");
+  const [served] = (await server.report()).served;
+  assert.equal(served!.got, `${64 << 20} bytes`);
 });

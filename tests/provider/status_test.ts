@@ -17,8 +17,9 @@ import {
   STATUS_UNSUCCESSFUL,
 } from "../../provider/status.ts";
 
-// Copied by hand from wsk-semantics.md §6 (plus STATUS_DATA_ERROR from ntstatus.h, for data
-// verification), not from provider/status.ts, so a wrong value in the source cannot also be
+// Copied by hand from wsk-semantics.md §6 (plus, from ntstatus.h, STATUS_DATA_ERROR for data
+// verification and STATUS_DISK_FULL, STATUS_PIPE_BROKEN and STATUS_IO_DEVICE_ERROR for a sink's
+// failed writes), not from provider/status.ts, so a wrong value in the source cannot also be
 // wrong here.
 const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_SUCCESS", 0x00000000],
@@ -38,6 +39,9 @@ const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_BUFFER_TOO_SMALL", 0xC0000023],
   ["STATUS_DATA_ERROR", 0xC000003E],
   ["STATUS_INSUFFICIENT_RESOURCES", 0xC000009A],
+  ["STATUS_DISK_FULL", 0xC000007F],
+  ["STATUS_PIPE_BROKEN", 0xC000014B],
+  ["STATUS_IO_DEVICE_ERROR", 0xC0000185],
   ["STATUS_DEVICE_NOT_READY", 0xC00000A3],
   ["STATUS_PIPE_DISCONNECTED", 0xC00000B0],
   ["STATUS_IO_TIMEOUT", 0xC00000B5],
@@ -103,7 +107,7 @@ Deno.test("status.ts exports no STATUS_ constant missing from the documented tab
   const documented = new Set(DOCUMENTED.map(([name]) => name));
   const extra = [...exportedStatuses().keys()].filter((name) => !documented.has(name));
   assert.deepEqual(extra, []);
-  assert.equal(exportedStatuses().size, 59);
+  assert.equal(exportedStatuses().size, 62);
 });
 
 Deno.test("NTSTATUS_NAMES maps every documented value back to its name", () => {
