@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 /**
  * What a real RST costs, for each way wsk can send one (issue 10's candidates), in one run:
  *

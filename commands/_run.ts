@@ -15,8 +15,6 @@ import {
   type SockAddr,
   STATUS_CONNECTION_REFUSED,
   STATUS_CONNECTION_RESET,
-  STATUS_DATA_ERROR,
-  STATUS_SUCCESS,
   type Teardown,
   ulong,
   wildcard,

@@ -496,7 +496,7 @@ export function failedDrain(
  * What a CLI run without --allow-ffi shows when it closes a deno-backed connection the peer has
  * not finished: no RST is possible there, so the peer saw (only) our FIN.
  */
-export const PEER_SAW_FIN: Expected = { peer_saw: "FIN" };
+export const PEER_SAW_FIN: Expected = { "peer_saw": "FIN" };
 
 /** A run whose `call` (from the wildcard bind) `remote` refused, with `fields` on that line. */
 export function refusedRun(remote: string, call = "WskConnect", fields: Expected = {}): Expected[] {
