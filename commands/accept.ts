@@ -9,6 +9,7 @@
 import { Option } from "@commander-js/extra-typings";
 import {
   AF_INET,
+  canResetDenoConnections,
   NPI_WSK_INTERFACE_ID,
   NT_SUCCESS,
   type NTSTATUS,
@@ -349,10 +350,13 @@ async function disconnectGracefully(server: Server, connection: Connection): Pro
   if (socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
 }
 
-/** Resets a live connection (WSK_FLAG_ABORTIVE) where the backing can; WskCloseSocket follows. */
+/**
+ * Aborts a live connection (WSK_FLAG_ABORTIVE): an RST where the backing can send one, else a
+ * close that the line reports as `peer_saw=FIN`. WskCloseSocket follows.
+ */
 async function disconnectAbortively(server: Server, connection: Connection): Promise<void> {
   const socket = connection.socket;
-  if (!isOpen(socket) || socket.backing !== "node") return;
+  if (!isOpen(socket)) return;
   const d = socket.Dispatch;
   await connectionCall(
     server,
@@ -1020,8 +1024,9 @@ export function acceptCommand(ctx: CliContext) {
     .addOption(
       new Option(
         "--backing <kind>",
-        "host sockets: node can reset a connection (refused peers, failed verifications), deno " +
-          "reads faster with flat memory (default: node with --allow/--deny, else deno)",
+        "host sockets: node can always reset a connection (refused peers, failed " +
+          "verifications), deno reads faster with flat memory and resets only with --allow-ffi " +
+          "(default: node with --allow/--deny unless --allow-ffi is granted, else deno)",
       ).choices(["deno", "node"] as const),
     )
     .addOption(
@@ -1050,17 +1055,20 @@ export function acceptCommand(ctx: CliContext) {
         allow: options.allow ?? [],
         deny: options.deny ?? [],
       };
-      // Refused peers are reset, which needs node-backed accepted sockets. Everything else keeps
-      // the deno backing unless asked: it reads without a copy, and its memory stays flat over
-      // long streams (node:net's grows with the bytes moved: 235 MiB after 1 GiB, against
-      // 74 MiB), so a failed verification closes with a FIN unless the sockets are node-backed.
+      // Refused peers are reset: node-backed accepted sockets always can, deno-backed ones only
+      // with --allow-ffi. Everything else keeps the deno backing unless asked: it reads without a
+      // copy, and its memory stays flat over long streams (node:net's grows with the bytes moved:
+      // 235 MiB after 1 GiB, against 74 MiB); without --allow-ffi its aborts (a failed
+      // verification, a deadline) close with a FIN, which the lines say (peer_saw=FIN).
       const filtering = plan.allow.length > 0 || plan.deny.length > 0;
-      if (filtering && options.backing === "deno") {
+      const denoResets = filtering && canResetDenoConnections();
+      if (filtering && options.backing === "deno" && !denoResets) {
         throw new UsageError(
-          'Cannot use --allow or --deny with --backing "deno": refused peers must be reset',
+          'Cannot use --allow or --deny with --backing "deno" without --allow-ffi: refused ' +
+            "peers must be reset",
         );
       }
-      const backing = options.backing ?? (filtering ? "node" : "deno");
+      const backing = options.backing ?? (filtering && !denoResets ? "node" : "deno");
       await runAction(ctx, command, options, async (outer) => {
         const stopper = new AbortController();
         const signals: Deno.Signal[] = [];

@@ -115,3 +115,61 @@ Deno.test("wsk run (without --allow-ffi): disconnect --abortive on a script sock
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /WskDisconnect STATUS_SUCCESS .*peer_saw=RST/);
 });
+
+Deno.test("accept --deny 127.0.0.2 --backing deno (with --allow-ffi): a refused peer reads a reset from a deno-backed socket", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliCommand(
+      ["accept", "127.0.0.1:0", "--deny", "127.0.0.2", "--backing", "deno", "--count", "1"],
+      [FFI],
+    ),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  try {
+    const local = await stdout.waitFor(
+      () => stdout.lines().map(parseLine).find((l) => l.call === "WskBind")?.local,
+      30_000,
+      "the WskBind line",
+    );
+    const port = portOf(local);
+    // python3, because Deno cannot choose the source address within the test's permissions.
+    const client = await new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import socket, sys\n" +
+        "s = socket.socket(); s.bind(('127.0.0.2', 0)); s.connect(('127.0.0.1', int(sys.argv[1])))\n" +
+        "try:\n  print('fin' if s.recv(16) == b'' else 'data')\n" +
+        "except ConnectionResetError:\n  print('ECONNRESET')\n",
+        String(port),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const refused = text.decode(client.stdout).trim();
+    assert.equal(refused, "ECONNRESET");
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(text.encode("ok"));
+    await conn.closeWrite();
+    assert.equal(await endOf(conn), "fin");
+    const status = await within(child.status, 15_000, "accept's exit");
+    await stdout.done;
+    assert.equal(status.code, 0, stdout.text() + stderr.text());
+    const lines = stdout.lines().map(parseLine);
+    const abort = lines.find((l) => l.call === "WskDisconnect" && l.value === "abortive");
+    assert.equal(abort?.peer_saw, "RST", stdout.text());
+    assert.match(stdout.text(), /Summary STATUS_REQUEST_NOT_ACCEPTED .*peer_saw=RST/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await child.status;
+    await stdout.cancel();
+    await stderr.cancel();
+  }
+});

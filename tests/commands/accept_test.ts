@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../commands/_pattern.ts";
 import { parseCidr, refusalOf } from "../../commands/_cidr.ts";
-import { cliCommand, parseLine, PythonProcess, readAll, runCli, sleep, text } from "../_helpers.ts";
+import {
+  cliCommand,
+  FFI,
+  parseLine,
+  PythonProcess,
+  readAll,
+  runCli,
+  sleep,
+  text,
+} from "../_helpers.ts";
 import {
   assertAllSucceeded,
   callsOf,
@@ -30,9 +39,9 @@ class CliChild implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   #exited = false;
 
-  constructor(args: string[]) {
+  constructor(args: string[], permissions: readonly string[] = []) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: cliCommand(args),
+      args: cliCommand(args, permissions),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -836,19 +845,19 @@ Deno.test("accept --mode verify: a correct 3 MB pattern stream passes (exit 0, g
   assertSummary(own[4]!, { end: "graceful", received: size, sent: 0 });
 });
 
-for (const reset of [false, true]) {
-  // Node-backed sockets make the failed verification an RST; the default deno backing can only
-  // close with a FIN (what the sender sees then depends on its timing).
-  const how = reset ? " (--backing node: reset)" : " (deno backing: closed)";
-  Deno.test(`accept --mode verify catches a corrupted byte at its offset: STATUS_DATA_ERROR, exit 1${how}`, async () => {
+for (
+  const { how, backing, permissions, reset } of [
+    // The default deno backing without --allow-ffi can only close with a FIN (what the sender
+    // sees then depends on its timing); node-backed sockets, or deno ones with --allow-ffi, reset.
+    { how: "deno backing: closed, peer_saw=FIN", backing: [], permissions: [], reset: false },
+    { how: "--backing node: reset", backing: ["--backing", "node"], permissions: [], reset: true },
+    { how: "deno backing, --allow-ffi: reset", backing: [], permissions: [FFI], reset: true },
+  ]
+) {
+  Deno.test(`accept --mode verify catches a corrupted byte at its offset: STATUS_DATA_ERROR, exit 1 (${how})`, async () => {
     const size = 3_000_000;
     const corrupt = 2_345_678;
-    await using cli = new CliChild([
-      "accept",
-      "--mode",
-      "verify",
-      ...(reset ? ["--backing", "node"] : []),
-    ]);
+    await using cli = new CliChild(["accept", "--mode", "verify", ...backing], permissions);
     const listenerLocal = await cli.bindLocal("stdout");
     const run = await within(
       patternClient(portOf(listenerLocal), size, corrupt),
@@ -863,7 +872,7 @@ for (const reset of [false, true]) {
       lines,
       listenerLocal,
       run.local,
-      reset ? ["WskReceive", "WskDisconnect", "WskCloseSocket"] : ["WskReceive", "WskCloseSocket"],
+      ["WskReceive", "WskDisconnect", "WskCloseSocket"],
     );
     const want = patternByte(corrupt);
     const hex = (byte: number) => "0x" + byte.toString(16).toUpperCase().padStart(2, "0");
@@ -875,7 +884,9 @@ for (const reset of [false, true]) {
     assert.equal(own[1]!.message, message);
     const received = Number(own[1]!.bytes);
     assert.ok(received > corrupt && received <= size, `received ${received}`);
-    if (reset) assert.equal(own[2]!.value, "abortive");
+    assert.equal(own[2]!.value, "abortive");
+    assert.equal(own[2]!.peer_saw, reset ? "RST" : "FIN");
+    assert.equal(own.at(-1)!.peer_saw, reset ? "RST" : "FIN");
     assertSummary(own.at(-1)!, {
       status: "STATUS_DATA_ERROR",
       ntstatus: "0xC000003E",
@@ -900,11 +911,18 @@ for (
     const run = await within(patternClient(portOf(listenerLocal), size), 15_000, "client");
     assert.equal(await cli.exitCode(), 1, cli.stderr.text());
     const lines = acceptLines(cli.stdout.text());
-    const own = connectionLines(lines, listenerLocal, run.local, ["WskReceive", "WskCloseSocket"]);
+    // A failed verification aborts: the default deno backing (no --allow-ffi) closes, a FIN.
+    const own = connectionLines(lines, listenerLocal, run.local, [
+      "WskReceive",
+      "WskDisconnect",
+      "WskCloseSocket",
+    ]);
     assert.equal(own[1]!.status, "STATUS_DATA_ERROR");
     assert.equal(own[1]!.message, message);
     assert.equal(own[1]!.bytes, String(size));
-    assertSummary(own[3]!, {
+    assert.equal(own[2]!.value, "abortive");
+    assert.equal(own[2]!.peer_saw, "FIN");
+    assertSummary(own[4]!, {
       status: "STATUS_DATA_ERROR",
       ntstatus: "0xC000003E",
       end: "local-close",
@@ -1084,8 +1102,8 @@ Deno.test("accept: conflicting options are usage errors before any socket opens"
     },
     {
       args: ["--backing", "deno", "--deny", "10.0.0.0/8"],
-      stderr: 'error: Cannot use --allow or --deny with --backing "deno": refused peers must be ' +
-        "reset\n",
+      stderr: 'error: Cannot use --allow or --deny with --backing "deno" without --allow-ffi: ' +
+        "refused peers must be reset\n",
     },
     {
       args: ["--verify-bytes", "1.5M"],
@@ -1215,13 +1233,16 @@ Deno.test("accept --events --mode verify passes a correct stream and catches a c
   assertSummary(passed[5]!, { end: "graceful", received: size, sent: 0 });
   const failed = connectionLines(lines, listenerLocal, bad.local, [
     "WskReceiveEvent",
+    "WskDisconnect",
     "WskCloseSocket",
   ], "WskAcceptEvent");
   assert.equal(failed[1]!.status, "STATUS_DATA_ERROR");
   assert.match(failed[1]!.message!, new RegExp(`^first mismatch at offset ${corrupt}: `));
-  assert.equal(failed[3]!.status, "STATUS_DATA_ERROR");
-  assert.equal(failed[3]!.value, "local-close");
-  assert.equal(failed[3]!.message, failed[1]!.message);
+  assert.equal(failed[2]!.value, "abortive");
+  assert.equal(failed[2]!.peer_saw, "FIN");
+  assert.equal(failed[4]!.status, "STATUS_DATA_ERROR");
+  assert.equal(failed[4]!.value, "local-close");
+  assert.equal(failed[4]!.message, failed[1]!.message);
 });
 
 Deno.test("accept --events --timeout 400 ends with WskAcceptEvent STATUS_IO_TIMEOUT when no client comes (exit 1)", async () => {
