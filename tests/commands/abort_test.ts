@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { cliCommand, FFI, parseLine, readAll, runCli, text } from "../_helpers.ts";
-import { Collector, portOf, within } from "./_peer.ts";
+import { Collector, portOf, startPeer, within } from "./_peer.ts";
 
 /** Reads until the peer ends the stream; what ended it. */
 async function endOf(conn: Deno.Conn): Promise<"reset" | "fin" | string> {
@@ -83,16 +83,15 @@ for (const ffi of [false, true]) {
 
   for (const verb of ["disconnect", "closesocket"]) {
     Deno.test(`${verb}${verb === "disconnect" ? " --abortive" : ""} (${how}): the peer reads a reset, and the line says peer_saw=RST`, async () => {
-      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      // A python peer: its accept takes a connection the CLI resets at once (Deno's would fail).
+      await using peer = await startPeer("drain");
       const args = verb === "disconnect"
-        ? ["disconnect", `127.0.0.1:${listener.addr.port}`, "--abortive"]
-        : ["closesocket", `127.0.0.1:${listener.addr.port}`];
-      const running = runCli(args, { permissions: ffi ? [FFI] : [] });
-      using peer = await listener.accept();
-      const end = await endOf(peer);
-      const result = await running;
+        ? ["disconnect", peer.address, "--abortive"]
+        : ["closesocket", peer.address];
+      const result = await runCli(args, { permissions: ffi ? [FFI] : [] });
+      const seen = await peer.report();
       assert.equal(result.code, 0, result.stdout + result.stderr);
-      assert.equal(end, "reset");
+      assert.equal(seen.end, "reset");
       const lines = result.stdout.trim().split("\n").map(parseLine);
       const closed = lines.find((l) => l.call === "WskCloseSocket");
       assert.equal(closed?.peer_saw, "RST", result.stdout);
@@ -107,9 +106,12 @@ for (const ffi of [false, true]) {
 
 Deno.test("wsk run (without --allow-ffi): disconnect --abortive on a script socket is a real RST", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const script = `socketconnect 127.0.0.1:${listener.addr.port}\ndisconnect --abortive\n`;
+  // The script waits for the peer's hello, so the test has accepted before the reset comes.
+  const script =
+    `socketconnect 127.0.0.1:${listener.addr.port}\nreceive --bytes 5\ndisconnect --abortive\n`;
   const running = runCli(["run", "-"], { stdin: text.encode(script) });
   using peer = await listener.accept();
+  await peer.write(text.encode("hello"));
   assert.equal(await endOf(peer), "reset");
   const result = await running;
   assert.equal(result.code, 0, result.stdout + result.stderr);
