@@ -44,7 +44,7 @@ export function wskCommand(name: string, summary: string, calls: string, example
 }
 
 /**
- * Runs an action body with a fresh {@linkcode Run}: Ctrl-C cancels pending calls, and the
+ * Runs an action body with a fresh {@linkcode Run}: Ctrl-C or SIGTERM cancels pending calls, and the
  * exit code becomes 1 when any call failed unexpectedly.
  */
 export async function runAction(
@@ -61,25 +61,30 @@ export async function runAction(
   });
   setup(reporter);
   const controller = new AbortController();
-  let listening = false;
-  // The first Ctrl-C cancels the pending calls; the listener then steps aside so a second one
-  // ends the process the default way.
+  // The first Ctrl-C (SIGINT) or SIGTERM (`timeout`, `kill`) cancels the pending calls, so the
+  // closing lines are printed and --output's temporary file is removed; the listeners then
+  // step aside so a second signal ends the process the default way.
+  const signals: Deno.Signal[] = [];
+  const stopListening = () => {
+    for (const signal of signals.splice(0)) Deno.removeSignalListener(signal, onInterrupt);
+  };
   const onInterrupt = () => {
     controller.abort();
-    if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
-    listening = false;
+    stopListening();
   };
-  try {
-    Deno.addSignalListener("SIGINT", onInterrupt);
-    listening = true;
-  } catch {
-    // No signal support here (e.g. a restricted test runtime): Ctrl-C then ends the process.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, onInterrupt);
+      signals.push(signal);
+    } catch {
+      // No signal support here (e.g. a restricted test runtime): the signal ends the process.
+    }
   }
   const timeoutGiven = command.getOptionValueSource("timeout") === "cli";
   try {
     await body(new Run(reporter, options.timeout, timeoutGiven, controller.signal));
   } finally {
-    if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
+    stopListening();
   }
   if (ctx.exitCode === 0 && reporter.failed) ctx.exitCode = 1;
 }

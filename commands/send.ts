@@ -10,7 +10,7 @@ import { PATTERN_BLOCK, patternView } from "./_pattern.ts";
 import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
-import { ReceivePump } from "./_pump.ts";
+import { type PumpResult, ReceivePump } from "./_pump.ts";
 import type { Run } from "./_run.ts";
 
 /** Chunk size for streamed sends. */
@@ -235,14 +235,38 @@ export function sendCommand(ctx: CliContext) {
             report: false,
           })
           : null;
+        // Ctrl-C or SIGTERM ends an input that is still open (a terminal, a pipe): the read
+        // pending on it would otherwise hold the process until the input ends.
+        let inputStopped = false;
+        const stopInput = () => {
+          inputStopped = true;
+          if (source) closeQuietly(source);
+        };
+        // A read that fails because the input was stopped here is the input's end, not an error.
+        const input: ByteSource | null = source && {
+          read: (into) =>
+            source.read(into).catch((error) => inputStopped ? null : Promise.reject(error)),
+          close: () => source.close(),
+        };
+        run.signal.addEventListener("abort", stopInput, { once: true });
+        let received: PumpResult | null = null;
+        const reportReceive = () => {
+          if (received !== null && !received.writeFailed) received.line();
+          received = null;
+        };
         const receiving = reader?.run().then(async (got) => {
           if (got.writeFailed) {
             // Standard output is gone: the reply cannot be delivered. Say so now, and abort the
             // connection (never a FIN as if all went well); the send then fails and stops.
             got.line();
-            if (source) closeQuietly(source);
+            stopInput();
             await run.close(socket);
-          }
+          } else if (!NT_SUCCESS(got.status)) {
+            // The connection failed (the peer reset it): say so now, not when the input ends,
+            // and stop reading the input, which has nowhere to go.
+            got.line();
+            stopInput();
+          } else received = got;
           return got;
         });
         let sent: WskCompletion;
@@ -253,17 +277,18 @@ export function sendCommand(ctx: CliContext) {
         } else {
           const progress = await Progress.for("sent", size, flag, json);
           try {
-            sent = await sendStream(run, socket, source!, flags, progress);
+            sent = await sendStream(run, socket, input!, flags, progress);
           } catch (error) {
             // The input failed part-way (a read error): close the socket as after a failed
             // send, so the peer never sees a FIN for a cut stream and the open connection does
             // not keep the process alive after the error line.
             await run.close(socket);
-            const got = await receiving;
-            if (got && !got.writeFailed) got.line();
+            await receiving;
+            reportReceive();
             throw error;
           } finally {
             closeQuietly(source!);
+            run.signal.removeEventListener("abort", stopInput);
           }
         }
         if (reader && receiving) {
@@ -282,8 +307,8 @@ export function sendCommand(ctx: CliContext) {
           // A failed send leaves nothing to wait for: closing aborts the connection and ends
           // the pending receive.
           else await run.close(socket);
-          const got = await receiving;
-          if (!got.writeFailed) got.line();
+          await receiving;
+          reportReceive();
           await run.close(socket);
         } else if (NT_SUCCESS(sent.status)) await run.finish(socket);
         else await run.close(socket);

@@ -812,3 +812,106 @@ Deno.test("receive into a closed stdout still prints WskReceive STATUS_PIPE_BROK
   assert.equal(lineOf(lines, "WskCloseSocket").status, "STATUS_SUCCESS");
   assert.ok(!stderr.text().includes("error:"), stderr.text());
 });
+
+Deno.test("receive --output FILE stopped by SIGTERM (as `timeout` does) prints its closing lines and leaves no temporary file", async () => {
+  await using dir = await scratchDir();
+  const path = `${dir.path}/keep.txt`;
+  await writeText(path, "keep me");
+  // The peer sends nothing: the receive waits until the signal.
+  await using peer = await Peer.start("silent");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: cliCommand(["receive", `127.0.0.1:${peer.port}`, "--output", path]),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  try {
+    await stdout.waitFor(
+      () => stdout.lines().find((line) => line.startsWith("WskConnect ")),
+      15_000,
+      "the WskConnect line",
+    );
+    child.kill("SIGTERM");
+    const status = await within(child.status, 15_000, "wsk receive exit");
+    await stdout.done;
+    await stderr.done;
+    assert.equal(status.code, 1, `signal ${status.signal}; ${stderr.text()}`);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited.
+    }
+    await child.status;
+    await stdout.cancel();
+    await stderr.cancel();
+  }
+  const lines = statusLines(stdout.text());
+  assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskCloseSocket"]);
+  assert.equal(lineOf(lines, "WskReceive").status, "STATUS_CANCELLED");
+  assert.equal(await Deno.readTextFile(path), "keep me");
+  assert.deepEqual(await namesIn(dir.path), ["keep.txt"]);
+});
+
+Deno.test("send --receive reports the peer's reset at once and exits while its input is still open", async () => {
+  await using peer = await Peer.start("reset");
+  await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
+  const stdin = child.stdin.getWriter();
+  const stderr = new Collector(child.stderr);
+  try {
+    // The input stays open (an interactive user who typed nothing): before the fix the reset was
+    // reported only once the input ended.
+    const status = await within(child.status, 10_000, "wsk send exit with its input open");
+    await stderr.done;
+    assert.equal(status.code, 1, stderr.text());
+  } finally {
+    await stdin.close().catch(() => {});
+    await stderr.cancel();
+  }
+  const lines = statusLines(stderr.text());
+  assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskSend", "WskCloseSocket"]);
+  assert.equal(lineOf(lines, "WskReceive").status, "STATUS_CONNECTION_RESET");
+  assert.equal(lineOf(lines, "WskSend").bytes, "0");
+  assert.ok(!stderr.text().includes("error:"), stderr.text());
+});
+
+Deno.test("send from an open standard input stopped by SIGTERM ends its input and aborts the connection (exit 1)", async () => {
+  await using peer = await Peer.start("sink");
+  await using child = spawnSend(peer.port, { stdin: "piped" });
+  const stdin = child.stdin.getWriter();
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  try {
+    // Nothing is written: the input is open and empty, so no send is under way at the signal.
+    await stdout.waitFor(
+      () => stdout.lines().find((line) => line.startsWith("WskConnect ")),
+      15_000,
+      "the WskConnect line",
+    );
+    child.kill("SIGTERM");
+    // Before the fix the read pending on the open input held the process after the signal.
+    const status = await within(child.status, 10_000, "wsk send exit with its input open");
+    await stdout.done;
+    await stderr.done;
+    assert.equal(status.code, 1, `signal ${status.signal}; ${stderr.text()}`);
+  } finally {
+    await stdin.close().catch(() => {});
+    await stdout.cancel();
+    await stderr.cancel();
+  }
+  assert.equal(stderr.text(), "");
+  const lines = statusLines(stdout.text());
+  assert.deepEqual(callsOf(lines), [
+    ...CONNECT_CHAIN,
+    "WskSend",
+    "WskDisconnect",
+    "WskCloseSocket",
+  ]);
+  assert.equal(lineOf(lines, "WskSend").status, "STATUS_SUCCESS");
+  assert.equal(lineOf(lines, "WskDisconnect").status, "STATUS_CANCELLED");
+  // Cut off, so aborted: never a FIN that would make the stream look complete.
+  assert.equal((await peer.report()).reset, true);
+});
