@@ -2,7 +2,7 @@
 /**
  * What a real RST costs, for each way wsk can send one (issue 10's candidates), in one run:
  *
- * 1. Receive path: 1 GiB from `socat` into `wsk accept --mode discard` on the default deno
+ * 1. Receive path: 1 GiB from `socat -b 262144` (256 KiB blocks, so socat is not the limit) into `wsk accept --mode discard` on the default deno
  *    backing without `--allow-ffi` (aborts close with FIN), the same with `--allow-ffi` (aborts
  *    reset through libc), and `--backing node` (aborts reset through node:net). Rounds
  *    alternate; each figure is the WskReceive line's own time (accept to the peer's FIN).
@@ -68,7 +68,7 @@ async function receiveOnce(permissions: string[], extra: string[]): Promise<numb
       await sleep(20);
     }
     const sender = await new Deno.Command("socat", {
-      args: ["-u", `OPEN:/dev/zero,readbytes=${SIZE}`, `TCP:127.0.0.1:${port}`],
+      args: ["-b", "262144", "-u", `OPEN:/dev/zero,readbytes=${SIZE}`, `TCP:127.0.0.1:${port}`],
       stdout: "null",
       stderr: "piped",
     }).output();

@@ -20,27 +20,32 @@ interface Libc {
   getsockname(fd: number, addr: Deno.PointerValue, len: Deno.PointerValue): number;
   getpeername(fd: number, addr: Deno.PointerValue, len: Deno.PointerValue): number;
   connect(fd: number, addr: Deno.PointerValue, len: number): number;
-  fcntl(fd: number, command: number): number;
+  poll(fds: Deno.PointerValue, count: bigint, timeout: number): number;
+  getrlimit(resource: number, limit: Deno.PointerValue): number;
 }
 
-/** Buffers the calls write into, made once: pointers keep each call on FFI's fast path. */
+/** Buffers the calls write into, made once (with their pointers, made at first use). */
 const raw = new Uint8Array(128);
 const length = new Uint32Array(1);
 const unspec = new Uint8Array(16);
+const limits = new BigUint64Array(2);
+/** How many descriptors one poll() call checks. */
+const POLL_CHUNK = 4096;
+/** `struct pollfd` x POLL_CHUNK: int fd, short events, short revents. */
+const pollFds = new DataView(new ArrayBuffer(POLL_CHUNK * 8));
+let pointers:
+  | { raw: Deno.PointerValue; length: Deno.PointerValue; pollFds: Deno.PointerValue }
+  | null = null;
 
 /** Linux address family numbers, as the kernel writes them in a `sockaddr`. */
 const LINUX_AF_UNSPEC = 0;
 const LINUX_AF_INET = 2;
 const LINUX_AF_INET6 = 10;
-/** `fcntl` command that reads a descriptor's flags: -1 means the descriptor is not open. */
-const F_GETFD = 1;
-
-/**
- * Descriptors are handed out lowest first, so open ones sit in a dense run from 0 with small
- * holes. After this many closed descriptors in a row, the scan has passed the last open one.
- */
-const SCAN_GAP = 1024;
-/** Never scan past this descriptor. */
+/** `getrlimit` resource of the descriptor limit (Linux, x86_64 and arm64). */
+const RLIMIT_NOFILE = 7;
+/** `poll` answer for a descriptor that is not open. */
+const POLLNVAL = 0x20;
+/** Never scan past this descriptor, whatever the limit says. */
 const SCAN_MAX = 1 << 20;
 
 /** Whether this process may use FFI here (Linux, `--allow-ffi` granted); asked once. */
@@ -63,7 +68,8 @@ function loadLibc(): Libc | null {
         getsockname: { parameters: ["i32", "pointer", "pointer"], result: "i32" },
         getpeername: { parameters: ["i32", "pointer", "pointer"], result: "i32" },
         connect: { parameters: ["i32", "pointer", "u32"], result: "i32" },
-        fcntl: { parameters: ["i32", "i32"], result: "i32" },
+        poll: { parameters: ["pointer", "u64", "i32"], result: "i32" },
+        getrlimit: { parameters: ["i32", "pointer"], result: "i32" },
       } as const,
     );
     libc = lib.symbols;
@@ -118,19 +124,17 @@ function rawKey(): string | null {
 
 /** The local address of `fd` as a key: null when it is no socket, "" when no IP socket. */
 function localOf(c: Libc, fd: number): string | null {
+  const at = pointersOf();
   length[0] = raw.length;
-  if (c.getsockname(fd, Deno.UnsafePointer.of(raw), Deno.UnsafePointer.of(length)) !== 0) {
-    return null;
-  }
+  if (c.getsockname(fd, at.raw, at.length) !== 0) return null;
   return rawKey() ?? "";
 }
 
 /** The remote address of `fd` as a key; null when it has none (not connected). */
 function remoteOf(c: Libc, fd: number): string | null {
+  const at = pointersOf();
   length[0] = raw.length;
-  if (c.getpeername(fd, Deno.UnsafePointer.of(raw), Deno.UnsafePointer.of(length)) !== 0) {
-    return null;
-  }
+  if (c.getpeername(fd, at.raw, at.length) !== 0) return null;
   return rawKey();
 }
 
@@ -143,21 +147,46 @@ function remoteOf(c: Libc, fd: number): string | null {
  */
 const known = new Map<string, number>();
 
-/** Walks the open descriptors for the connection `local`>`remote`; its descriptor, if open. */
+/** The pointers of the buffers above. */
+function pointersOf(): NonNullable<typeof pointers> {
+  pointers ??= {
+    raw: Deno.UnsafePointer.of(raw),
+    length: Deno.UnsafePointer.of(length),
+    pollFds: Deno.UnsafePointer.of(pollFds),
+  };
+  return pointers;
+}
+
+/** How many descriptors the process may have: every open one is below this. */
+function descriptorLimit(c: Libc): number {
+  if (c.getrlimit(RLIMIT_NOFILE, Deno.UnsafePointer.of(limits)) !== 0) return SCAN_MAX;
+  return Number(limits[0]! < BigInt(SCAN_MAX) ? limits[0]! : BigInt(SCAN_MAX));
+}
+
+/**
+ * Walks every open descriptor for the connection `local`>`remote` and returns its descriptor.
+ * poll() with no events tells open descriptors from closed ones, 4,096 at a call, so only open
+ * ones cost an FFI call each (getsockname; getpeername when the local address matches).
+ */
 function scan(c: Libc, local: string, remote: string): number | undefined {
   known.clear();
-  let gap = 0;
-  for (let fd = 0; fd < SCAN_MAX && gap < SCAN_GAP; fd++) {
-    const mine = localOf(c, fd);
-    if (mine === null) {
-      // Not a socket: a closed descriptor counts towards the end of the scan, an open file not.
-      gap = c.fcntl(fd, F_GETFD) === -1 ? gap + 1 : 0;
-      continue;
+  const limit = descriptorLimit(c);
+  const at = pointersOf();
+  for (let base = 0; base < limit; base += POLL_CHUNK) {
+    const count = Math.min(POLL_CHUNK, limit - base);
+    for (let i = 0; i < count; i++) {
+      pollFds.setInt32(i * 8, base + i, true);
+      pollFds.setInt32(i * 8 + 4, 0, true); // events and revents: 0
     }
-    gap = 0;
-    if (mine !== local) continue;
-    const theirs = remoteOf(c, fd);
-    if (theirs !== null) known.set(`${mine}>${theirs}`, fd);
+    if (c.poll(at.pollFds, BigInt(count), 0) < 0) return undefined;
+    for (let i = 0; i < count; i++) {
+      if ((pollFds.getInt16(i * 8 + 6, true) & POLLNVAL) !== 0) continue;
+      const fd = base + i;
+      const mine = localOf(c, fd);
+      if (mine !== local) continue;
+      const theirs = remoteOf(c, fd);
+      if (theirs !== null) known.set(`${mine}>${theirs}`, fd);
+    }
   }
   return known.get(`${local}>${remote}`);
 }
