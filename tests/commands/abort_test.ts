@@ -3,8 +3,8 @@
 // --allow-ffi a deno-backed socket can only close (FIN), and its lines must say so.
 
 import assert from "node:assert/strict";
-import { cliCommand, FFI, parseLine, readAll, runCli, text } from "../_helpers.ts";
-import { Collector, portOf, startPeer, within } from "./_peer.ts";
+import { FFI, parseLine, readAll, runCli, text } from "../_helpers.ts";
+import { CliChild, portOf, startPeer, within } from "./_peer.ts";
 
 /** Reads until the peer ends the stream; what ended it. */
 async function endOf(conn: Deno.Conn): Promise<"reset" | "fin" | string> {
@@ -29,56 +29,33 @@ for (const ffi of [false, true]) {
   const saw = ffi ? "RST" : "FIN";
 
   Deno.test(`accept --mode echo --timeout 1000 (default backing, ${how}): a client that sends and never reads is cut off at the deadline, peer_saw=${saw}`, async () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: cliCommand(
-        ["accept", "127.0.0.1:0", "--mode", "echo", "--timeout", "1000"],
-        ffi ? [FFI] : [],
-      ),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
-    const stdout = new Collector(child.stdout);
-    const stderr = new Collector(child.stderr);
-    try {
-      const local = await stdout.waitFor(
-        () => stdout.lines().map(parseLine).find((l) => l.call === "WskBind")?.local,
-        30_000,
-        "the WskBind line",
-      );
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: portOf(local) });
-      const writing = flood(conn, 256 << 20);
-      const status = await within(child.status, 15_000, "accept's exit");
-      const failure = await within(writing, 15_000, "the client's flood");
-      conn.close();
-      await stdout.done;
-      const lines = stdout.lines().map(parseLine);
-      const send = lines.find((l) => l.call === "WskSend");
-      assert.ok(send, stdout.text());
-      assert.equal(send.status, "STATUS_IO_TIMEOUT", stdout.text());
-      // The deadline holds: the send's call ends within 100 ms of its 1000 ms bound.
-      const took = Number(send.time!.replace("ms", ""));
-      assert.ok(took >= 1000 && took < 1100, `WskSend took ${send.time}`);
-      assert.equal(send.peer_saw, saw, stdout.text());
-      const summary = lines.find((l) => l.call === "Summary");
-      assert.equal(summary?.value, "timeout", stdout.text());
-      assert.equal(summary?.peer_saw, saw, stdout.text());
-      assert.equal(status.code, 1, stderr.text());
-      // The client's blocked write failed: with an RST it is a reset (with FIN, Linux follows
-      // with an RST for the bytes left unread, which a writing peer sees as a broken pipe).
-      assert.ok(failure instanceof Error, `the flood ended with ${String(failure)}`);
-      if (ffi) assert.ok(failure instanceof Deno.errors.ConnectionReset, String(failure));
-    } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Exited.
-      }
-      await child.status;
-      await stdout.cancel();
-      await stderr.cancel();
-    }
+    await using cli = new CliChild(
+      ["accept", "127.0.0.1:0", "--mode", "echo", "--timeout", "1000"],
+      ffi ? [FFI] : [],
+    );
+    const local = await cli.bindLocal("stdout");
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: portOf(local) });
+    const writing = flood(conn, 256 << 20);
+    const code = await cli.exitCode();
+    const failure = await within(writing, 15_000, "the client's flood");
+    conn.close();
+    const out = cli.stdout.text();
+    const lines = cli.stdout.lines().map(parseLine);
+    const send = lines.find((l) => l.call === "WskSend");
+    assert.ok(send, out);
+    assert.equal(send.status, "STATUS_IO_TIMEOUT", out);
+    // The deadline holds: the send's call ends within 100 ms of its 1000 ms bound.
+    const took = Number(send.time!.replace("ms", ""));
+    assert.ok(took >= 1000 && took < 1100, `WskSend took ${send.time}`);
+    assert.equal(send.peer_saw, saw, out);
+    const summary = lines.find((l) => l.call === "Summary");
+    assert.equal(summary?.value, "timeout", out);
+    assert.equal(summary?.peer_saw, saw, out);
+    assert.equal(code, 1, cli.stderr.text());
+    // The client's blocked write failed: with an RST it is a reset (with FIN, Linux follows
+    // with an RST for the bytes left unread, which a writing peer sees as a broken pipe).
+    assert.ok(failure instanceof Error, `the flood ended with ${String(failure)}`);
+    if (ffi) assert.ok(failure instanceof Deno.errors.ConnectionReset, String(failure));
   });
 
   for (const verb of ["disconnect", "closesocket"]) {
@@ -119,59 +96,33 @@ Deno.test("wsk run (without --allow-ffi): disconnect --abortive on a script sock
 });
 
 Deno.test("accept --deny 127.0.0.2 --backing deno (with --allow-ffi): a refused peer reads a reset from a deno-backed socket", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(
-      ["accept", "127.0.0.1:0", "--deny", "127.0.0.2", "--backing", "deno", "--count", "1"],
-      [FFI],
-    ),
-    stdin: "null",
+  await using cli = new CliChild(
+    ["accept", "127.0.0.1:0", "--deny", "127.0.0.2", "--backing", "deno", "--count", "1"],
+    [FFI],
+  );
+  const port = portOf(await cli.bindLocal("stdout"));
+  // python3, because Deno cannot choose the source address within the test's permissions.
+  const client = await new Deno.Command("python3", {
+    args: [
+      "-c",
+      "import socket, sys\n" +
+      "s = socket.socket(); s.bind(('127.0.0.2', 0)); s.connect(('127.0.0.1', int(sys.argv[1])))\n" +
+      "try:\n  print('fin' if s.recv(16) == b'' else 'data')\n" +
+      "except ConnectionResetError:\n  print('ECONNRESET')\n",
+      String(port),
+    ],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  try {
-    const local = await stdout.waitFor(
-      () => stdout.lines().map(parseLine).find((l) => l.call === "WskBind")?.local,
-      30_000,
-      "the WskBind line",
-    );
-    const port = portOf(local);
-    // python3, because Deno cannot choose the source address within the test's permissions.
-    const client = await new Deno.Command("python3", {
-      args: [
-        "-c",
-        "import socket, sys\n" +
-        "s = socket.socket(); s.bind(('127.0.0.2', 0)); s.connect(('127.0.0.1', int(sys.argv[1])))\n" +
-        "try:\n  print('fin' if s.recv(16) == b'' else 'data')\n" +
-        "except ConnectionResetError:\n  print('ECONNRESET')\n",
-        String(port),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const refused = text.decode(client.stdout).trim();
-    assert.equal(refused, "ECONNRESET");
-    using conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(text.encode("ok"));
-    await conn.closeWrite();
-    assert.equal(await endOf(conn), "fin");
-    const status = await within(child.status, 15_000, "accept's exit");
-    await stdout.done;
-    assert.equal(status.code, 0, stdout.text() + stderr.text());
-    const lines = stdout.lines().map(parseLine);
-    const abort = lines.find((l) => l.call === "WskDisconnect" && l.value === "abortive");
-    assert.equal(abort?.peer_saw, "RST", stdout.text());
-    assert.match(stdout.text(), /Summary STATUS_REQUEST_NOT_ACCEPTED .*peer_saw=RST/);
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited.
-    }
-    await child.status;
-    await stdout.cancel();
-    await stderr.cancel();
-  }
+  }).output();
+  const refused = text.decode(client.stdout).trim();
+  assert.equal(refused, "ECONNRESET");
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(text.encode("ok"));
+  await conn.closeWrite();
+  assert.equal(await endOf(conn), "fin");
+  assert.equal(await cli.exitCode(), 0, cli.stdout.text() + cli.stderr.text());
+  const lines = cli.stdout.lines().map(parseLine);
+  const abort = lines.find((l) => l.call === "WskDisconnect" && l.value === "abortive");
+  assert.equal(abort?.peer_saw, "RST", cli.stdout.text());
+  assert.match(cli.stdout.text(), /Summary STATUS_REQUEST_NOT_ACCEPTED .*peer_saw=RST/);
 });

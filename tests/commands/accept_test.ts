@@ -19,6 +19,7 @@ import {
 import {
   assertAllSucceeded,
   callsOf,
+  CliChild,
   Collector,
   DISPATCH_CALLS,
   HEX_STATUS,
@@ -31,75 +32,6 @@ import {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file
-
-/** The CLI as a long-running child; `await using` kills it if it is still running. */
-class CliChild implements AsyncDisposable {
-  readonly stdout: Collector;
-  readonly stderr: Collector;
-  readonly #child: Deno.ChildProcess;
-  #exited = false;
-
-  constructor(args: string[], permissions: readonly string[] = []) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: cliCommand(args, permissions),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
-    this.#child.status.then(() => this.#exited = true);
-    this.stdout = new Collector(this.#child.stdout);
-    this.stderr = new Collector(this.#child.stderr);
-  }
-
-  /** The `local=` of the WskBind line on `stream` (human lines). */
-  bindLocal(stream: "stdout" | "stderr"): Promise<string> {
-    const collector = this[stream];
-    return collector.waitFor(
-      () => collector.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
-      15_000,
-      `the WskBind line on ${stream} (stderr: ${this.stderr.text()})`,
-    );
-  }
-
-  /** The parsed human line of `call` on `socket`, once it was printed on stdout. */
-  lineOf(call: string, socket: string): Promise<Record<string, string>> {
-    return this.stdout.waitFor(
-      () =>
-        this.stdout.lines().map(parseLine).find((line) =>
-          line.call === call && line.socket === socket
-        ),
-      15_000,
-      `the ${call} line of socket ${socket}`,
-    );
-  }
-
-  /** Sends `signal` to the child. */
-  kill(signal: Deno.Signal): void {
-    this.#child.kill(signal);
-  }
-
-  /** The exit code, once the child exited by itself within `ms`. */
-  async exitCode(ms = 15_000): Promise<number> {
-    const status = await within(this.#child.status, ms, "the accept child's exit");
-    await this.stdout.done;
-    await this.stderr.done;
-    return status.code;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-    await this.#child.status;
-    await this.stdout.cancel();
-    await this.stderr.cancel();
-  }
-}
 
 /**
  * The CLI as a child whose standard output nobody reads: a pipe that fills up, as in
