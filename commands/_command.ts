@@ -34,7 +34,10 @@ export function wskCommand(name: string, summary: string, calls: string, example
     .description(`${summary}\n\nDispatch calls: ${calls}`)
     .addOption(new Option("--json", "write JSON Lines, one object per dispatch call"))
     .addOption(
-      new Option("--timeout <ms>", "bound every pending call (milliseconds)")
+      new Option(
+        "--timeout <ms>",
+        "bound every pending call: milliseconds, or a number with a unit (500ms, 5s, 2m)",
+      )
         .default(DEFAULT_TIMEOUT)
         .argParser(parseTimeout),
     )

@@ -133,7 +133,37 @@ export const MAX_TIMEOUT = 2_147_483_647;
  * every call before it could complete, so it is refused as a usage error.
  */
 export function parseTimeout(text: string): number {
-  return parseInteger(text, "timeout", 1, MAX_TIMEOUT);
+  return parseDuration(text, "timeout", 1, MAX_TIMEOUT);
+}
+
+/** Milliseconds per duration unit. */
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000 };
+
+/**
+ * Parses a duration in milliseconds, within bounds: a bare integer is milliseconds (`500`), and
+ * a number with a unit may have a fraction (`500ms`, `5s`, `1.5s`, `2m`); the result is rounded
+ * to whole milliseconds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseDuration } from "./_parse.ts";
+ *
+ * assert.equal(parseDuration("250", "timeout", 1, 10_000), 250);
+ * assert.equal(parseDuration("1.5s", "timeout", 1, 10_000), 1500);
+ * assert.equal(parseDuration("500ms", "timeout", 1, 10_000), 500);
+ * ```
+ */
+export function parseDuration(text: string, what: string, min: number, max: number): number {
+  const expected = `expected milliseconds from ${min} to ${max}, or a number with a unit ` +
+    "(500ms, 5s, 2m)";
+  const match = /^(\d+)$|^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  if (!match) return bad(what, text, expected);
+  const ms = match[1] !== undefined
+    ? Number(match[1])
+    : Math.round(Number(match[2]) * DURATION_UNITS[match[3]!]!);
+  if (!Number.isSafeInteger(ms) || ms < min || ms > max) return bad(what, text, expected);
+  return ms;
 }
 
 /** Parses a positive count (connections, bytes). */
@@ -399,7 +429,7 @@ export function parsePortList(text: string): PortList {
   return { endpoint, ports, isList: true, text };
 }
 
-/** Parses `--retry-until` milliseconds. */
+/** Parses `--retry-until`: milliseconds, or a duration with a unit (`5s`). */
 export function parseRetryUntil(text: string): number {
-  return parseInteger(text, "retry deadline", 0, 2_147_483_647);
+  return parseDuration(text, "retry deadline", 0, MAX_TIMEOUT);
 }

@@ -22,8 +22,9 @@ export function connectCommand(ctx: CliContext) {
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
     .option(
       "--retry-until <ms>",
-      "retry a refused (or reset) connect with a new socket until MS milliseconds have " +
-        "passed, pausing 50-200 ms; one WskConnect line with calls=ATTEMPTS",
+      "retry a refused (or reset) connect with a new socket until MS milliseconds (or a " +
+        "duration such as 5s) have passed, pausing 50-200 ms; one WskConnect line with " +
+        "calls=ATTEMPTS",
       parseRetryUntil,
     )
     .action(async (remote, options, command) => {

@@ -126,11 +126,11 @@ Deno.test("wsk run names the line of bytes that are not UTF-8 and opens nothing"
 
 for (
   const [what, step, reason] of [
-    ["--timeout 0 on a step", "send --timeout 0 x", "expected an integer from 1 to 2147483647"],
+    ["--timeout 0 on a step", "send --timeout 0 x", "expected milliseconds from 1 to 2147483647"],
     [
       "a timeout past the timer range",
       "receive --timeout 2147483648",
-      "expected an integer from 1 to 2147483647",
+      "expected milliseconds from 1 to 2147483647",
     ],
     ["a literal U+FFFD in data", 'send "caf\uFFFD"', HINT],
     ["the remote port 0", "connect --socket other 127.0.0.1:0", "port 0 cannot be reached"],
@@ -150,7 +150,7 @@ for (
 
 Deno.test("wsk run with --timeout 0 for the whole script exits 2 before any socket", async () => {
   const line = usageLine(await runScript(`socketconnect ${REMOTE}\n`, "--timeout", "0"));
-  assert.ok(line.includes("expected an integer from 1 to 2147483647"), line);
+  assert.ok(line.includes("expected milliseconds from 1 to 2147483647"), line);
 });
 
 // ---------------------------------------------------------------------------------------------

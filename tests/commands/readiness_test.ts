@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { MAX_PORT_LIST, parsePortList, parseRetryUntil } from "../../commands/_parse.ts";
-import { closedPort, PythonProcess, runCli, sleep } from "../_helpers.ts";
+import { closedPort, parseLine, PythonProcess, runCli, sleep } from "../_helpers.ts";
 import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
 
 const ADDRESS = /^127\.0\.0\.1:\d+$/;
@@ -61,10 +61,14 @@ Deno.test("parsePortList() refuses bad lists with a message that quotes them", (
   );
 });
 
-Deno.test("parseRetryUntil() reads milliseconds from 0", () => {
+Deno.test("parseRetryUntil() reads milliseconds from 0, or a duration with a unit", () => {
   assert.equal(parseRetryUntil("0"), 0);
   assert.equal(parseRetryUntil("30000"), 30000);
-  for (const input of ["-1", "1s", "", "1.5"]) {
+  assert.equal(parseRetryUntil("5s"), 5000);
+  assert.equal(parseRetryUntil("1.5s"), 1500);
+  assert.equal(parseRetryUntil("250ms"), 250);
+  assert.equal(parseRetryUntil("2m"), 120_000);
+  for (const input of ["-1", "", "1.5", "5x", "s", "1.5.2s", "25d"]) {
     assert.throws(() => parseRetryUntil(input), /Cannot parse retry deadline/, input);
   }
 });
@@ -177,12 +181,12 @@ Deno.test("connect --retry-until 0 makes exactly one attempt", async () => {
   assert.equal(records[0].socket, 1);
 });
 
-Deno.test("connect --retry-until refuses a value that is not milliseconds", async () => {
-  const result = await runCli(["connect", "127.0.0.1:1", "--retry-until", "5s"]);
+Deno.test("connect --retry-until refuses a value that is not a duration", async () => {
+  const result = await runCli(["connect", "127.0.0.1:1", "--retry-until", "5x"]);
   assert.equal(
     result.stderr,
-    "error: option '--retry-until <ms>' argument '5s' is invalid. Cannot parse retry deadline " +
-      '"5s": expected an integer from 0 to 2147483647\n',
+    "error: option '--retry-until <ms>' argument '5x' is invalid. Cannot parse retry deadline " +
+      '"5x": expected milliseconds from 0 to 2147483647, or a number with a unit (500ms, 5s, 2m)\n',
   );
   assert.equal(result.stdout, "");
   assert.equal(result.code, 2);
@@ -300,4 +304,27 @@ Deno.test("socketconnect refuses a bad port list before any socket (exit 2)", as
   );
   assert.equal(result.stdout, "");
   assert.equal(result.code, 2);
+});
+
+Deno.test("--timeout and --retry-until take units: connect --retry-until 1s --timeout 500ms gives up after about a second", async () => {
+  const port = closedPort();
+  const start = performance.now();
+  const result = await runCli([
+    "connect",
+    `127.0.0.1:${port}`,
+    "--retry-until",
+    "1s",
+    "--timeout",
+    "500ms",
+  ]);
+  const elapsed = performance.now() - start;
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  const line = result.stdout.split("\n").map(parseLine).find((l) => l.call === "WskConnect");
+  assert.equal(line?.status, "STATUS_CONNECTION_REFUSED", result.stdout);
+  const attempts = Number(line?.calls);
+  assert.ok(attempts > 2, `attempts: ${attempts}`);
+  // The deadline is 1000 ms of retries: at least that long, far less than a 1 s-as-1 ms or
+  // 1 s-as-1000 s reading would give.
+  const spent = Number(line!.time!.replace("ms", ""));
+  assert.ok(spent >= 950 && spent < 5000, `retried for ${spent} ms (run ${elapsed.toFixed(0)} ms)`);
 });
