@@ -488,33 +488,23 @@ export class ReadAhead {
   readonly #chunks: Uint8Array[] = [];
   #bytes = 0;
   readonly #cancel = new AbortController();
-  readonly #done: Promise<void>;
+  readonly #done: Promise<PumpResult>;
 
   constructor(host: PumpHost, socket: WskConnectionSocket, cap: number = READ_AHEAD_MAX) {
-    this.#done = this.#loop(host, socket, cap);
-  }
-
-  async #loop(host: PumpHost, socket: WskConnectionSocket, cap: number): Promise<void> {
-    const d = socket.Dispatch;
-    const buffer = new GrowingBuffer();
-    const signal = AbortSignal.any([host.signal, this.#cancel.signal]);
-    while (this.#bytes < cap && !signal.aborted) {
-      const length = Math.min(buffer.bytes.length, cap - this.#bytes);
-      // A FIN or a failure is left for the next receive to see: a receive after either
-      // completes the same way again.
-      const got = await d.WskReceive(
-        socket,
-        { Mdl: { Next: null, bytes: buffer.bytes }, Offset: 0, Length: length },
-        0,
-        { signal },
-      );
-      if (!NT_SUCCESS(got.status) || got.information === 0) return;
-      const bytes = buffer.bytes.slice(0, got.information);
-      host.hex?.dump("<", socket.id, bytes);
-      this.#chunks.push(bytes);
-      this.#bytes += bytes.length;
-      buffer.received(bytes.length);
-    }
+    // The one pump, unbounded and silent: a FIN or a failure ends it and is left for the next
+    // receive to see (a receive after either completes the same way again).
+    this.#done = pump(host, socket, {
+      limit: cap,
+      timeout: null,
+      report: false,
+      signal: this.#cancel.signal,
+      sink: (bytes) => {
+        // The pump reuses its buffer: keep a copy.
+        this.#chunks.push(bytes.slice());
+        this.#bytes += bytes.length;
+        return Promise.resolve();
+      },
+    });
   }
 
   /** Calls off the pending receive and gives what was read (empty when nothing). */
