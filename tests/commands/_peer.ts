@@ -118,9 +118,18 @@ export class CliChild implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   #exited = false;
 
-  constructor(args: string[], permissions: readonly string[] = []) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: cliCommand(args, permissions),
+  /**
+   * `permissions`: added to the `wsk` task's. `via`: a launcher and its arguments, with the
+   * deno command line following them (e.g. `sh -c 'ulimit -n 64 && exec "$0" "$@"'`).
+   */
+  constructor(
+    args: string[],
+    permissions: readonly string[] = [],
+    via: readonly string[] = [],
+  ) {
+    const [program, ...rest] = [...via, Deno.execPath(), ...cliCommand(args, permissions)];
+    this.#child = new Deno.Command(program!, {
+      args: rest,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

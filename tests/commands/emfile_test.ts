@@ -6,8 +6,8 @@
 // STATUS_INSUFFICIENT_RESOURCES and still serve one more client after the storm.
 
 import assert from "node:assert/strict";
-import { cliCommand, parseLine, PythonProcess } from "../_helpers.ts";
-import { Collector, portOf, within } from "./_peer.ts";
+import { parseLine, PythonProcess } from "../_helpers.ts";
+import { CliChild, portOf } from "./_peer.ts";
 
 const CLIENTS_SCRIPT = new URL("../../bench/emfile_clients.py", import.meta.url).pathname;
 const CLIENTS = 200;
@@ -15,58 +15,8 @@ const CLIENTS = 200;
 const RUN_FILE =
   "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')";
 
-/** `wsk accept … --keep-open` under `ulimit -n 64`; dispose kills it if it still runs. */
-class LimitedServer implements AsyncDisposable {
-  readonly stdout: Collector;
-  readonly stderr: Collector;
-  readonly #child: Deno.ChildProcess;
-  #exited = false;
-
-  constructor(args: string[]) {
-    this.#child = new Deno.Command("sh", {
-      args: ["-c", 'ulimit -n 64 && exec "$0" "$@"', Deno.execPath(), ...cliCommand(args)],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
-    this.#child.status.then(() => this.#exited = true);
-    this.stdout = new Collector(this.#child.stdout);
-    this.stderr = new Collector(this.#child.stderr);
-  }
-
-  /** The port of the WskBind line. */
-  async port(): Promise<number> {
-    const local = await this.stdout.waitFor(
-      () => this.stdout.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
-      15_000,
-      `the WskBind line (stderr: ${this.stderr.text()})`,
-    );
-    return portOf(local);
-  }
-
-  /** SIGTERM, then the exit code within 10 s. */
-  async stop(): Promise<number> {
-    this.#child.kill("SIGTERM");
-    const status = await within(this.#child.status, 10_000, "the server's exit after SIGTERM");
-    await this.stdout.done;
-    await this.stderr.done;
-    return status.code;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-    await this.#child.status;
-    await this.stdout.cancel();
-    await this.stderr.cancel();
-  }
-}
+/** Runs the CLI under `ulimit -n 64`. */
+const LIMITED = ["sh", "-c", 'ulimit -n 64 && exec "$0" "$@"'];
 
 interface StormResult {
   readonly counts: Record<string, number>;
@@ -111,8 +61,8 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`accept --keep-open under ulimit -n 64, ${CLIENTS} clients at once, ${c.name}: each failed accept is STATUS_INSUFFICIENT_RESOURCES, every client is served (or denied with a reset) and the server still serves`, async () => {
-    await using server = new LimitedServer(["accept", "--keep-open", ...c.args]);
-    const port = await server.port();
+    await using server = new CliChild(["accept", "--keep-open", ...c.args], [], LIMITED);
+    const port = portOf(await server.bindLocal("stdout"));
     const storm = new PythonProcess(RUN_FILE, [
       CLIENTS_SCRIPT,
       "127.0.0.1",
@@ -139,7 +89,8 @@ for (const c of CASES) {
     );
     assert.equal(result.after, "served", "the client after the storm");
 
-    const code = await server.stop();
+    server.kill("SIGTERM");
+    const code = await server.exitCode(10_000);
     const lines = server.stdout.lines().map(parseLine);
     const failedAccepts = lines.filter((line) =>
       line.call === c.call && line.status === "STATUS_INSUFFICIENT_RESOURCES"
