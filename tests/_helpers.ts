@@ -244,10 +244,17 @@ export async function runCli(
     env?: Record<string, string>;
     /** Extra permissions, e.g. {@linkcode FFI}. */
     permissions?: readonly string[];
+    /** A launcher and its arguments, with the deno command line following them. */
+    via?: readonly string[];
   } = {},
 ): Promise<CliResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(args, options.permissions),
+  const [program, ...rest] = [
+    ...(options.via ?? []),
+    Deno.execPath(),
+    ...cliCommand(args, options.permissions),
+  ];
+  const child = new Deno.Command(program!, {
+    args: rest,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

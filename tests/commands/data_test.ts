@@ -8,6 +8,7 @@ import { cliCommand, closedPort, runCli, text } from "../_helpers.ts";
 import {
   assertAllSucceeded,
   callsOf,
+  CliChild,
   Collector,
   hex,
   PythonListener,
@@ -819,36 +820,15 @@ Deno.test("receive --output FILE stopped by SIGTERM (as `timeout` does) prints i
   await writeText(path, "keep me");
   // The peer sends nothing: the receive waits until the signal.
   await using peer = await Peer.start("silent");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(["receive", `127.0.0.1:${peer.port}`, "--output", path]),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  try {
-    await stdout.waitFor(
-      () => stdout.lines().find((line) => line.startsWith("WskConnect ")),
-      15_000,
-      "the WskConnect line",
-    );
-    child.kill("SIGTERM");
-    const status = await within(child.status, 15_000, "wsk receive exit");
-    await stdout.done;
-    await stderr.done;
-    assert.equal(status.code, 1, `signal ${status.signal}; ${stderr.text()}`);
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
-    await stdout.cancel();
-    await stderr.cancel();
-  }
+  await using cli = new CliChild(["receive", `127.0.0.1:${peer.port}`, "--output", path]);
+  await cli.stdout.waitFor(
+    () => cli.stdout.lines().find((line) => line.startsWith("WskConnect ")),
+    15_000,
+    "the WskConnect line",
+  );
+  cli.kill("SIGTERM");
+  assert.equal(await cli.exitCode(), 1, cli.stderr.text());
+  const stdout = cli.stdout;
   const lines = statusLines(stdout.text());
   assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskCloseSocket"]);
   assert.equal(lineOf(lines, "WskReceive").status, "STATUS_CANCELLED");

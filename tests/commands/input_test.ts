@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { cliCommand, type CliResult, runCli, text } from "../_helpers.ts";
+import { type CliResult, runCli, text } from "../_helpers.ts";
 
 /** A remote that would refuse at once if a bug let a bad command line through to a connect. */
 const REMOTE = "127.0.0.1:9";
@@ -23,29 +23,12 @@ const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
  * Runs the CLI with `args` and then one more argument: the bytes of `printfFormat` as
  * `printf` writes them (octal escapes make bytes that are not UTF-8).
  */
-async function runWithRawArgument(args: string[], printfFormat: string): Promise<CliResult> {
-  const child = new Deno.Command("sh", {
-    args: ["-c", 'exec "$@" "$(printf "$WSK_FORMAT")"', "sh", Deno.execPath(), ...cliCommand(args)],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", WSK_FORMAT: printfFormat },
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, 20_000);
-  const out = await child.output();
-  clearTimeout(timer);
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-    stdoutBytes: out.stdout,
-  };
+function runWithRawArgument(args: string[], printfFormat: string): Promise<CliResult> {
+  return runCli(args, {
+    via: ["sh", "-c", 'exec "$@" "$(printf "$WSK_FORMAT")"', "sh"],
+    env: { WSK_FORMAT: printfFormat },
+    timeoutMs: 20_000,
+  });
 }
 
 /** Exit 2, nothing on stdout (no socket line), one error line on stderr; returns that line. */
