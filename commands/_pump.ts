@@ -479,6 +479,56 @@ export function pump(
 }
 
 /**
+ * The receiving half of a full-duplex exchange (`send --receive`): the pump runs from the
+ * moment the socket is connected, with no bound while the sending side runs, so a reply is
+ * delivered as it arrives. A failure (the peer's reset, a sink that cannot write) is reported
+ * at once and `onFailure` is called (to stop the sending side); a failed write also aborts the
+ * connection through `close`, never ending it as if all went well. A loop that ends well is
+ * reported by {@linkcode DuplexReceive.finish} or {@linkcode DuplexReceive.end}.
+ */
+export class DuplexReceive {
+  readonly #pump: ReceivePump;
+  readonly #done: Promise<PumpResult>;
+  /** A loop that ended well, not reported yet. */
+  #ended: PumpResult | null = null;
+
+  constructor(
+    host: PumpHost,
+    socket: WskConnectionSocket,
+    sink: (bytes: Uint8Array) => Promise<void>,
+    on: { readonly failure: () => void; readonly close: () => Promise<void> },
+  ) {
+    this.#pump = new ReceivePump(host, socket, { sink, timeout: null, report: false });
+    this.#done = this.#pump.run().then(async (got) => {
+      if (!NT_SUCCESS(got.status)) {
+        got.line();
+        on.failure();
+        if (got.writeFailed) await on.close();
+      } else this.#ended = got;
+      return got;
+    });
+  }
+
+  /**
+   * The sending side is done. `finOut`: our FIN went out, so the rest is received with each
+   * call bounded by `timeout`; otherwise there is nothing to wait for, and `close` (an abort)
+   * ends the pending receive. Then the loop's line, if not reported yet.
+   */
+  async finish(finOut: boolean, timeout: number, close: () => Promise<void>): Promise<void> {
+    if (finOut) this.#pump.bound(timeout);
+    else await close();
+    await this.end();
+  }
+
+  /** Waits for the loop's end (the socket was closed) and reports it if not reported yet. */
+  async end(): Promise<void> {
+    await this.#done;
+    this.#ended?.line();
+    this.#ended = null;
+  }
+}
+
+/**
  * Reads a connection ahead, without a line, while something else (a script's send step) runs:
  * WskReceive calls with no bound until {@linkcode ReadAhead.stop}, keeping at most
  * {@linkcode READ_AHEAD_MAX} bytes. It stops at the peer's FIN or a failure without keeping

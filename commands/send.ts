@@ -10,7 +10,7 @@ import { PATTERN_BLOCK, patternView } from "./_pattern.ts";
 import { Progress, progressFlag } from "./_progress.ts";
 import { HexTrace } from "./_trace.ts";
 import { UsageError } from "./_usage.ts";
-import { type PumpResult, ReceivePump } from "./_pump.ts";
+import { DuplexReceive } from "./_pump.ts";
 import type { Run } from "./_run.ts";
 
 /** Chunk size for streamed sends. */
@@ -224,17 +224,6 @@ export function sendCommand(ctx: CliContext) {
           return;
         }
         const json = options.json === true;
-        // --receive is full duplex: the pump reads from the moment the socket is connected, so
-        // a reply prints as it arrives and an echo streams while the input is still sent. It
-        // has no bound while the input lasts (a reply may wait for the input's end); once the
-        // input ended and the FIN went out, each receive is bounded by --timeout.
-        const reader = options.receive
-          ? new ReceivePump(run, socket, {
-            sink: (bytes) => ctx.writePayload(bytes),
-            timeout: null,
-            report: false,
-          })
-          : null;
         // Ctrl-C or SIGTERM ends an input that is still open (a terminal, a pipe): the read
         // pending on it would otherwise hold the process until the input ends.
         let inputStopped = false;
@@ -249,26 +238,14 @@ export function sendCommand(ctx: CliContext) {
           close: () => source.close(),
         };
         run.signal.addEventListener("abort", stopInput, { once: true });
-        let received: PumpResult | null = null;
-        const reportReceive = () => {
-          if (received !== null && !received.writeFailed) received.line();
-          received = null;
-        };
-        const receiving = reader?.run().then(async (got) => {
-          if (got.writeFailed) {
-            // Standard output is gone: the reply cannot be delivered. Say so now, and abort the
-            // connection (never a FIN as if all went well); the send then fails and stops.
-            got.line();
-            stopInput();
-            await run.close(socket);
-          } else if (!NT_SUCCESS(got.status)) {
-            // The connection failed (the peer reset it): say so now, not when the input ends,
-            // and stop reading the input, which has nowhere to go.
-            got.line();
-            stopInput();
-          } else received = got;
-          return got;
-        });
+        // --receive is full duplex: what the peer sends is written out from the moment the
+        // socket is connected, while the input is still sent; a failure there stops the input.
+        const reader = options.receive
+          ? new DuplexReceive(run, socket, (bytes) => ctx.writePayload(bytes), {
+            failure: stopInput,
+            close: () => run.close(socket),
+          })
+          : null;
         let sent: WskCompletion;
         if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
         else if (options.pattern !== undefined) {
@@ -283,15 +260,14 @@ export function sendCommand(ctx: CliContext) {
             // send, so the peer never sees a FIN for a cut stream and the open connection does
             // not keep the process alive after the error line.
             await run.close(socket);
-            await receiving;
-            reportReceive();
+            await reader?.end();
             throw error;
           } finally {
             closeQuietly(source!);
             run.signal.removeEventListener("abort", stopInput);
           }
         }
-        if (reader && receiving) {
+        if (reader) {
           const open = socket.state === "ESTAB" || socket.state === "RFIN";
           let finished = false;
           if (NT_SUCCESS(sent.status) && open) {
@@ -303,12 +279,13 @@ export function sendCommand(ctx: CliContext) {
             );
             finished = NT_SUCCESS(fin.status);
           }
-          if (finished || socket.state === "LFIN") reader.bound(run.timeout);
-          // A failed send leaves nothing to wait for: closing aborts the connection and ends
-          // the pending receive.
-          else await run.close(socket);
-          await receiving;
-          reportReceive();
+          // Without our FIN (a failed send) there is nothing to wait for: closing aborts the
+          // connection and ends the pending receive.
+          await reader.finish(
+            finished || socket.state === "LFIN",
+            run.timeout,
+            () => run.close(socket),
+          );
           await run.close(socket);
         } else if (NT_SUCCESS(sent.status)) await run.finish(socket);
         else await run.close(socket);
