@@ -14,6 +14,7 @@
  */
 
 import {
+  hostErrorCode,
   NT_SUCCESS,
   type NTSTATUS,
   type SockAddr,
@@ -248,9 +249,7 @@ export interface PumpResult {
  * ```
  */
 export function writeFailure(error: unknown): WskCompletion {
-  const code = typeof error === "object" && error !== null && "code" in error
-    ? String((error as { code: unknown }).code)
-    : "";
+  const code = hostErrorCode(error) ?? "";
   const text = error instanceof Error ? error.message.split("\n")[0]! : String(error);
   let status: NTSTATUS = STATUS_UNSUCCESSFUL;
   if (error instanceof Deno.errors.BrokenPipe || code === "EPIPE") status = STATUS_PIPE_BROKEN;

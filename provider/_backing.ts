@@ -21,6 +21,8 @@ import {
   sockAddrFromNetAddr,
 } from "./address.ts";
 import { resetConnection } from "./_rst.ts";
+import { statusFromError } from "./_errors.ts";
+import { STATUS_INSUFFICIENT_RESOURCES } from "./status.ts";
 
 /** Which host API backs a socket. */
 export type BackingKind = "deno" | "node";
@@ -224,13 +226,12 @@ class DenoListener implements ListenerBacking {
   }
 }
 
-/** Host error codes of a resource shortage: the call may succeed later. */
-const RESOURCE_SHORTAGES: ReadonlySet<string> = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"]);
-
-/** The `code` string of a host error (`"EMFILE"`), if any. */
-function hostCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
+/**
+ * Whether a host error is a resource shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM: the one table
+ * of `_errors.ts` maps them to STATUS_INSUFFICIENT_RESOURCES): the call may succeed later.
+ */
+function isResourceShortage(error: unknown): boolean {
+  return statusFromError(error).status === STATUS_INSUFFICIENT_RESOURCES;
 }
 
 /** Whether an accept failed only because that one connection was reset in the backlog. */
@@ -335,7 +336,7 @@ class NodeListener implements ListenerBacking {
     server.on("error", (error: Error) => {
       // A resource shortage (node reports a failed accept this way) fails the waiting accepts
       // only: the listener itself is fine and accepts again once descriptors are free.
-      if (!RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) this.#error ??= error;
+      if (!isResourceShortage(error)) this.#error ??= error;
       for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
     });
   }
@@ -381,7 +382,7 @@ class NodeListener implements ListenerBacking {
       try {
         Deno.listen(this.#probe).close();
       } catch (error) {
-        if (RESOURCE_SHORTAGES.has(hostCode(error) ?? "")) exhausted = error;
+        if (isResourceShortage(error)) exhausted = error;
       }
       if (exhausted !== null) {
         for (const waiter of this.#waiters.splice(0)) waiter.reject(exhausted);
