@@ -8,9 +8,9 @@
  */
 
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
-import type { CliContext } from "./commands/_command.ts";
-import { commanderOutput, formatErrorLine, writerSink } from "./commands/_report.ts";
-import { UsageError } from "./commands/_usage.ts";
+import type { CliContext } from "./cli/command.ts";
+import { commanderOutput, formatErrorLine, writerSink } from "./report/reporter.ts";
+import { UsageError } from "./syntax/usage.ts";
 
 /** What a command module gives main: the command, built for a context. */
 type CommandMaker = (ctx: CliContext) => CommandUnknownOpts;
@@ -96,7 +96,7 @@ export async function main(args: string[], ctx: CliContext = processContext()): 
   try {
     // A handle (`wsk send @1 …`) or `--session` sends the command to the session agent.
     if (isSessionRoute(args)) {
-      const { runInSession } = await import("./commands/_session.ts");
+      const { runInSession } = await import("./session/client.ts");
       return await runInSession(args, ctx);
     }
     await parseAndRun(args, ctx);

@@ -38,14 +38,14 @@ import {
   type WskListenSocket,
   WskSetOption,
 } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { collect, parseCount, parseData, parseLocal, parseSize } from "./_parse.ts";
-import { type CidrRule, parseCidr, refusalOf } from "./_cidr.ts";
-import { PatternVerifier } from "./_pattern.ts";
-import { pump, writeFailure } from "./_pump.ts";
-import { Run } from "./_run.ts";
-import { UsageError } from "./_usage.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { collect, parseCount, parseData, parseLocal, parseSize } from "../syntax/values.ts";
+import { type CidrRule, parseCidr, refusalOf } from "../engine/cidr.ts";
+import { PatternVerifier } from "../engine/pattern.ts";
+import { pump, writeFailure } from "../engine/pump.ts";
+import { Run } from "../engine/context.ts";
+import { UsageError } from "../syntax/usage.ts";
 
 /** What `accept` does with each connection. */
 export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify";

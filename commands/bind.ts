@@ -1,9 +1,9 @@
 /** `wsk bind`: WskBind and the address the kernel gave. @module */
 
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseLocal } from "./_parse.ts";
-import { createAndBind } from "./socket.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseLocal } from "../syntax/values.ts";
+import { createAndBind } from "../engine/create.ts";
 
 /** Builds the `bind` command. */
 export function bindCommand(ctx: CliContext) {

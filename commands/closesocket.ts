@@ -1,9 +1,9 @@
 /** `wsk closesocket`: WskCloseSocket with a receive pending. @module */
 
 import { STATUS_CANCELLED, wskBuf } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseLocal, parseRemote } from "./_parse.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseLocal, parseRemote } from "../syntax/values.ts";
 
 /** Builds the `closesocket` command. */
 export function closesocketCommand(ctx: CliContext) {

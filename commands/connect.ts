@@ -1,8 +1,8 @@
 /** `wsk connect`: WskConnect on a fresh socket. @module */
 
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseLocal, parseRemote, parseRetryUntil } from "./_parse.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseLocal, parseRemote, parseRetryUntil } from "../syntax/values.ts";
 
 /** Builds the `connect` command. */
 export function connectCommand(ctx: CliContext) {

@@ -1,9 +1,9 @@
 /** `wsk connectex`: WskConnectEx with first data. @module */
 
 import { NT_SUCCESS, wildcard, wskBuf } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseFirstData, parseLocal, parseRemote } from "./_parse.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseFirstData, parseLocal, parseRemote } from "../syntax/values.ts";
 
 /** Builds the `connectex` command. */
 export function connectexCommand(ctx: CliContext) {

@@ -1,7 +1,7 @@
 /** `wsk controlsocket`: WskControlSocket set, get and IOCTL. @module */
 
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
 import {
   collect,
   OPTION_NAMES,
@@ -11,8 +11,8 @@ import {
   parseOptionName,
   parseOptionSetting,
   parseRemote,
-} from "./_parse.ts";
-import { UsageError } from "./_usage.ts";
+} from "../syntax/values.ts";
+import { UsageError } from "../syntax/usage.ts";
 
 /** Builds the `controlsocket` command. */
 export function controlsocketCommand(ctx: CliContext) {

@@ -31,10 +31,10 @@ import {
   WskIoctl,
   WskSetOption,
 } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { pump } from "./_pump.ts";
-import type { Run } from "./_run.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { pump } from "../engine/pump.ts";
+import type { Run } from "../engine/context.ts";
 import { echo } from "./accept.ts";
 
 const text = new TextEncoder();

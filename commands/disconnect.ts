@@ -2,10 +2,10 @@
 
 import { WSK_FLAG_ABORTIVE, wskBuf } from "../provider/mod.ts";
 import { Option } from "@commander-js/extra-typings";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseData, parseLocal, parseRemote } from "./_parse.ts";
-import { pump } from "./_pump.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseData, parseLocal, parseRemote } from "../syntax/values.ts";
+import { pump } from "../engine/pump.ts";
 
 /** Builds the `disconnect` command. */
 export function disconnectCommand(ctx: CliContext) {

@@ -1,8 +1,8 @@
 /** `wsk getlocaladdress` and `wsk getremoteaddress`. @module */
 
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseLocal, parseRemote } from "./_parse.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseLocal, parseRemote } from "../syntax/values.ts";
 
 /** Builds `getlocaladdress` or `getremoteaddress`: the query on a freshly connected socket. */
 export function addressQueryCommand(ctx: CliContext, which: "local" | "remote") {

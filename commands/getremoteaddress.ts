@@ -1,6 +1,6 @@
 /** `wsk getremoteaddress`. @module */
 
-import type { CliContext } from "./_command.ts";
+import type { CliContext } from "../cli/command.ts";
 import { addressQueryCommand } from "./getlocaladdress.ts";
 
 /** Builds the `getremoteaddress` command. */

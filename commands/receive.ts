@@ -2,15 +2,15 @@
 
 import { Option } from "@commander-js/extra-typings";
 import { NT_SUCCESS, STATUS_DATA_ERROR } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseByteCount, parseLocal, parseRemote, parseSize } from "./_parse.ts";
-import { OutputFile } from "./_output.ts";
-import { PatternVerifier } from "./_pattern.ts";
-import { Progress, progressFlag } from "./_progress.ts";
-import { pump } from "./_pump.ts";
-import { HexTrace } from "./_trace.ts";
-import { UsageError } from "./_usage.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseByteCount, parseLocal, parseRemote, parseSize } from "../syntax/values.ts";
+import { OutputFile } from "../engine/output.ts";
+import { PatternVerifier } from "../engine/pattern.ts";
+import { Progress, progressFlag } from "../report/progress.ts";
+import { pump } from "../engine/pump.ts";
+import { HexTrace } from "../report/trace.ts";
+import { UsageError } from "../syntax/usage.ts";
 
 /** Builds the `receive` command. */
 export function receiveCommand(ctx: CliContext) {

@@ -16,10 +16,10 @@ import {
   type WskDataIndication,
   WskSetOption,
 } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { parseData, parseLocal, parseRemote } from "./_parse.ts";
-import { joinBytes } from "./_run.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { parseData, parseLocal, parseRemote } from "../syntax/values.ts";
+import { joinBytes } from "../engine/context.ts";
 
 /** The bytes of an indication list, in order. */
 function indicationBytes(list: WskDataIndication | null): Uint8Array {

@@ -7,10 +7,10 @@
  */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import type { CliContext } from "./_command.ts";
-import { parseTimeout } from "./_parse.ts";
-import { commanderOutput } from "./_report.ts";
-import { UsageError } from "./_usage.ts";
+import type { CliContext } from "../cli/command.ts";
+import { parseTimeout } from "../syntax/values.ts";
+import { commanderOutput } from "../report/reporter.ts";
+import { UsageError } from "../syntax/usage.ts";
 
 /** Commander output through the context and the one output formatter (escaped, no colour). */
 function outputOf(ctx: CliContext) {
@@ -59,7 +59,7 @@ export function sessionCommand(ctx: CliContext) {
     sub("start", "Start the agent unless it runs (it also starts on demand).")
       .option("--idle <ms>", "exit after MS milliseconds without a command", parseIdle)
       .action(async (options) => {
-        const { sessionAction } = await import("./_session.ts");
+        const { sessionAction } = await import("../session/client.ts");
         ctx.exitCode = await sessionAction("start", {
           json: options.json === true,
           ...(options.idle === undefined ? {} : { idleMs: options.idle }),
@@ -79,7 +79,7 @@ export function sessionCommand(ctx: CliContext) {
   ) {
     session.addCommand(
       sub(name, summary).action(async (options) => {
-        const { sessionAction } = await import("./_session.ts");
+        const { sessionAction } = await import("../session/client.ts");
         ctx.exitCode = await sessionAction(name, { json: options.json === true }, ctx);
       }),
     );
@@ -92,7 +92,7 @@ export function sessionCommand(ctx: CliContext) {
       .configureOutput(output)
       .exitOverride()
       .action(async (options) => {
-        const { runAgent } = await import("./_agent.ts");
+        const { runAgent } = await import("../session/agent.ts");
         ctx.exitCode = await runAgent({ dir: options.dir, idleMs: options.idle });
       }),
     { hidden: true },

@@ -9,10 +9,10 @@ import {
   type WskCompletion,
   type WskSocketCompletion,
 } from "../provider/mod.ts";
-import type { CliContext } from "./_command.ts";
-import { runAction, wskCommand } from "./_command.ts";
-import { MAX_PORT_LIST, parseLocal, parsePortList } from "./_parse.ts";
-import type { Run } from "./_run.ts";
+import type { CliContext } from "../cli/command.ts";
+import { runAction, wskCommand } from "../cli/command.ts";
+import { MAX_PORT_LIST, parseLocal, parsePortList } from "../syntax/values.ts";
+import type { Run } from "../engine/context.ts";
 
 /** Ports of a list checked at once. */
 const PARALLEL = 16;

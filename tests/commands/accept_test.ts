@@ -4,8 +4,8 @@
 // clients did and saw (their bytes, a FIN or a reset).
 
 import assert from "node:assert/strict";
-import { fillPattern, patternByte } from "../../commands/_pattern.ts";
-import { parseCidr, refusalOf } from "../../commands/_cidr.ts";
+import { fillPattern, patternByte } from "../../engine/pattern.ts";
+import { parseCidr, refusalOf } from "../../engine/cidr.ts";
 import {
   cliCommand,
   FFI,
@@ -170,7 +170,7 @@ interface PatternRun {
 }
 
 /**
- * Sends `size` bytes of the pattern (commands/_pattern.ts), with the byte at `corrupt` flipped,
+ * Sends `size` bytes of the pattern (engine/pattern.ts), with the byte at `corrupt` flipped,
  * half-closes and reads until EOF or a reset.
  */
 async function patternClient(port: number, size: number, corrupt = -1): Promise<PatternRun> {

@@ -1,7 +1,7 @@
 // The pump's mapping of a failed local write (a --output file, standard output) to a status.
 
 import assert from "node:assert/strict";
-import { writeFailure } from "../../commands/_pump.ts";
+import { writeFailure } from "../../engine/pump.ts";
 import {
   STATUS_DISK_FULL,
   STATUS_IO_DEVICE_ERROR,

@@ -2,7 +2,7 @@
 // (or never), and `socketconnect` over a port list with one line per port. Peers are python3.
 
 import assert from "node:assert/strict";
-import { MAX_PORT_LIST, parsePortList, parseRetryUntil } from "../../commands/_parse.ts";
+import { MAX_PORT_LIST, parsePortList, parseRetryUntil } from "../../syntax/values.ts";
 import { closedPort, parseLine, PythonProcess, runCli, sleep } from "../_helpers.ts";
 import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Unit tests of commands/_report.ts (the line grammar, JSON fields, routing and colour) and
+ * Unit tests of report/reporter.ts (the line grammar, JSON fields, routing and colour) and
  * in-process tests of `main()` for help, version and usage exit codes.
  *
  * @module
@@ -17,8 +17,8 @@ import {
   type ReportOptions,
   type TextSink,
   writerSink,
-} from "../../commands/_report.ts";
-import type { CliContext } from "../../commands/_command.ts";
+} from "../../report/reporter.ts";
+import type { CliContext } from "../../cli/command.ts";
 import { main, VERSION } from "../../main.ts";
 import {
   formatNtStatus,

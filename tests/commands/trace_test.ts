@@ -3,8 +3,8 @@
 // default on a terminal, which a python3 pty provides).
 
 import assert from "node:assert/strict";
-import { formatHexDump, HexTrace } from "../../commands/_trace.ts";
-import { formatBytes } from "../../commands/_progress.ts";
+import { formatHexDump, HexTrace } from "../../report/trace.ts";
+import { formatBytes } from "../../report/progress.ts";
 import { cliCommand, runCli, text } from "../_helpers.ts";
 import { PythonListener } from "./_peer.ts";
 

@@ -1,14 +1,9 @@
-// Data verification: the pattern of commands/_pattern.ts (unit tests), `send --pattern` and
+// Data verification: the pattern of engine/pattern.ts (unit tests), `send --pattern` and
 // `receive --verify-pattern` end to end against python3 peers that compute the same pattern.
 
 import assert from "node:assert/strict";
-import {
-  fillPattern,
-  PATTERN_BLOCK,
-  patternByte,
-  PatternVerifier,
-} from "../../commands/_pattern.ts";
-import { parseSize } from "../../commands/_parse.ts";
+import { fillPattern, PATTERN_BLOCK, patternByte, PatternVerifier } from "../../engine/pattern.ts";
+import { parseSize } from "../../syntax/values.ts";
 import { runCli } from "../_helpers.ts";
 import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
 
@@ -18,7 +13,7 @@ const MiB = 1024 * 1024;
 // The pattern
 
 // Computed with the formula in python (the same program the peers below use), not with
-// commands/_pattern.ts, so a change to the formula cannot pass unnoticed.
+// engine/pattern.ts, so a change to the formula cannot pass unnoticed.
 const KNOWN: ReadonlyArray<{ offset: number; byte: number }> = [
   { offset: 0, byte: 0x7f },
   { offset: 1, byte: 0x8b },
@@ -209,7 +204,7 @@ Deno.test("parseSize() refuses anything but digits and one upper-case suffix", (
 });
 
 // ---------------------------------------------------------------------------------------------
-// The same pattern in python, restated from the formula in commands/_pattern.ts
+// The same pattern in python, restated from the formula in engine/pattern.ts
 
 const PYTHON_PATTERN = String.raw`
 B = 1 << 20

@@ -6,10 +6,10 @@
  */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import { Reporter, type TextSink } from "./_report.ts";
-import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "./_run.ts";
-import { parseTimeout } from "./_parse.ts";
-import type { ByteSource } from "./send.ts";
+import { Reporter, type TextSink } from "../report/reporter.ts";
+import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "../engine/context.ts";
+import { parseTimeout } from "../syntax/values.ts";
+import type { ByteSource } from "../engine/send.ts";
 
 /** The process around the CLI; tests give their own. */
 export interface CliContext {

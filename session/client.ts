@@ -6,9 +6,14 @@
  * @module
  */
 
-import type { CliContext } from "./_command.ts";
-import { formatErrorLine, formatSessionAgent, formatSessionSocket, Reporter } from "./_report.ts";
-import { DEFAULT_TIMEOUT } from "./_run.ts";
+import type { CliContext } from "../cli/command.ts";
+import {
+  formatErrorLine,
+  formatSessionAgent,
+  formatSessionSocket,
+  Reporter,
+} from "../report/reporter.ts";
+import { DEFAULT_TIMEOUT } from "../engine/context.ts";
 import {
   checkPrivateDir,
   checkSocketFile,
@@ -24,7 +29,7 @@ import {
   SessionError,
   SOCKET_NAME,
   writeLine,
-} from "./_wire.ts";
+} from "./wire.ts";
 
 /** How long a start on demand waits for the new agent to answer. */
 export const START_WAIT_MS = 5000;

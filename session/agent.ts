@@ -34,11 +34,17 @@ import {
   type SessionAgentRecord,
   type SessionSocketRecord,
   type TextSink,
-} from "./_report.ts";
-import { DEFAULT_TIMEOUT, Run } from "./_run.ts";
-import { parseStep, ScriptSyntaxError, type Step, VERBS } from "./_script.ts";
-import { UsageError } from "./_usage.ts";
-import { type AnySocket, type Outcome, type RunnerState, ScriptRunner, StepError } from "./run.ts";
+} from "../report/reporter.ts";
+import { DEFAULT_TIMEOUT, Run } from "../engine/context.ts";
+import { parseStep, ScriptSyntaxError, type Step, VERBS } from "../steps/script.ts";
+import { UsageError } from "../syntax/usage.ts";
+import {
+  type AnySocket,
+  type Outcome,
+  type RunnerState,
+  ScriptRunner,
+  StepError,
+} from "../steps/executor.ts";
 import {
   checkPrivateDir,
   checkSocketFile,
@@ -56,7 +62,7 @@ import {
   toWire,
   type WireItem,
   writeLine,
-} from "./_wire.ts";
+} from "./wire.ts";
 
 /** The subcommands that take a handle in place of an address. */
 export const HANDLE_VERBS: readonly string[] = VERBS.filter(

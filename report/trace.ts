@@ -28,7 +28,7 @@ const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatHexDump } from "./_trace.ts";
+ * import { formatHexDump } from "./trace.ts";
  *
  * assert.deepEqual(formatHexDump("<", 1, 16, new TextEncoder().encode("+PONG\r\n")), [
  *   "< socket=1 offset=16 length=7",

@@ -1,5 +1,5 @@
 /**
- * What the session client (`_session.ts`) and the session agent (`_agent.ts`) share: where the
+ * What the session client (`client.ts`) and the session agent (`agent.ts`) share: where the
  * agent's Unix socket lives and how that place is checked, and the JSON Lines that go over it
  * (one request line, one response line, per connection).
  *
@@ -12,8 +12,8 @@ import type {
   ExpectationRecord,
   SessionAgentRecord,
   SessionSocketRecord,
-} from "./_report.ts";
-import { describeCause } from "./_report.ts";
+} from "../report/reporter.ts";
+import { describeCause } from "../report/reporter.ts";
 
 /** The name of the agent's socket inside the session directory. */
 export const SOCKET_NAME = "agent.sock";
@@ -109,7 +109,7 @@ function fromBase64(text: string): Uint8Array {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { fromWire, toWire } from "./_wire.ts";
+ * import { fromWire, toWire } from "./wire.ts";
  *
  * const record = { call: "WskReceive", status: 0, information: 2, elapsedMs: 1, data: new Uint8Array([104, 105]) };
  * const back = fromWire(JSON.parse(JSON.stringify(toWire(record))));

@@ -147,7 +147,7 @@ const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseDuration } from "./_parse.ts";
+ * import { parseDuration } from "./values.ts";
  *
  * assert.equal(parseDuration("250", "timeout", 1, 10_000), 250);
  * assert.equal(parseDuration("1.5s", "timeout", 1, 10_000), 1500);
@@ -198,7 +198,7 @@ function shownData(text: string): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseData } from "./_parse.ts";
+ * import { parseData } from "./values.ts";
  *
  * assert.deepEqual(parseData("a\\r\\n\\x00"), new Uint8Array([0x61, 0x0d, 0x0a, 0x00]));
  * ```
@@ -349,7 +349,7 @@ const SIZE_REGEXP = /^(0|[1-9][0-9]*)([KMG]?)$/;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSize } from "./_parse.ts";
+ * import { parseSize } from "./values.ts";
  *
  * assert.equal(parseSize("1G"), 1024 ** 3);
  * assert.equal(parseSize("8M"), 8 * 1024 * 1024);
@@ -387,7 +387,7 @@ export interface PortList {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parsePortList } from "./_parse.ts";
+ * import { parsePortList } from "./values.ts";
  *
  * assert.deepEqual(parsePortList("127.0.0.1:80,8000-8002").ports, [80, 8000, 8001, 8002]);
  * assert.deepEqual(parsePortList("[::1]:7").ports, [7]);

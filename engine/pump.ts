@@ -31,10 +31,10 @@ import {
   type WskConnectionSocket,
   type WskIrp,
 } from "../provider/mod.ts";
-import type { PatternVerifier } from "./_pattern.ts";
-import type { Progress } from "./_progress.ts";
-import type { CallRecord } from "./_report.ts";
-import type { HexTrace } from "./_trace.ts";
+import type { PatternVerifier } from "./pattern.ts";
+import type { Progress } from "../report/progress.ts";
+import type { CallRecord } from "../report/reporter.ts";
+import type { HexTrace } from "../report/trace.ts";
 
 /** Largest receive buffer of the pump (bulk transfers read up to this much per call). */
 export const RECEIVE_MAX = 1024 * 1024;
@@ -60,7 +60,7 @@ export const READ_AHEAD_MAX = 64 * 1024 * 1024;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { GrowingBuffer } from "./_pump.ts";
+ * import { GrowingBuffer } from "./pump.ts";
  *
  * const buffer = new GrowingBuffer(64 * 1024);
  * assert.equal(buffer.bytes.length, 4 * 1024);
@@ -241,7 +241,7 @@ export interface PumpResult {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { writeFailure } from "./_pump.ts";
+ * import { writeFailure } from "./pump.ts";
  * import { STATUS_PIPE_BROKEN } from "../provider/mod.ts";
  *
  * const failure = writeFailure(new Deno.errors.BrokenPipe("Broken pipe (os error 32)"));

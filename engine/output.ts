@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname } from "node:path";
-import { UsageError } from "./_usage.ts";
+import { UsageError } from "../syntax/usage.ts";
 
 /** Where received data goes when it goes to a file. */
 export class OutputFile {

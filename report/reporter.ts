@@ -126,7 +126,7 @@ const SHORT_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { escapeControls } from "./_report.ts";
+ * import { escapeControls } from "./reporter.ts";
  *
  * assert.equal(escapeControls("a\x1b[2J\x07\x00\n"), "a\\x1b[2J\\x07\\x00\\n");
  * assert.equal(escapeControls('"\x7f\u009b"', "u"), '"\\u007f\\u009b"');
@@ -187,7 +187,7 @@ export function commanderOutput(out: TextSink, err: TextSink) {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatHuman } from "./_report.ts";
+ * import { formatHuman } from "./reporter.ts";
  * import { sockAddr } from "../provider/mod.ts";
  *
  * const line = formatHuman({
@@ -245,7 +245,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatJson } from "./_report.ts";
+ * import { formatJson } from "./reporter.ts";
  *
  * const line = formatJson({
  *   call: "WskReceive", status: 0, information: 2, socket: 3, elapsedMs: 1,
@@ -310,7 +310,7 @@ export interface ExpectationRecord {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatExpectation } from "./_report.ts";
+ * import { formatExpectation } from "./reporter.ts";
  *
  * const failed = { passed: false, step: 3, line: 4, verb: "receive", expected: "200", actual: "404" };
  * assert.equal(
@@ -461,7 +461,7 @@ export interface SessionSocketRecord {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatSessionSocket } from "./_report.ts";
+ * import { formatSessionSocket } from "./reporter.ts";
  * import { sockAddr } from "../provider/mod.ts";
  *
  * const entry = {
@@ -523,7 +523,7 @@ export interface SessionAgentRecord {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatSessionAgent } from "./_report.ts";
+ * import { formatSessionAgent } from "./reporter.ts";
  *
  * const line = formatSessionAgent({ agent: "stopped", dir: "/tmp/wsk-0", pid: 42, sockets: 1 }, false);
  * assert.equal(line, 'agent stopped pid=42 sockets=1 dir="/tmp/wsk-0"');

@@ -7,7 +7,7 @@
 
 import ipaddr from "ipaddr.js";
 import { AF_INET, isIpLiteral } from "../provider/mod.ts";
-import { bad } from "./_parse.ts";
+import { bad } from "../syntax/values.ts";
 
 /** One `--allow` or `--deny` value: a network as typed and as ipaddr.js parsed it. */
 export interface CidrRule {
@@ -25,7 +25,7 @@ export interface CidrRule {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseCidr } from "./_cidr.ts";
+ * import { parseCidr } from "./cidr.ts";
  *
  * assert.equal(parseCidr("10.0.0.0/8").range[1], 8);
  * assert.equal(parseCidr("::1").range[1], 128);
@@ -73,7 +73,7 @@ function matches(address: ipaddr.IPv4 | ipaddr.IPv6, rule: CidrRule): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseCidr, refusalOf } from "./_cidr.ts";
+ * import { parseCidr, refusalOf } from "./cidr.ts";
  *
  * const allow = [parseCidr("127.0.0.0/8")];
  * assert.equal(refusalOf("127.0.0.1", allow, []), null);

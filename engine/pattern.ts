@@ -91,7 +91,7 @@ function checkOffset(offset: number): void {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { fillPattern, patternByte } from "./_pattern.ts";
+ * import { fillPattern, patternByte } from "./pattern.ts";
  *
  * const bytes = new Uint8Array(4);
  * fillPattern(bytes, 1_048_574);
@@ -122,7 +122,7 @@ export function fillPattern(target: Uint8Array, offset: number): void {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { fillPattern, PATTERN_BLOCK, patternView } from "./_pattern.ts";
+ * import { fillPattern, PATTERN_BLOCK, patternView } from "./pattern.ts";
  *
  * const copy = new Uint8Array(PATTERN_BLOCK);
  * fillPattern(copy, 3 * PATTERN_BLOCK);
@@ -171,7 +171,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { fillPattern, PatternVerifier } from "./_pattern.ts";
+ * import { fillPattern, PatternVerifier } from "./pattern.ts";
  *
  * const bytes = new Uint8Array(4096);
  * fillPattern(bytes, 0);

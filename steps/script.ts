@@ -26,7 +26,7 @@ import {
   parseRetryUntil,
   parseSize,
   parseTimeout,
-} from "./_parse.ts";
+} from "../syntax/values.ts";
 
 /** A syntax error in a script, with the line it is on. */
 export class ScriptSyntaxError extends Error {
@@ -398,7 +398,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { decodeScript } from "./_script.ts";
+ * import { decodeScript } from "./script.ts";
  *
  * assert.throws(() => decodeScript(new Uint8Array([0x0a, 0x61, 0xff])), /^ScriptSyntaxError: line 2:/);
  * ```
@@ -447,7 +447,7 @@ function isUtf8Prefix(bytes: Uint8Array, complete = false): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseScript } from "./_script.ts";
+ * import { parseScript } from "./script.ts";
  *
  * const steps = parseScript('socketconnect 127.0.0.1:8080\nsend "PING\\r\\n"\n# done\n');
  * assert.deepEqual(steps.map((s) => [s.line, s.verb]), [[1, "socketconnect"], [2, "send"]]);

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { UsageError } from "./_usage.ts";
+import { UsageError } from "../syntax/usage.ts";
 // @ts-types="@types/cli-progress"
 import type cliProgress from "cli-progress";
 
@@ -62,7 +62,7 @@ function stderrStream(): BarStream {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatBytes } from "./_progress.ts";
+ * import { formatBytes } from "./progress.ts";
  *
  * assert.equal(formatBytes(1536), "1.5 KiB");
  * assert.equal(formatBytes(1024 ** 3), "1.00 GiB");

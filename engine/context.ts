@@ -35,13 +35,13 @@ import {
   WskSetOption,
   type WskSocketOptions,
 } from "../provider/mod.ts";
-import type { CallRecord, Reporter } from "./_report.ts";
-import type { Endpoint, OptionSetting, OptionSpec } from "./_parse.ts";
-import { pump } from "./_pump.ts";
-import type { HexTrace } from "./_trace.ts";
-import { UsageError } from "./_usage.ts";
+import type { CallRecord, Reporter } from "../report/reporter.ts";
+import type { Endpoint, OptionSetting, OptionSpec } from "../syntax/values.ts";
+import { pump } from "./pump.ts";
+import type { HexTrace } from "../report/trace.ts";
+import { UsageError } from "../syntax/usage.ts";
 
-export { GrowingBuffer, joinBytes, RECEIVE_MAX, RECEIVE_MIN } from "./_pump.ts";
+export { GrowingBuffer, joinBytes, RECEIVE_MAX, RECEIVE_MIN } from "./pump.ts";
 
 /** Options every command takes. */
 export interface GlobalOptions {
