@@ -9,64 +9,80 @@
 
 import { Command, CommanderError, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { CliContext } from "./cli/command.ts";
+import type { VerbDecl, VerbTable } from "./steps/verb.ts";
 import { commanderOutput, formatErrorLine, writerSink } from "./report/reporter.ts";
 import { UsageError } from "./syntax/usage.ts";
 
-/** What a command module gives main: the command, built for a context. */
-type CommandMaker = (ctx: CliContext) => CommandUnknownOpts;
+/** What a command module gives main: the command, built for a context and the verb table. */
+interface CommandModule {
+  readonly command: (ctx: CliContext, verbs: () => Promise<VerbTable>) => CommandUnknownOpts;
+}
 
 /**
  * Every subcommand in dispatch-table order, each loaded only when needed: a run that names its
  * command loads that module alone (and so only the packages it uses), which keeps startup near
  * the cost of Deno and commander themselves.
  */
-const COMMANDS: Record<string, () => Promise<CommandMaker>> = {
-  socket: async () => (await import("./commands/socket.ts")).socketCommand,
-  bind: async () => (await import("./commands/bind.ts")).bindCommand,
-  connect: async () => (await import("./commands/connect.ts")).connectCommand,
-  connectex: async () => (await import("./commands/connectex.ts")).connectexCommand,
-  socketconnect: async () => (await import("./commands/socketconnect.ts")).socketconnectCommand,
-  getlocaladdress: async () =>
-    (await import("./commands/getlocaladdress.ts")).getlocaladdressCommand,
-  getremoteaddress: async () =>
-    (await import("./commands/getremoteaddress.ts")).getremoteaddressCommand,
-  send: async () => (await import("./commands/send.ts")).sendCommand,
-  receive: async () => (await import("./commands/receive.ts")).receiveCommand,
-  disconnect: async () => (await import("./commands/disconnect.ts")).disconnectCommand,
-  release: async () => (await import("./commands/release.ts")).releaseCommand,
-  controlsocket: async () => (await import("./commands/controlsocket.ts")).controlsocketCommand,
-  closesocket: async () => (await import("./commands/closesocket.ts")).closesocketCommand,
-  accept: async () => (await import("./commands/accept.ts")).acceptCommand,
-  run: async () => (await import("./commands/run.ts")).runCommand,
-  session: async () => (await import("./commands/session.ts")).sessionCommand,
-  demo: async () => (await import("./commands/demo.ts")).demoCommand,
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  socket: () => import("./commands/socket.ts"),
+  bind: () => import("./commands/bind.ts"),
+  connect: () => import("./commands/connect.ts"),
+  connectex: () => import("./commands/connectex.ts"),
+  socketconnect: () => import("./commands/socketconnect.ts"),
+  getlocaladdress: () => import("./commands/getlocaladdress.ts"),
+  getremoteaddress: () => import("./commands/getremoteaddress.ts"),
+  send: () => import("./commands/send.ts"),
+  receive: () => import("./commands/receive.ts"),
+  disconnect: () => import("./commands/disconnect.ts"),
+  release: () => import("./commands/release.ts"),
+  controlsocket: () => import("./commands/controlsocket.ts"),
+  closesocket: () => import("./commands/closesocket.ts"),
+  accept: () => import("./commands/accept.ts"),
+  run: () => import("./commands/run.ts"),
+  session: () => import("./commands/session.ts"),
+  demo: () => import("./commands/demo.ts"),
 };
+
+/** The declaration a command module exports under its verb's name, if it declares one. */
+function declarationOf(name: string, module: CommandModule): VerbDecl | undefined {
+  const value = (module as unknown as Record<string, unknown>)[name];
+  return value !== null && typeof value === "object" && "make" in value
+    ? value as VerbDecl
+    : undefined;
+}
+
+/** Every declared verb (loaded on first use): what scripts and the session agent parse with. */
+export const loadVerbs: () => Promise<VerbTable> = (() => {
+  let table: Promise<VerbTable> | null = null;
+  return () =>
+    table ??= Promise.all(
+      Object.entries(COMMANDS).map(async (
+        [name, load],
+      ) => [name, declarationOf(name, await load())]),
+    ).then((entries) =>
+      new Map(
+        entries.filter((entry): entry is [string, VerbDecl] => entry[1] !== undefined),
+      )
+    );
+})();
 
 /**
  * The command modules a run needs: the one `args` names, or all of them (for `--help`, an
  * unknown command and its suggestions, or no command at all).
  */
-function commandsFor(args: readonly string[]): Array<() => Promise<CommandMaker>> {
+function commandsFor(args: readonly string[]): Array<() => Promise<CommandModule>> {
   const named = args[0] !== undefined && Object.hasOwn(COMMANDS, args[0])
     ? COMMANDS[args[0]]
     : undefined;
   return named ? [named] : Object.values(COMMANDS);
 }
 
-/**
- * Whether `args` is a command for the session agent: a handle after the subcommand
- * (`send @1 …`), `socket`/`socketconnect` with `--session`, or `accept` with `--hold`. Help
- * (`-h`, `--help`) is never
- * routed, so it shows the command's own help.
- */
-export function isSessionRoute(args: readonly string[]): boolean {
+/** Whether `args` is a command on a session handle (`wsk send @1 …`), not asking for help. */
+function isHandleCommand(args: readonly string[]): boolean {
+  if (!args[1]?.startsWith("@")) return false;
   const end = args.indexOf("--");
   const options = end === -1 ? args : args.slice(0, end);
-  if (options.includes("--help") || options.includes("-h")) return false;
-  if (args[0] === undefined || args[0].startsWith("-")) return false;
-  if (args[1]?.startsWith("@")) return true;
-  if (args[0] === "accept") return options.includes("--hold");
-  return (args[0] === "socket" || args[0] === "socketconnect") && options.includes("--session");
+  return !options.includes("--help") && !options.includes("-h");
 }
 
 /** The version `wsk -V` prints. */
@@ -94,10 +110,11 @@ export function processContext(): CliContext {
  */
 export async function main(args: string[], ctx: CliContext = processContext()): Promise<number> {
   try {
-    // A handle (`wsk send @1 …`) or `--session` sends the command to the session agent.
-    if (isSessionRoute(args)) {
-      const { runInSession } = await import("./session/client.ts");
-      return await runInSession(args, ctx);
+    // A handle (`wsk send @1 …`): the verb's one declaration parses it, the agent runs it.
+    if (isHandleCommand(args) && Object.hasOwn(COMMANDS, args[0]!)) {
+      const verb = declarationOf(args[0]!, await COMMANDS[args[0]!]!());
+      const { runHandleCommand } = await import("./session/client.ts");
+      return await runHandleCommand(verb ?? null, args, ctx);
     }
     await parseAndRun(args, ctx);
   } catch (error) {
@@ -120,9 +137,9 @@ async function parseAndRun(args: string[], ctx: CliContext): Promise<void> {
     .configureOutput(output)
     .exitOverride()
     .showSuggestionAfterError(true);
-  const makers = await Promise.all(commandsFor(args).map((load) => load()));
-  for (const make of makers) {
-    program.addCommand(make(ctx).configureOutput(output).exitOverride());
+  const modules = await Promise.all(commandsFor(args).map((load) => load()));
+  for (const module of modules) {
+    program.addCommand(module.command(ctx, loadVerbs).configureOutput(output).exitOverride());
   }
   await program.parseAsync(args, { from: "user" });
 }

@@ -6,26 +6,12 @@
  */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import { Reporter, type TextSink } from "../report/reporter.ts";
+import { Reporter } from "../report/reporter.ts";
 import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "../engine/context.ts";
 import { parseTimeout } from "../syntax/values.ts";
-import type { ByteSource } from "../engine/send.ts";
+import type { CliContext, StepIO } from "../steps/io.ts";
 
-/** The process around the CLI; tests give their own. */
-export interface CliContext {
-  /** Status lines (and help) for stdout. */
-  readonly stdout: TextSink;
-  /** Error lines for stderr. */
-  readonly stderr: TextSink;
-  /** Raw payload bytes to stdout. */
-  writePayload(bytes: Uint8Array): Promise<void>;
-  /** Standard input, read into the caller's buffers. */
-  readonly stdin: () => ByteSource;
-  /** Colour the status names. */
-  readonly color: boolean;
-  /** Set by the command that ran: 0, 1 (a call failed) or 3 (an expectation failed). */
-  exitCode: number;
-}
+export type { CliContext } from "../steps/io.ts";
 
 /** A new subcommand with the global options and help that names its dispatch calls. */
 export function wskCommand(name: string, summary: string, calls: string, examples: string[]) {
@@ -90,4 +76,18 @@ export async function runAction(
     stopListening();
   }
   if (ctx.exitCode === 0 && reporter.failed) ctx.exitCode = 1;
+}
+
+/** The step IO of this process: payload to the context's stdout, input from its stdin. */
+export function processIO(
+  ctx: CliContext,
+  run: Run,
+  options: { readonly json?: boolean | undefined },
+): StepIO {
+  return {
+    stdout: (bytes) => ctx.writePayload(bytes),
+    stdin: () => ctx.stdin(),
+    json: options.json === true,
+    payloadOnStdout: () => run.reporter.payloadOnStdout = true,
+  };
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { parseName, type VerbDecl } from "../steps/verb.ts";
+import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { Option } from "@commander-js/extra-typings";
 import {
   AF_INET,
@@ -960,7 +962,7 @@ async function readReplyFile(path: string): Promise<Uint8Array> {
 }
 
 /** Builds the `accept` command. */
-export function acceptCommand(ctx: CliContext) {
+export function command(ctx: CliContext) {
   return wskCommand(
     "accept",
     "Listen on LOCAL (default 127.0.0.1:0) and serve --count connections (or --keep-open) " +
@@ -1130,3 +1132,32 @@ export function acceptCommand(ctx: CliContext) {
       });
     });
 }
+
+/**
+ * The `accept` verb as a step and on a handle: one WskAccept on a listening socket (a script's
+ * `--listener NAME`, or the handle `@L`); the new connection gets the step's `--socket` name
+ * (or a handle). The command line's `accept` is the server above.
+ */
+export const accept: VerbDecl = {
+  name: "accept",
+  summary: "Take one connection from a listening socket: WskAccept.",
+  calls: "WskAccept",
+  examples: ["accept --listener srv --socket conn", "wsk accept @2"],
+  target: "none",
+  options: [{
+    flags: "--listener <name>",
+    help: "the listening socket (a script's name)",
+    parse: parseName,
+  }],
+  make({ options, entry }) {
+    if (entry === "script" && options.listener === undefined) {
+      throw new InvalidArgumentError("accept needs --listener NAME (the listening socket)");
+    }
+    if (entry === "handle" && options.listener !== undefined) {
+      throw new InvalidArgumentError("the handle is the listening socket: drop --listener");
+    }
+    return { verb: "accept", listener: (options.listener as string | undefined) ?? "" };
+  },
+  handle: true,
+  script: true,
+};

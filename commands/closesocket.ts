@@ -1,41 +1,31 @@
-/** `wsk closesocket`: WskCloseSocket with a receive pending. @module */
+/** `wsk closesocket`: WskCloseSocket, by default with a receive pending. @module */
 
-import { STATUS_CANCELLED, wskBuf } from "../provider/mod.ts";
 import type { CliContext } from "../cli/command.ts";
-import { runAction, wskCommand } from "../cli/command.ts";
-import { parseLocal, parseRemote } from "../syntax/values.ts";
+import { verbCommand } from "../cli/verb.ts";
+import type { VerbDecl } from "../steps/verb.ts";
+
+/** The `closesocket` verb. */
+export const closesocket: VerbDecl = {
+  name: "closesocket",
+  summary: "Connect, post a WskReceive, and close the socket under it: the receive completes " +
+    "with STATUS_CANCELLED (expected, exit 0) and the connection is reset.",
+  calls: "WskSocket, WskBind, WskConnect, WskReceive, WskCloseSocket",
+  examples: ["wsk closesocket 127.0.0.1:8080", "wsk closesocket @1 --no-pending-receive"],
+  target: "remote",
+  options: [
+    {
+      flags: "--pending-receive",
+      help: "post a WskReceive first and close under it (the command line's default)",
+    },
+    { flags: "--no-pending-receive", help: "close with nothing pending (the script's default)" },
+  ],
+  make: ({ options, entry }) => ({
+    verb: "closesocket",
+    pendingReceive: (options.pendingReceive as boolean | undefined) ?? entry === "cli",
+  }),
+  handle: true,
+  script: true,
+};
 
 /** Builds the `closesocket` command. */
-export function closesocketCommand(ctx: CliContext) {
-  return wskCommand(
-    "closesocket",
-    "Connect, post a WskReceive, and close the socket under it: the receive completes with " +
-      "STATUS_CANCELLED (expected, exit 0) and the connection is reset.",
-    "WskSocket, WskBind, WskConnect, WskReceive, WskCloseSocket",
-    ["wsk closesocket 127.0.0.1:8080"],
-  )
-    .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
-    .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
-    .action(async (remote, options, command) => {
-      await runAction(ctx, command, options, async (run) => {
-        const socket = await run.connected(remote, options.bind, { abortive: true });
-        if (!socket) return;
-        const d = socket.Dispatch;
-        const buffer = new Uint8Array(64 * 1024);
-        const start = performance.now();
-        const pending = d.WskReceive(socket, wskBuf(buffer), 0, run.irp());
-        const described = {
-          id: socket.id,
-          localAddress: socket.localAddress,
-          remoteAddress: socket.remoteAddress,
-        };
-        await run.close(socket);
-        const received = await pending;
-        // Expected: a cancellation. If data beat the close, the receive succeeded instead and
-        // its bytes are shown rather than lost.
-        run.report("WskReceive", described, received, performance.now() - start, {
-          data: buffer.subarray(0, received.information),
-        }, STATUS_CANCELLED);
-      });
-    });
-}
+export const command = (ctx: CliContext) => verbCommand(ctx, closesocket);

@@ -1,38 +1,42 @@
 /** `wsk connect`: WskConnect on a fresh socket. @module */
 
+import { InvalidArgumentError } from "@commander-js/extra-typings";
 import type { CliContext } from "../cli/command.ts";
-import { runAction, wskCommand } from "../cli/command.ts";
-import { parseLocal, parseRemote, parseRetryUntil } from "../syntax/values.ts";
+import { verbCommand } from "../cli/verb.ts";
+import { bindOf, CONNECT_OPTIONS, REMOTE_ARG, retryOf, type VerbDecl } from "../steps/verb.ts";
+import type { Endpoint } from "../syntax/values.ts";
+
+/** The `connect` verb. */
+export const connect: VerbDecl = {
+  name: "connect",
+  summary: "Connect to REMOTE, then disconnect gracefully and close; with --retry-until, wait " +
+    "for a server to come up.",
+  calls: "WskSocket, WskBind, WskConnect, WskDisconnect, WskReceive (until the peer's FIN), " +
+    "WskCloseSocket",
+  examples: [
+    "wsk connect 127.0.0.1:8080",
+    "wsk connect 127.0.0.1 8080 --retry-until 30s",
+    "wsk connect [::1]:8080 --bind [::1]:0 --json",
+  ],
+  target: "none",
+  args: [REMOTE_ARG],
+  options: CONNECT_OPTIONS,
+  make({ args, options, entry }) {
+    if (options.retryUntil !== undefined && options.status !== undefined) {
+      throw new InvalidArgumentError("--retry-until cannot be used with --status");
+    }
+    return {
+      verb: "connect",
+      remote: args[0] as Endpoint,
+      ...bindOf(options),
+      ...retryOf(options),
+      // The command line keeps the fast backing: a plain connect never aborts on purpose.
+      ...(entry === "cli" ? { abortive: false } : {}),
+    };
+  },
+  handle: true,
+  script: true,
+};
 
 /** Builds the `connect` command. */
-export function connectCommand(ctx: CliContext) {
-  return wskCommand(
-    "connect",
-    "Connect to REMOTE, then disconnect gracefully and close; with --retry-until, wait for a " +
-      "server to come up.",
-    "WskSocket, WskBind, WskConnect, WskDisconnect, WskReceive (until the peer's FIN), " +
-      "WskCloseSocket",
-    [
-      "wsk connect 127.0.0.1:8080",
-      "wsk connect [::1]:8080 --bind [::1]:0 --json",
-      "wsk connect 127.0.0.1:8080 --retry-until 30000",
-    ],
-  )
-    .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
-    .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
-    .option(
-      "--retry-until <ms>",
-      "retry a refused (or reset) connect with a new socket until MS milliseconds (or a " +
-        "duration such as 5s) have passed, pausing 50-200 ms; one WskConnect line with " +
-        "calls=ATTEMPTS",
-      parseRetryUntil,
-    )
-    .action(async (remote, options, command) => {
-      await runAction(ctx, command, options, async (run) => {
-        const socket = options.retryUntil === undefined
-          ? await run.connected(remote, options.bind)
-          : await run.connectedRetrying(remote, options.bind, options.retryUntil);
-        if (socket) await run.finish(socket);
-      });
-    });
-}
+export const command = (ctx: CliContext) => verbCommand(ctx, connect);

@@ -1,49 +1,43 @@
 /** `wsk connectex`: WskConnectEx with first data. @module */
 
-import { NT_SUCCESS, wildcard, wskBuf } from "../provider/mod.ts";
+import { InvalidArgumentError } from "@commander-js/extra-typings";
 import type { CliContext } from "../cli/command.ts";
-import { runAction, wskCommand } from "../cli/command.ts";
-import { parseFirstData, parseLocal, parseRemote } from "../syntax/values.ts";
+import { verbCommand } from "../cli/verb.ts";
+import { bindOf, CONNECT_OPTIONS, REMOTE_ARG, retryOf, type VerbDecl } from "../steps/verb.ts";
+import { type Endpoint, parseFirstData } from "../syntax/values.ts";
+
+const FIRST_DATA_HELP = "first data, up to 65535 bytes (escapes: \\r \\n \\t \\0 \\\\ \\xNN)";
+
+/** The `connectex` verb. */
+export const connectex: VerbDecl = {
+  name: "connectex",
+  summary: "Connect to REMOTE sending DATA right after the handshake, then disconnect and close.",
+  calls: "WskSocket, WskBind, WskConnectEx, WskDisconnect, WskReceive (until the peer's FIN), " +
+    "WskCloseSocket",
+  examples: ['wsk connectex 127.0.0.1:6379 --data "PING\\r\\n"', "wsk connectex ::1 6379 hi"],
+  target: "none",
+  args: [REMOTE_ARG, { name: "[data]", help: FIRST_DATA_HELP, parse: parseFirstData }],
+  options: [
+    { flags: "--data <text>", help: FIRST_DATA_HELP, parse: parseFirstData },
+    ...CONNECT_OPTIONS,
+  ],
+  make({ args, options }) {
+    const data = (args[1] ?? options.data) as Uint8Array | undefined;
+    if (!data) throw new InvalidArgumentError("connectex needs data (an argument or --data)");
+    if (args[1] !== undefined && options.data !== undefined) {
+      throw new InvalidArgumentError("give the data once: as an argument or with --data");
+    }
+    return {
+      verb: "connectex",
+      remote: args[0] as Endpoint,
+      data,
+      ...bindOf(options),
+      ...retryOf(options),
+    };
+  },
+  handle: true,
+  script: true,
+};
 
 /** Builds the `connectex` command. */
-export function connectexCommand(ctx: CliContext) {
-  return wskCommand(
-    "connectex",
-    "Connect to REMOTE sending --data right after the handshake, then disconnect and close.",
-    "WskSocket, WskBind, WskConnectEx, WskDisconnect, WskReceive (until the peer's FIN), " +
-      "WskCloseSocket",
-    ['wsk connectex 127.0.0.1:6379 --data "PING\\r\\n"'],
-  )
-    .argument("<remote>", "HOST:PORT or [IPV6]:PORT", parseRemote)
-    .requiredOption(
-      "--data <text>",
-      "first data, up to 65535 bytes (escapes: \\r \\n \\t \\0 \\\\ \\xNN)",
-      parseFirstData,
-    )
-    .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
-    .action(async (remoteEndpoint, options, command) => {
-      await runAction(ctx, command, options, async (run) => {
-        const remote = await run.resolve(remoteEndpoint);
-        if (remote === null) return;
-        const bound = options.bind ? await run.resolve(options.bind, remote.family) : null;
-        if (options.bind && bound === null) return;
-        const socket = await run.socket(remote.family);
-        if (!socket) return;
-        const d = socket.Dispatch;
-        const local = bound ?? wildcard(remote.family, 0);
-        const b = await run.call("WskBind", socket, () => d.WskBind(socket, local, 0, run.irp()));
-        if (NT_SUCCESS(b.status)) {
-          const c = await run.call(
-            "WskConnectEx",
-            socket,
-            () => d.WskConnectEx(socket, remote, wskBuf(options.data), 0, run.irp()),
-          );
-          if (NT_SUCCESS(c.status)) {
-            await run.finish(socket);
-            return;
-          }
-        }
-        await run.close(socket);
-      });
-    });
-}
+export const command = (ctx: CliContext) => verbCommand(ctx, connectex);

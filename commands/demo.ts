@@ -188,7 +188,7 @@ async function closeWithPending(run: Run, server: string): Promise<void> {
 }
 
 /** Builds the `demo` command. */
-export function demoCommand(ctx: CliContext) {
+export function command(ctx: CliContext) {
   return wskCommand(
     "demo",
     "Start an echo listener on 127.0.0.1:0 in this process and walk every dispatch function " +

@@ -36,7 +36,7 @@ function indicationBytes(list: WskDataIndication | null): Uint8Array {
 }
 
 /** Builds the `release` command. */
-export function releaseCommand(ctx: CliContext) {
+export function command(ctx: CliContext) {
   return wskCommand(
     "release",
     "Connect with WskReceiveEvent enabled, keep every indication (STATUS_PENDING), send " +

@@ -6,8 +6,9 @@
  * @module
  */
 
-import { type Outcome, ScriptRunner, StepError } from "../steps/executor.ts";
-import type { CliContext } from "../cli/command.ts";
+import { newRunnerState, ScriptRunner } from "../steps/executor.ts";
+import type { VerbTable } from "../steps/verb.ts";
+import { type CliContext, processIO } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
 import { joinBytes } from "../engine/pump.ts";
 import { parseScript, ScriptSyntaxError, type Step } from "../steps/script.ts";
@@ -46,7 +47,7 @@ async function readScript(ctx: CliContext, file: string): Promise<Uint8Array> {
   return bytes;
 }
 /** Builds the `run` command. */
-export function runCommand(ctx: CliContext) {
+export function command(ctx: CliContext, verbs: () => Promise<VerbTable>) {
   return wskCommand(
     "run",
     "Run a dispatch script: one step per line, all on live sockets in this process, each " +
@@ -63,30 +64,15 @@ export function runCommand(ctx: CliContext) {
       const source = await readScript(ctx, file);
       let steps: Step[];
       try {
-        steps = parseScript(source);
+        steps = parseScript(source, await verbs());
       } catch (error) {
         if (error instanceof ScriptSyntaxError) throw new UsageError(error.message);
         throw error;
       }
       await runAction(ctx, command, options, async (run) => {
-        const runner = new ScriptRunner(run);
-        let outcome: Outcome = "next";
-        try {
-          for (const step of steps) {
-            run.tags = { step: step.step, line: step.line };
-            outcome = await runner.step(step);
-            if (outcome !== "next") break;
-          }
-        } catch (error) {
-          if (!(error instanceof StepError)) throw error;
-          run.reporter.note(`error: line ${run.tags?.line}: ${error.message}`);
-          outcome = "failure";
-          run.reporter.fail();
-        } finally {
-          run.tags = { step: "end", line: 0 };
-          await runner.cleanup(outcome === "next");
-          run.tags = null;
-        }
+        const runner = new ScriptRunner(run, newRunnerState(), processIO(ctx, run, options));
+        await runner.prepare(steps);
+        const outcome = await runner.runSteps(steps, true, true);
         if (outcome === "expectation") ctx.exitCode = 3;
       });
     });

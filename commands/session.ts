@@ -24,7 +24,7 @@ function parseIdle(text: string): number {
 }
 
 /** Builds the `session` command with `start`, `stop`, `status`, `list` (and the hidden `agent`). */
-export function sessionCommand(ctx: CliContext) {
+export function command(ctx: CliContext) {
   const output = outputOf(ctx);
   const session = new Command("session")
     .summary("Hold sockets between commands in a local agent: start, stop, status, list.")

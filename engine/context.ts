@@ -276,13 +276,17 @@ export class Run {
     remoteEndpoint: Endpoint,
     bind: Endpoint | undefined,
     untilMs: number,
+    options: WskSocketOptions = {},
+    first: Uint8Array | null = null,
+    dispatch: WskClientConnectionDispatch | null = null,
+    irp: WskIrp = this.irp(),
   ): Promise<WskConnectionSocket | null> {
     const ends = await this.#ends(remoteEndpoint, bind);
     if (ends === null) return null;
     const { remote, bound } = ends;
     const d = this.npi.Dispatch;
-    const first = performance.now();
-    const deadline = first + untilMs;
+    const start0 = performance.now();
+    const deadline = start0 + untilMs;
     let pause = RETRY_PAUSE_MIN;
     for (let attempts = 1;; attempts++) {
       // Lines of this attempt, written only if it is the last.
@@ -296,8 +300,8 @@ export class Run {
         IPPROTO_TCP,
         WSK_FLAG_CONNECTION_SOCKET,
         undefined,
-        null,
-        this.irp(),
+        dispatch,
+        { ...options, ...irp },
       );
       const socket = made.socket ?? null;
       const madeMs = performance.now() - start;
@@ -310,7 +314,7 @@ export class Run {
       }
       const s = socket.Dispatch;
       start = performance.now();
-      const b = await s.WskBind(socket, bound, 0, this.irp());
+      const b = await s.WskBind(socket, bound, 0, irp);
       const bindMs = performance.now() - start;
       const bound1 = snapshot(socket);
       lines.push(() => this.report("WskBind", bound1, b, bindMs));
@@ -319,7 +323,9 @@ export class Run {
         await this.close(socket);
         return null;
       }
-      const c = await s.WskConnect(socket, remote, 0, this.irp());
+      const c = first === null
+        ? await s.WskConnect(socket, remote, 0, irp)
+        : await s.WskConnectEx(socket, remote, wskBuf(first), 0, irp);
       const retry = (c.status === STATUS_CONNECTION_REFUSED ||
         c.status === STATUS_CONNECTION_RESET) &&
         performance.now() < deadline &&
@@ -331,10 +337,16 @@ export class Run {
         continue;
       }
       flush();
-      this.report("WskConnect", socket, c, performance.now() - first, {
-        remote,
-        calls: attempts,
-      });
+      this.report(
+        first === null ? "WskConnect" : "WskConnectEx",
+        socket,
+        c,
+        performance.now() - start0,
+        {
+          remote,
+          calls: attempts,
+        },
+      );
       if (NT_SUCCESS(c.status)) return socket;
       await this.close(socket);
       return null;
@@ -446,7 +458,7 @@ function snapshot(socket: Described): Described {
 }
 
 /** Waits `ms` (at least 0), or less when `signal` aborts. */
-function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
+export function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted || ms <= 0) {
       resolve();

@@ -36,7 +36,7 @@ import {
   type TextSink,
 } from "../report/reporter.ts";
 import { DEFAULT_TIMEOUT, Run } from "../engine/context.ts";
-import { parseStep, ScriptSyntaxError, type Step, VERBS } from "../steps/script.ts";
+import type { Step } from "../steps/step.ts";
 import { UsageError } from "../syntax/usage.ts";
 import {
   type AnySocket,
@@ -49,6 +49,8 @@ import {
   checkPrivateDir,
   checkSocketFile,
   currentUid,
+  decodeSteps,
+  encodeBase64,
   HEARTBEAT,
   HEARTBEAT_MS,
   LOCK_NAME,
@@ -64,13 +66,8 @@ import {
   writeLine,
 } from "./wire.ts";
 
-/** The subcommands that take a handle in place of an address. */
-export const HANDLE_VERBS: readonly string[] = VERBS.filter(
-  (verb) => verb !== "socket" && verb !== "socketconnect",
-);
-
-/** The subcommands that make a socket in the agent (with `--session`). */
-export const CREATE_VERBS: readonly string[] = ["socket", "socketconnect", "accept"];
+/** The verbs whose steps make a socket in the agent without a handle (`--session`, `--hold`). */
+const CREATES: ReadonlySet<string> = new Set(["socket", "socketconnect"]);
 
 /** How long the agent waits for a request line once a client has connected. */
 const REQUEST_WAIT_MS = 5000;
@@ -388,24 +385,20 @@ class SessionAgent {
   }
 
   /**
-   * Turns a command into its step (or, for `socket --bind`, two), checks it, and runs it on the
-   * handle's queue.
+   * Runs a command's parsed steps: on the socket its handle names (on that handle's queue), or,
+   * with no handle, steps that make sockets (`socket --session`, `socketconnect --session`,
+   * `accept LOCAL --hold`), each of which becomes a handle. The steps' socket names are the
+   * client's; here each gets the held socket's name or a fresh one.
    */
   async #step(request: Request & { op: "step" }, gone: AbortSignal): Promise<Response> {
     if (this.#stopping) {
       return { ok: false, usage: false, message: "The session agent is stopping", stopping: true };
     }
-    const { verb, handle } = request;
-    const args = [...request.args];
-    const named = args.find((word) => /^--(socket|listener)(=|$)/.test(word));
-    if (named !== undefined) {
-      return usage(`Cannot use "${named}" with a session command: the handle names the socket`);
-    }
+    const { handle } = request;
+    const given = decodeSteps<Step>(request.steps);
+    if (given.length === 0) return usage("Nothing to do: no steps");
     let held: Held | undefined;
     if (handle !== null) {
-      if (!HANDLE_VERBS.includes(verb)) {
-        return usage(`Cannot use handle "@${handle}" with "${verb}": it takes no handle`);
-      }
       held = this.#held.get(handle);
       if (!held) {
         return usage(
@@ -413,52 +406,41 @@ class SessionAgent {
             "(see wsk session list)",
         );
       }
-    } else if (!CREATE_VERBS.includes(verb)) {
+    } else if (!CREATES.has(given[0]!.verb)) {
       return usage(
-        `Cannot use "${verb}" with --session: only socket, socketconnect and accept --hold ` +
-          "make one",
+        `Cannot use "${given[0]!.verb}" with --session: only socket, socketconnect and accept ` +
+          "--hold make one",
       );
     }
-    const fresh = `n${++this.#fresh}`;
+    /** The client's socket names, mapped to the runner's. */
+    const names = new Map<string, string>();
     /** Every runner name a socket made by this command may have; each becomes a handle. */
-    const made = [fresh];
-    const words: string[][] = [];
-    if (verb === "accept" && held) {
-      words.push([verb, "--listener", held.name, "--socket", fresh, ...args]);
-    } else if (verb === "accept") {
-      // `accept LOCAL --hold`: WskSocket (listening), WskBind LOCAL, one WskAccept; the
-      // listening socket and the connection both become handles.
-      const [local, ...options] = args.filter((word) => word !== "--hold");
-      if (local === undefined || local.startsWith("-")) {
-        return usage("accept --hold takes the local address first: wsk accept LOCAL --hold");
+    const made: string[] = [];
+    const nameOf = (client: string): string => {
+      let name = names.get(client);
+      if (name === undefined) {
+        // On a handle, the command's own socket is the handle's; anything else is new.
+        if (held && client === "main" && !(given[0]!.verb === "accept")) name = held.name;
+        else {
+          name = `n${++this.#fresh}`;
+          made.push(name);
+        }
+        names.set(client, name);
       }
-      const listener = `${fresh}l`;
-      made.unshift(listener);
-      const family = local.startsWith("[") ? "inet6" : "inet";
-      words.push(["socket", "--socket", listener, "--listen", "--family", family]);
-      words.push(["bind", "--socket", listener, local]);
-      words.push(["accept", "--listener", listener, "--socket", fresh, ...options]);
-    } else if (held) words.push([verb, "--socket", held.name, ...args]);
-    else if (verb === "socket") {
-      // `socket --bind LOCAL` is WskSocket then WskBind, as without --session.
-      const at = args.findIndex((word) => word === "--bind" || word.startsWith("--bind="));
-      let bind: string | undefined;
-      if (at !== -1) {
-        const word = args[at]!;
-        bind = word === "--bind" ? args[at + 1] : word.slice("--bind=".length);
-        if (bind === undefined) return usage("Option '--bind <local>' argument missing");
-        args.splice(at, word === "--bind" ? 2 : 1);
-      }
-      words.push([verb, "--socket", fresh, ...args]);
-      if (bind !== undefined) words.push(["bind", "--socket", fresh, bind]);
-    } else words.push([verb, "--socket", fresh, ...args]);
+      return name;
+    };
     let steps: Step[];
     try {
-      steps = words.map((w, i) => parseStep(w, 1, i + 1, w.join(" ")));
+      steps = given.map((step) => {
+        const renamed = { ...step, socket: nameOf(step.socket) } as Step;
+        if (step.verb !== "accept") return renamed;
+        // `accept @L`: the handle is the listener; `accept LOCAL --hold`: the steps made it.
+        const listener = held && handle !== null ? held.name : names.get(step.listener);
+        if (listener === undefined) throw new UsageError("accept needs a listening socket");
+        return { ...renamed, listener } as Step;
+      });
     } catch (error) {
-      if (error instanceof ScriptSyntaxError) {
-        return usage(error.message.replace(/^line \d+: /, "").replace(/^error: /, ""));
-      }
+      if (error instanceof UsageError) return usage(error.message);
       throw error;
     }
     if (!held) return await this.#execute(steps, null, made, gone);
@@ -507,7 +489,18 @@ class SessionAgent {
     this.#running.add(controller);
     const reporter = new RecordingReporter();
     const run = new Run(reporter, DEFAULT_TIMEOUT, false, controller.signal);
-    const runner = new ScriptRunner(run, this.#state);
+    const runner = new ScriptRunner(run, this.#state, {
+      // Payload goes back to the command, which writes it where it was asked to.
+      stdout: (bytes) => {
+        reporter.items.push({ kind: "payload", base64: encodeBase64(bytes) });
+        return Promise.resolve();
+      },
+      stdin: () => {
+        throw new StepError("the session agent has no standard input");
+      },
+      json: true,
+      payloadOnStdout: () => {},
+    });
     let outcome: Outcome = "next";
     try {
       for (const step of steps) {

@@ -6,7 +6,13 @@
  * @module
  */
 
-import type { CliContext } from "../cli/command.ts";
+import type { CliContext } from "../steps/io.ts";
+import type { Step } from "../steps/step.ts";
+import { parseHandleWords, type VerbDecl } from "../steps/verb.ts";
+import { UsageError } from "../syntax/usage.ts";
+import { OutputFile } from "../engine/output.ts";
+import { type ByteSource, closeQuietly } from "../engine/send.ts";
+import { joinBytes } from "../engine/pump.ts";
 import {
   formatErrorLine,
   formatSessionAgent,
@@ -18,7 +24,9 @@ import {
   checkPrivateDir,
   checkSocketFile,
   currentUid,
+  decodeBase64,
   DEFAULT_IDLE_MS,
+  encodeSteps,
   fromWire,
   HEARTBEAT,
   LineReader,
@@ -244,60 +252,142 @@ function failure(ctx: CliContext, error: unknown): number {
   return 1;
 }
 
-/** The words before `--` (options after it are data). */
-function optionWords(words: readonly string[]): readonly string[] {
-  const end = words.indexOf("--");
-  return end === -1 ? words : words.slice(0, end);
-}
+/** Most bytes a handle command reads from a file or standard input to send. */
+const MAX_HANDLE_INPUT = 32 << 20;
 
-/** The `--timeout` a command gave, or the default. */
-function timeoutOf(words: readonly string[]): number {
-  const options = optionWords(words);
-  for (let i = options.length - 1; i >= 0; i--) {
-    const word = options[i]!;
-    const text = word === "--timeout"
-      ? options[i + 1]
-      : word.startsWith("--timeout=")
-      ? word.slice(10)
-      : undefined;
-    if (text !== undefined && /^[0-9]{1,10}$/.test(text)) return Number(text);
-  }
-  return DEFAULT_TIMEOUT;
+/** Flags of a command run on the agent. */
+export interface SessionFlags {
+  readonly json: boolean;
+  readonly verbose: boolean;
+  /** The per-call bound the steps use (for how long silence from the agent is tolerated). */
+  readonly timeout: number;
 }
 
 /**
- * Runs a command on the session agent: `VERB @N …` (a handle) or `socket|socketconnect
- * --session …`. Prints what the agent's step reported and returns the exit code: 0, 1 (a call
- * failed, or the agent is unreachable), 2 (usage, an unknown handle), 3 (a failed `--status`).
+ * Runs a command on a session handle, `VERB @N WORDS…`: the verb's declaration parses the
+ * words (exactly as in a script, with the handle in place of `--socket`), and the parsed step
+ * goes to the agent. Returns the exit code.
  */
-export async function runInSession(args: readonly string[], ctx: CliContext): Promise<number> {
-  const verb = args[0] ?? "";
-  let handle: number | null = null;
-  let words: string[];
-  if (args[1]?.startsWith("@")) {
-    const match = HANDLE_REGEXP.exec(args[1]);
-    if (!match) {
-      ctx.stderr.line(
-        formatErrorLine(
-          `Cannot parse handle "${args[1]}": expected @ and a socket number, e.g. @1`,
-        ),
-      );
-      return 2;
-    }
-    handle = Number(match[1]);
-    words = args.slice(2);
-  } else words = args.slice(1);
-  const options = optionWords(words);
-  const json = options.includes("--json");
-  const verbose = options.includes("--verbose");
-  const end = words.indexOf("--");
-  const global = new Set(["--json", "--verbose", "--session"]);
-  const rest = words.filter((word, i) => (end !== -1 && i >= end) || !global.has(word));
+export async function runHandleCommand(
+  verb: VerbDecl | null,
+  args: readonly string[],
+  ctx: CliContext,
+): Promise<number> {
+  const name = args[0] ?? "";
+  const match = HANDLE_REGEXP.exec(args[1] ?? "");
+  const usage = (text: string) => {
+    ctx.stderr.line(formatErrorLine(text));
+    return 2;
+  };
+  if (!match) {
+    return usage(`Cannot parse handle "${args[1]}": expected @ and a socket number, e.g. @1`);
+  }
+  const handle = Number(match[1]);
+  if (verb === null || !verb.handle) {
+    return usage(`Cannot use handle "@${handle}" with "${name}": it takes no handle`);
+  }
+  let step: Step;
+  let options: Record<string, unknown>;
   try {
+    ({ step, options } = parseHandleWords(verb, args.slice(2), args.join(" ")));
+  } catch (error) {
+    if (error instanceof UsageError) return usage(error.message);
+    throw error;
+  }
+  return await runSessionSteps(ctx, handle, [step], {
+    json: options.json === true,
+    verbose: options.verbose === true,
+    timeout: (options.timeout as number | undefined) ?? DEFAULT_TIMEOUT,
+  });
+}
+
+/** Reads all of `source` (at most {@linkcode MAX_HANDLE_INPUT} bytes). */
+async function readAll(source: ByteSource, what: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const chunk = new Uint8Array(64 * 1024);
+      const count = await source.read(chunk);
+      if (count === null) break;
+      total += count;
+      if (total > MAX_HANDLE_INPUT) {
+        throw new UsageError(
+          `Cannot send ${what} on a handle: it is longer than ${MAX_HANDLE_INPUT} bytes`,
+        );
+      }
+      chunks.push(chunk.subarray(0, count));
+    }
+  } finally {
+    closeQuietly(source);
+  }
+  return joinBytes(chunks, total);
+}
+
+/**
+ * What this side does for the agent's steps: a `send` with no data gets its file's or standard
+ * input's bytes (the agent reads no files of yours), and a `receive --output FILE` writes here
+ * (the agent sends the payload back). Returns the steps as sent and the output opened.
+ */
+async function localSide(
+  ctx: CliContext,
+  steps: readonly Step[],
+): Promise<{ steps: Step[]; output: OutputFile | null; raw: boolean }> {
+  let output: OutputFile | null = null;
+  let raw = false;
+  const sent: Step[] = [];
+  for (const step of steps) {
+    if (step.verb === "send" && step.data === undefined && step.pattern === undefined) {
+      const file = step.file;
+      let source: ByteSource;
+      if (file === undefined || file === "-") source = ctx.stdin();
+      else {
+        try {
+          source = await Deno.open(file, { read: true });
+        } catch (error) {
+          throw new UsageError(`Cannot read file "${file}": ${message(error)}`);
+        }
+      }
+      const data = await readAll(
+        source,
+        file === undefined || file === "-" ? "standard input" : `"${file}"`,
+      );
+      const { file: _, ...rest } = step;
+      sent.push({ ...rest, data });
+      raw ||= step.receive;
+    } else if (step.verb === "receive" && step.output !== undefined) {
+      if (step.output !== "-") output = await OutputFile.open(step.output, step.append);
+      raw ||= step.output === "-";
+      sent.push({ ...step, output: "-", append: false });
+    } else {
+      if (step.verb === "send") raw ||= step.receive;
+      sent.push(step);
+    }
+  }
+  return { steps: sent, output, raw };
+}
+
+/**
+ * Runs parsed steps on the session agent: on the socket `handle` names, or (handle null) steps
+ * that make sockets, which become handles. Prints what the agent's steps reported and returns
+ * the exit code: 0, 1 (a call failed, or the agent is unreachable), 2 (usage, an unknown
+ * handle), 3 (a failed `--status` or expectation).
+ */
+export async function runSessionSteps(
+  ctx: CliContext,
+  handle: number | null,
+  steps: readonly Step[],
+  flags: SessionFlags,
+): Promise<number> {
+  let output: OutputFile | null = null;
+  let delivered = false;
+  try {
+    const local = await localSide(ctx, steps);
+    output = local.output;
     const where = await place(handle === null);
     // The longest silence to accept: the agent sends a heartbeat while the step runs.
-    const waitMs = timeoutOf(rest) * 4 + 10_000;
-    const request: Request = { op: "step", verb, handle, args: rest };
+    const waitMs = flags.timeout * 4 + 10_000;
+    const request: Request = { op: "step", handle, steps: encodeSteps(local.steps) };
     let response: Response & { ok: true };
     for (let attempt = 1;; attempt++) {
       let conn = await dial(where);
@@ -324,19 +414,31 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
       }
     }
     const reporter = new Reporter(ctx.stdout, ctx.stderr, {
-      json,
-      verbose,
-      color: ctx.color && !json,
+      json: flags.json,
+      verbose: flags.verbose,
+      color: ctx.color && !flags.json,
     });
+    if (local.raw && output === null) reporter.payloadOnStdout = true;
     for (const item of response.items ?? []) {
       if (item.kind === "call") reporter.record(fromWire(item.record), item.expected);
       else if (item.kind === "expect") reporter.expectation(item.record);
-      else reporter.note(item.text);
+      else if (item.kind === "payload") {
+        const bytes = decodeBase64(item.base64);
+        if (output) await output.write(bytes);
+        else await ctx.writePayload(bytes);
+        delivered ||= bytes.length > 0;
+      } else reporter.note(item.text);
     }
     if (response.outcome === "expectation") return 3;
     return response.outcome === "failure" || reporter.failed ? 1 : 0;
   } catch (error) {
+    if (error instanceof UsageError) {
+      ctx.stderr.line(formatErrorLine(error.message));
+      return 2;
+    }
     return failure(ctx, error);
+  } finally {
+    await output?.close(delivered).catch(() => {});
   }
 }
 

@@ -46,12 +46,10 @@ export type Request =
   | { readonly op: "ping" | "status" | "list" | "stop" }
   | {
     readonly op: "step";
-    /** The subcommand, e.g. "send". */
-    readonly verb: string;
-    /** The socket id the handle names, or null for a command that makes a socket. */
+    /** The socket id the handle names, or null for steps that make sockets. */
     readonly handle: number | null;
-    /** The words after the handle (or after the verb), global options taken out. */
-    readonly args: readonly string[];
+    /** The parsed steps, as {@linkcode encodeSteps} made them fit for JSON. */
+    readonly steps: unknown;
   };
 
 /** A CallRecord as it travels: payload in base64, the host error as text. */
@@ -64,7 +62,9 @@ export type WireRecord = Omit<CallRecord, "data" | "cause"> & {
 export type WireItem =
   | { readonly kind: "call"; readonly record: WireRecord; readonly expected?: NTSTATUS }
   | { readonly kind: "expect"; readonly record: ExpectationRecord }
-  | { readonly kind: "note"; readonly text: string };
+  | { readonly kind: "note"; readonly text: string }
+  /** Payload for the command's standard output (or its --output file), in order. */
+  | { readonly kind: "payload"; readonly base64: string };
 
 /** The agent's answer. */
 export type Response =
@@ -96,6 +96,52 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 /** Decodes base64 into bytes. */
+export function decodeBase64(text: string): Uint8Array {
+  return fromBase64(text);
+}
+
+/** Encodes bytes as base64. */
+export function encodeBase64(bytes: Uint8Array): string {
+  return toBase64(bytes);
+}
+
+/**
+ * Parsed steps made fit for JSON: bytes as `{"$bytes": base64}`, a regular expression as
+ * `{"$re": source, "flags": …}`. {@linkcode decodeSteps} undoes it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeSteps, encodeSteps } from "./wire.ts";
+ *
+ * const steps = [{ verb: "send", data: new Uint8Array([1, 2]), until: /a.b/s }];
+ * const back = decodeSteps(JSON.parse(JSON.stringify(encodeSteps(steps))));
+ * assert.deepEqual(back, steps);
+ * ```
+ */
+export function encodeSteps(steps: readonly unknown[]): unknown {
+  return JSON.parse(JSON.stringify(steps, function (key, value) {
+    const raw = (this as Record<string, unknown>)[key];
+    if (raw instanceof Uint8Array) return { $bytes: toBase64(raw) };
+    if (raw instanceof RegExp) return { $re: raw.source, flags: raw.flags };
+    return value;
+  }));
+}
+
+/** The steps {@linkcode encodeSteps} encoded. */
+export function decodeSteps<T>(encoded: unknown): T[] {
+  const revive = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(revive);
+    if (value === null || typeof value !== "object") return value;
+    const record = value as Record<string, unknown>;
+    if (typeof record.$bytes === "string") return fromBase64(record.$bytes);
+    if (typeof record.$re === "string") return new RegExp(record.$re, String(record.flags ?? ""));
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, revive(v)]));
+  };
+  if (!Array.isArray(encoded)) throw new SessionError("Cannot read the steps: not a list", true);
+  return revive(encoded) as T[];
+}
+
 function fromBase64(text: string): Uint8Array {
   const binary = atob(text);
   const out = new Uint8Array(binary.length);

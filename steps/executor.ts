@@ -9,25 +9,57 @@
 import {
   type AddressFamily,
   AF_INET,
+  IPPROTO_TCP,
   NT_SUCCESS,
   ntStatusName,
+  SOCK_STREAM,
   type SockAddr,
+  STATUS_CANCELLED,
   STATUS_IO_TIMEOUT,
   STATUS_SUCCESS,
   wildcard,
   WSK_FLAG_ABORTIVE,
+  WSK_FLAG_LISTEN_SOCKET,
   WSK_FLAG_NODELAY,
   wskBuf,
   type WskClientConnectionDispatch,
   type WskCompletion,
   type WskConnectionSocket,
   WskListenSocket,
+  type WskSocketOptions,
 } from "../provider/mod.ts";
-import { joinBytes, pump, type PumpResult, ReadAhead, Received } from "../engine/pump.ts";
+import {
+  DuplexReceive,
+  joinBytes,
+  pump,
+  type PumpResult,
+  ReadAhead,
+  Received,
+} from "../engine/pump.ts";
 import type { Run } from "../engine/context.ts";
-import { type Step } from "./script.ts";
+import type { Step } from "./step.ts";
+import type { StepIO } from "./io.ts";
+
+export type { StepIO } from "./io.ts";
+import { checkPorts, socketConnect } from "../engine/socketconnect.ts";
+import type { Endpoint } from "../syntax/values.ts";
 import { PatternVerifier } from "../engine/pattern.ts";
-import { sendPattern } from "../engine/send.ts";
+import { type ByteSource, closeQuietly, sendPattern, sendStream } from "../engine/send.ts";
+import { OutputFile } from "../engine/output.ts";
+import { Progress } from "../report/progress.ts";
+import { HexTrace } from "../report/trace.ts";
+import { UsageError } from "../syntax/usage.ts";
+
+/** The files a step opens, opened before any socket exists (see ScriptRunner.prepare). */
+interface Opened {
+  output?: OutputFile;
+  input?: { source: ByteSource; size: number | null };
+  /** The output got all its data: keep it. */
+  keep?: boolean;
+}
+
+/** Buffer of the receive a closesocket posts before closing. */
+const RECEIVE_BUFFER = 64 * 1024;
 
 /** Most received bytes one receive step keeps for matching and for the next step. */
 const MAX_MATCH = 16 << 20;
@@ -74,12 +106,61 @@ export class ScriptRunner {
   #sockets: Map<string, AnySocket>;
   #carry: Map<AnySocket, Uint8Array>;
   #dispatch: WskClientConnectionDispatch | null;
+  readonly #io: StepIO | null;
+  readonly #opened = new Map<Step, Opened>();
+  readonly #readAhead: boolean;
 
-  constructor(run: Run, state: RunnerState = newRunnerState()) {
+  /**
+   * `readAhead`: a send step reads what the peer sends meanwhile, for the next receive (a
+   * script's way; a command line ends with the graceful close that reads it instead).
+   */
+  constructor(
+    run: Run,
+    state: RunnerState = newRunnerState(),
+    io: StepIO | null = null,
+    readAhead = true,
+  ) {
+    this.#readAhead = readAhead;
     this.#run = run;
     this.#sockets = state.sockets;
     this.#carry = state.carry;
     this.#dispatch = state.dispatch;
+    this.#io = io;
+  }
+
+  #needIO(): StepIO {
+    if (this.#io === null) throw new StepError("this step needs standard input or output");
+    return this.#io;
+  }
+
+  /**
+   * Opens what the steps read and write (`send --file`, `receive --output FILE`) before any
+   * socket exists, so a path that cannot be used is a usage error (exit 2). Throws UsageError.
+   */
+  async prepare(steps: readonly Step[]): Promise<void> {
+    for (const step of steps) {
+      // Payload on standard output: every line goes to standard error, from the first one.
+      const raw = (step.verb === "receive" && step.output === "-" && !step.drain) ||
+        (step.verb === "send" && step.receive);
+      if (raw) this.#needIO().payloadOnStdout();
+      if (step.verb === "receive" && step.output !== undefined && step.output !== "-") {
+        const writing = step.verifyPattern === undefined || step.output !== undefined;
+        if (writing) {
+          this.#opened.set(step, { output: await OutputFile.open(step.output, step.append) });
+        }
+      } else if (step.verb === "send" && step.data === undefined && step.pattern === undefined) {
+        this.#opened.set(step, { input: await openInput(step.file, this.#io) });
+      }
+    }
+  }
+
+  /** Closes what {@linkcode ScriptRunner.prepare} opened; an output is kept if data arrived. */
+  async release(): Promise<void> {
+    for (const opened of this.#opened.values()) {
+      if (opened.input) closeQuietly(opened.input.source);
+      await opened.output?.close(opened.keep === true);
+    }
+    this.#opened.clear();
   }
 
   #irp(step: Step) {
@@ -162,12 +243,50 @@ export class ScriptRunner {
   async #ensureSocket(
     step: Step,
     family: AddressFamily = AF_INET,
+    options: WskSocketOptions = { abortive: true },
   ): Promise<WskConnectionSocket | null> {
     const existing = this.#sockets.get(step.socket);
     if (existing) return this.#connection(step);
-    const socket = await this.#run.socket(family, { abortive: true }, this.#dispatch);
+    const socket = await this.#run.socket(family, options, this.#dispatch);
     if (socket) this.#sockets.set(step.socket, socket);
     return socket;
+  }
+
+  /** A new listening socket for `step` (reported). */
+  async #listenSocket(step: Step, family: AddressFamily): Promise<WskListenSocket | null> {
+    const d = this.#run.npi.Dispatch;
+    const made = await this.#run.call(
+      "WskSocket",
+      (c) => c.listenSocket ?? null,
+      () =>
+        d.WskSocket(
+          this.#run.npi.Client,
+          family,
+          SOCK_STREAM,
+          IPPROTO_TCP,
+          WSK_FLAG_LISTEN_SOCKET,
+          undefined,
+          null,
+          this.#irp(step),
+        ),
+    );
+    if (made.listenSocket) this.#sockets.set(step.socket, made.listenSocket);
+    return made.listenSocket ?? null;
+  }
+
+  /** WskBind of `socket` to `endpoint`: the step's own call, judged. */
+  async #bind(step: Step, socket: AnySocket, endpoint: Endpoint): Promise<Outcome> {
+    const local = await this.#run.resolve(endpoint, socket.family);
+    if (local === null) return "failure";
+    return (await this.#main(
+      step,
+      "WskBind",
+      socket,
+      () =>
+        socket instanceof WskListenSocket
+          ? socket.Dispatch.WskBind(socket, local, 0, this.#irp(step))
+          : socket.Dispatch.WskBind(socket, local, 0, this.#irp(step)),
+    )).outcome;
   }
 
   async #bindIfNeeded(step: Step, socket: WskConnectionSocket, local: SockAddr): Promise<boolean> {
@@ -179,6 +298,38 @@ export class ScriptRunner {
       () => d.WskBind(socket, local, 0, this.#irp(step)),
     );
     return NT_SUCCESS(bound.status);
+  }
+
+  /**
+   * Runs `steps` in order until one does not go on, then ends what is left open (gracefully
+   * after a clean run, at once after a failure) and closes what {@linkcode prepare} opened.
+   * `tag`: every line carries its step and script line (a script's lines do). `lenient`: a peer
+   * that never sends its FIN at the end is shown but is no failure (a script's end is not a
+   * step).
+   */
+  async runSteps(steps: readonly Step[], tag: boolean, lenient: boolean): Promise<Outcome> {
+    const run = this.#run;
+    let outcome: Outcome = "next";
+    let at = 0;
+    try {
+      for (const step of steps) {
+        at = step.line;
+        if (tag) run.tags = { step: step.step, line: step.line };
+        outcome = await this.step(step);
+        if (outcome !== "next") break;
+      }
+    } catch (error) {
+      if (!(error instanceof StepError)) throw error;
+      run.reporter.note(tag ? `error: line ${at}: ${error.message}` : `error: ${error.message}`);
+      outcome = "failure";
+      run.reporter.fail();
+    } finally {
+      if (tag) run.tags = { step: "end", line: 0 };
+      await this.cleanup(outcome === "next", lenient);
+      if (tag) run.tags = null;
+      await this.release();
+    }
+    return outcome;
   }
 
   /** Runs one step; returns how to go on. */
@@ -205,13 +356,17 @@ export class ScriptRunner {
         );
         const made = completion.socket ?? completion.listenSocket;
         if (made) this.#sockets.set(step.socket, made);
-        return outcome;
+        if (outcome !== "next" || !made || step.bind === undefined) return outcome;
+        return await this.#bind(step, made, step.bind);
       }
       case "bind": {
         const existing = this.#sockets.get(step.socket);
-        const local = await run.resolve(step.local, existing?.family ?? AF_INET);
+        if (existing) return await this.#bind(step, existing, step.local);
+        const local = await run.resolve(step.local, AF_INET);
         if (local === null) return "failure";
-        const socket = existing ?? await this.#ensureSocket(step, local.family);
+        const socket = step.listen
+          ? await this.#listenSocket(step, local.family)
+          : await this.#ensureSocket(step, local.family);
         if (!socket) return "failure";
         return (await this.#main(
           step,
@@ -225,19 +380,29 @@ export class ScriptRunner {
       }
       case "connect":
       case "connectex": {
-        if (step.verb === "connect" && step.retryUntil !== undefined) {
-          // As `wsk connect --retry-until`: fresh sockets until one connects or time is up.
+        const first = step.verb === "connectex" ? step.data : null;
+        const options = { abortive: step.verb === "connectex" || step.abortive !== false };
+        if (step.retryUntil !== undefined) {
+          // Fresh sockets until one connects or time is up: one line with calls=ATTEMPTS.
           if (this.#sockets.has(step.socket)) {
             throw new StepError(`--retry-until needs a new socket; "${step.socket}" exists`);
           }
-          const made = await run.connectedRetrying(step.remote, step.bind, step.retryUntil);
+          const made = await run.connectedRetrying(
+            step.remote,
+            step.bind,
+            step.retryUntil,
+            options,
+            first,
+            this.#dispatch,
+            this.#irp(step),
+          );
           if (!made) return "failure";
           this.#sockets.set(step.socket, made);
           return "next";
         }
         const remote = await run.resolve(step.remote);
         if (remote === null) return "failure";
-        const socket = await this.#ensureSocket(step, remote.family);
+        const socket = await this.#ensureSocket(step, remote.family, options);
         if (!socket) return "failure";
         const local = step.bind
           ? await run.resolve(step.bind, remote.family)
@@ -246,12 +411,13 @@ export class ScriptRunner {
         const d = socket.Dispatch;
         return (await this.#main(
           step,
-          step.verb === "connect" ? "WskConnect" : "WskConnectEx",
+          first === null ? "WskConnect" : "WskConnectEx",
           socket,
           () =>
-            step.verb === "connect"
+            first === null
               ? d.WskConnect(socket, remote, 0, this.#irp(step))
-              : d.WskConnectEx(socket, remote, wskBuf(step.data), 0, this.#irp(step)),
+              : d.WskConnectEx(socket, remote, wskBuf(first), 0, this.#irp(step)),
+          { remote },
         )).outcome;
       }
       case "socketconnect": {
@@ -261,47 +427,40 @@ export class ScriptRunner {
           ? await run.resolve(step.bind, remote.family)
           : wildcard(remote.family);
         if (local === null) return "failure";
-        const d = run.npi.Dispatch;
-        const { outcome, completion } = await this.#main(
-          step,
-          "WskSocketConnect",
-          (c) => c.socket ?? null,
-          () =>
-            d.WskSocketConnect(run.npi.Client, 1, 6, local, remote, 0, undefined, this.#dispatch, {
-              ...this.#irp(step),
-              abortive: true,
-            }),
-          { remote },
-        );
-        if (completion.socket) this.#sockets.set(step.socket, completion.socket);
-        return outcome;
-      }
-      case "send": {
-        const socket = this.#connection(step);
-        const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
-        // While the step sends, what the peer sends back is read ahead (up to READ_AHEAD_MAX)
-        // for the next receive: a peer that echoes is never blocked by nobody reading.
-        const ahead = socket.state === "ESTAB" || socket.state === "LFIN"
-          ? new ReadAhead(run, socket)
-          : null;
-        try {
-          if (step.pattern !== undefined) {
-            return this.#judge(step, await sendPattern(run, socket, step.pattern, flags));
-          }
-          const data = step.data!;
-          return (await this.#main(
-            step,
-            "WskSend",
-            socket,
-            () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
-          )).outcome;
-        } finally {
-          const read = await ahead?.stop();
-          if (read && read.length > 0) this.#keep(socket, read);
+        if (step.ports) {
+          const worst = await checkPorts(
+            run,
+            local,
+            remote,
+            step.ports,
+            this.#irp(step),
+            step.retryUntil,
+          );
+          return this.#judge(step, worst);
         }
+        const { made, elapsedMs, attempts } = await socketConnect(
+          run,
+          local,
+          remote,
+          this.#irp(step),
+          step.retryUntil,
+          this.#dispatch,
+        );
+        run.report(
+          "WskSocketConnect",
+          made.socket ?? { id: 0, localAddress: local, remoteAddress: remote },
+          made,
+          elapsedMs,
+          { remote, ...(step.retryUntil === undefined ? {} : { calls: attempts }) },
+          step.status,
+        );
+        if (made.socket) this.#sockets.set(step.socket, made.socket);
+        return this.#judge(step, made);
       }
+      case "send":
+        return await this.#traced(step, () => this.#send(step));
       case "receive":
-        return await this.#receive(step);
+        return await this.#traced(step, () => this.#receive(step));
       case "disconnect": {
         const socket = this.#connection(step);
         const buffer = step.data ? wskBuf(step.data) : null;
@@ -353,6 +512,11 @@ export class ScriptRunner {
       }
       case "closesocket": {
         const socket = this.#any(step);
+        if (step.pendingReceive && !(socket instanceof WskListenSocket)) {
+          this.#sockets.delete(step.socket);
+          this.#flushUnread(socket);
+          return await this.#closeUnderReceive(step, socket);
+        }
         this.#sockets.delete(step.socket);
         this.#flushUnread(socket);
         return (await this.#main(
@@ -391,6 +555,183 @@ export class ScriptRunner {
    * arrived, and keeps any bytes past that point for the next receive. Then `--status` is
    * judged, and the expectations when the status is the expected one.
    */
+  /** Runs a send or receive step with its `--hex` trace on, if asked for. */
+  async #traced(step: Step & { hex: boolean }, body: () => Promise<Outcome>): Promise<Outcome> {
+    const run = this.#run;
+    const before = run.hex;
+    if (step.hex) run.hex = new HexTrace((line) => run.reporter.note(line));
+    try {
+      return await body();
+    } finally {
+      run.hex = before;
+    }
+  }
+
+  /** Where a step's payload goes: a file opened by prepare, standard output, or nowhere. */
+  #payloadSink(step: Step & { verb: "receive" }): ((bytes: Uint8Array) => Promise<void>) | null {
+    const file = this.#opened.get(step)?.output;
+    if (file) return (bytes) => file.write(bytes);
+    if (step.output !== "-") return null;
+    const io = this.#needIO();
+    io.payloadOnStdout();
+    return (bytes) => io.stdout(bytes);
+  }
+
+  /**
+   * A closesocket with a WskReceive pending: the receive is posted, the socket closed under
+   * it; the receive completes with STATUS_CANCELLED, as expected (data that beat the close is
+   * shown instead of lost).
+   */
+  async #closeUnderReceive(
+    step: Step,
+    socket: WskConnectionSocket,
+  ): Promise<Outcome> {
+    const run = this.#run;
+    const d = socket.Dispatch;
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    const start = performance.now();
+    const pending = d.WskReceive(socket, wskBuf(buffer), 0, this.#irp(step));
+    const described = {
+      id: socket.id,
+      localAddress: socket.localAddress,
+      remoteAddress: socket.remoteAddress,
+    };
+    const closed = await this.#main(step, "WskCloseSocket", socket, () => d.WskCloseSocket(socket));
+    const received = await pending;
+    run.report("WskReceive", described, received, performance.now() - start, {
+      data: buffer.subarray(0, received.information),
+    }, STATUS_CANCELLED);
+    return closed.outcome;
+  }
+
+  /** A send step: data, a file or standard input, or the pattern; `--receive` is full duplex. */
+  async #send(step: Step & { verb: "send" }): Promise<Outcome> {
+    const run = this.#run;
+    const socket = this.#connection(step);
+    const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
+    const json = this.#io?.json ?? true;
+    const input = this.#opened.get(step)?.input;
+    if (step.receive) return await this.#sendDuplex(step, socket, flags, input);
+    // While the step sends, what the peer sends back is read ahead (up to READ_AHEAD_MAX)
+    // for the next receive: a peer that echoes is never blocked by nobody reading.
+    const ahead = this.#readAhead && (socket.state === "ESTAB" || socket.state === "LFIN")
+      ? new ReadAhead(run, socket)
+      : null;
+    try {
+      if (step.pattern !== undefined) {
+        const progress = await Progress.for("sent", step.pattern, step.progress, json);
+        return this.#judge(
+          step,
+          await sendPattern(run, socket, step.pattern, flags, progress, step.timeout, step.status),
+        );
+      }
+      if (input) {
+        const progress = await Progress.for("sent", input.size, step.progress, json);
+        return this.#judge(step, await sendStream(run, socket, input.source, flags, progress));
+      }
+      const data = step.data!;
+      const sent = await this.#main(
+        step,
+        "WskSend",
+        socket,
+        () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
+      );
+      run.hex?.dump(">", socket.id, data.subarray(0, sent.completion.information));
+      return sent.outcome;
+    } finally {
+      const read = await ahead?.stop();
+      if (read && read.length > 0) this.#keep(socket, read);
+    }
+  }
+
+  /**
+   * `send --receive`: what the peer sends is written to standard output from the start while
+   * the input is sent; then our FIN, and the rest until the peer's FIN; then the socket is
+   * closed. A failure on the receiving side stops the input.
+   */
+  async #sendDuplex(
+    step: Step & { verb: "send" },
+    socket: WskConnectionSocket,
+    flags: number,
+    input: { source: ByteSource; size: number | null } | undefined,
+  ): Promise<Outcome> {
+    const run = this.#run;
+    const io = this.#needIO();
+    io.payloadOnStdout();
+    // Ctrl-C or SIGTERM ends an input that is still open (a terminal, a pipe): the read
+    // pending on it would otherwise hold the process until the input ends.
+    let inputStopped = false;
+    const stopInput = () => {
+      inputStopped = true;
+      if (input) closeQuietly(input.source);
+    };
+    // A read that fails because the input was stopped here is the input's end, not an error.
+    const source: ByteSource | null = input
+      ? {
+        read: (into) =>
+          input.source.read(into).catch((error) => inputStopped ? null : Promise.reject(error)),
+        close: () => input.source.close(),
+      }
+      : null;
+    run.signal.addEventListener("abort", stopInput, { once: true });
+    const carried = this.#carry.get(socket);
+    this.#carry.delete(socket);
+    if (carried) await io.stdout(carried);
+    const reader = new DuplexReceive(run, socket, (bytes) => io.stdout(bytes), {
+      failure: stopInput,
+      close: () => run.close(socket),
+    });
+    const json = io.json;
+    let sent: WskCompletion;
+    try {
+      if (step.data !== undefined) {
+        sent = await this.#run.call(
+          "WskSend",
+          socket,
+          () => socket.Dispatch.WskSend(socket, wskBuf(step.data!), flags, this.#irp(step)),
+          {},
+          step.status,
+        );
+        run.hex?.dump(">", socket.id, step.data.subarray(0, sent.information));
+      } else if (step.pattern !== undefined) {
+        const progress = await Progress.for("sent", step.pattern, step.progress, json);
+        sent = await sendPattern(run, socket, step.pattern, flags, progress);
+      } else {
+        const progress = await Progress.for("sent", input!.size, step.progress, json);
+        sent = await sendStream(run, socket, source!, flags, progress);
+      }
+    } catch (error) {
+      // The input failed part-way (a read error): abort, so the peer never sees a FIN for a
+      // cut stream and the open connection does not keep the process alive.
+      await run.close(socket);
+      await reader.end();
+      throw error;
+    } finally {
+      run.signal.removeEventListener("abort", stopInput);
+    }
+    const open = socket.state === "ESTAB" || socket.state === "RFIN";
+    let finished = false;
+    if (NT_SUCCESS(sent.status) && open) {
+      const d = socket.Dispatch;
+      const fin = await run.call(
+        "WskDisconnect",
+        socket,
+        () => d.WskDisconnect(socket, null, 0, this.#irp(step)),
+      );
+      finished = NT_SUCCESS(fin.status);
+    }
+    // Without our FIN (a failed send) there is nothing to wait for: closing aborts the
+    // connection and ends the pending receive.
+    await reader.finish(
+      finished || socket.state === "LFIN",
+      step.timeout ?? run.timeout,
+      () => run.close(socket),
+    );
+    await run.close(socket);
+    this.#sockets.delete(step.socket);
+    return this.#judge(step, sent);
+  }
+
   async #receive(step: Step & { verb: "receive" }): Promise<Outcome> {
     const run = this.#run;
     const socket = this.#connection(step);
@@ -407,6 +748,8 @@ export class ScriptRunner {
       ...(carried ? { carried } : {}),
       ...(step.status === undefined ? {} : { expected: step.status }),
     };
+    const sink = this.#payloadSink(step);
+    const json = this.#io?.json ?? true;
     if (step.verifyPattern !== undefined) {
       const size = step.verifyPattern === true ? undefined : step.verifyPattern;
       const got = await pump(run, socket, {
@@ -414,20 +757,32 @@ export class ScriptRunner {
         verify: new PatternVerifier(size),
         idle: true,
         ...(size === undefined ? {} : { limit: size }),
+        ...(sink ? { sink } : {}),
+        progress: await Progress.for("received", size ?? null, step.progress, json),
       });
+      this.#kept(step, got);
       return this.#judge(step, got.completion);
     }
     if (!step.until && !step.expect && !step.expectRe) {
-      // Nothing to look for: stream it (no buffering), showing what came in the line.
+      // Nothing to look for: stream it (no buffering) to its destination, or show what came
+      // in the line.
       const got = await pump(run, socket, {
         ...common,
-        show: true,
+        ...(sink ? { sink, idle: true } : { show: true }),
         waitAll: step.waitAll,
         ...(step.bytes === undefined ? {} : { limit: step.bytes }),
+        progress: await Progress.for("received", step.bytes ?? null, step.progress, json),
       });
+      this.#kept(step, got);
       return this.#judge(step, got.completion);
     }
     return await this.#receiveMatching(step, socket, timeout, carried);
+  }
+
+  /** Notes whether a step's output got data and every write went through (it is kept). */
+  #kept(step: Step, got: PumpResult): void {
+    const opened = this.#opened.get(step);
+    if (opened) opened.keep = got.delivered > 0 && !got.writeFailed;
   }
 
   async #receiveMatching(
@@ -515,14 +870,15 @@ export class ScriptRunner {
    * Ends what the script left open. After a clean run, connections end gracefully (FIN, drain
    * until the peer's FIN, close); after a stop, they are closed at once.
    */
-  async cleanup(clean: boolean): Promise<void> {
+  async cleanup(clean: boolean, lenient = true): Promise<void> {
     for (const [name, socket] of this.#sockets) {
       this.#sockets.delete(name);
       this.#flushUnread(socket);
       if (socket.state === "CLOSED") continue;
       if (clean && !(socket instanceof WskListenSocket) && socket.state !== "INIT") {
-        // Not a step: a peer that never sends its FIN is shown, but does not fail the script.
-        await this.#run.finish(socket, STATUS_IO_TIMEOUT);
+        // In a script this is not a step: a peer that never sends its FIN is shown, but does not
+        // fail it (`lenient`). A command line's own graceful close is its last call.
+        await this.#run.finish(socket, lenient ? STATUS_IO_TIMEOUT : undefined);
       } else await this.#run.close(socket);
     }
   }
@@ -538,4 +894,31 @@ function excerpt(data: Uint8Array): string {
   const limit = 120;
   const text = new TextDecoder().decode(data.subarray(0, limit));
   return data.length > limit ? `${text}...(+${data.length - limit} bytes)` : text;
+}
+
+/**
+ * Opens what a send step reads: standard input (no file, or `-`), or a file, whose size is
+ * known. Throws UsageError for a file that cannot be read.
+ */
+async function openInput(
+  file: string | undefined,
+  io: StepIO | null,
+): Promise<{ source: ByteSource; size: number | null }> {
+  if (file === undefined || file === "-") {
+    if (io === null) throw new UsageError("Cannot read standard input here");
+    return { source: io.stdin(), size: null };
+  }
+  try {
+    const opened = await Deno.open(file, { read: true });
+    const info = await opened.stat();
+    if (info.isDirectory) {
+      opened.close();
+      throw new Error("it is a directory");
+    }
+    return { source: opened, size: info.isFile ? info.size : null };
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read file "${file}": ${error instanceof Error ? error.message : error}`,
+    );
+  }
 }

@@ -7,26 +7,12 @@
  * @module
  */
 
-import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { split } from "shlex";
-import { type AddressFamily, type NTSTATUS, ntStatusFromName } from "../provider/mod.ts";
-import {
-  collect,
-  type Endpoint,
-  type OptionSetting,
-  type OptionSpec,
-  parseByteCount,
-  parseData,
-  parseFamily,
-  parseFirstData,
-  parseLocal,
-  parseOptionName,
-  parseOptionSetting,
-  parseRemote,
-  parseRetryUntil,
-  parseSize,
-  parseTimeout,
-} from "../syntax/values.ts";
+import { UsageError } from "../syntax/usage.ts";
+import type { Step } from "./step.ts";
+import { parseVerbWords, type VerbTable } from "./verb.ts";
+
+export type { Step, StepCommon } from "./step.ts";
 
 /** A syntax error in a script, with the line it is on. */
 export class ScriptSyntaxError extends Error {
@@ -39,302 +25,33 @@ export class ScriptSyntaxError extends Error {
   }
 }
 
-/** What every step may say. */
-export interface StepCommon {
-  /** 1-based line in the script. */
-  readonly line: number;
-  /** 1-based step number. */
-  readonly step: number;
-  /** The step as written (for messages). */
-  readonly text: string;
-  /** The socket the step works on. */
-  readonly socket: string;
-  /** The status the step's own dispatch call must complete with (a negative test). */
-  readonly status?: NTSTATUS;
-  /** Per-call bound for this step, overriding the run's --timeout. */
-  readonly timeout?: number;
-}
-
-/** One parsed step. */
-export type Step =
-  & StepCommon
-  & (
-    | { readonly verb: "socket"; readonly family: AddressFamily; readonly listen: boolean }
-    | { readonly verb: "bind"; readonly local: Endpoint }
-    | {
-      readonly verb: "connect";
-      readonly remote: Endpoint;
-      readonly bind?: Endpoint;
-      readonly retryUntil?: number;
-    }
-    | {
-      readonly verb: "connectex";
-      readonly remote: Endpoint;
-      readonly data: Uint8Array;
-      readonly bind?: Endpoint;
-    }
-    | { readonly verb: "socketconnect"; readonly remote: Endpoint; readonly bind?: Endpoint }
-    | {
-      readonly verb: "send";
-      readonly data?: Uint8Array;
-      readonly pattern?: number;
-      readonly nodelay: boolean;
-    }
-    | {
-      readonly verb: "receive";
-      readonly bytes?: number;
-      readonly waitAll: boolean;
-      readonly drain: boolean;
-      readonly until?: Uint8Array;
-      readonly expect?: Uint8Array;
-      readonly expectRe?: RegExp;
-      readonly verifyPattern?: number | true;
-    }
-    | { readonly verb: "disconnect"; readonly data?: Uint8Array; readonly abortive: boolean }
-    | { readonly verb: "getlocaladdress" }
-    | { readonly verb: "getremoteaddress" }
-    | {
-      readonly verb: "controlsocket";
-      readonly set: readonly OptionSetting[];
-      readonly get: readonly OptionSpec[];
-    }
-    | { readonly verb: "closesocket" }
-    | { readonly verb: "accept"; readonly listener: string }
-  );
-
-/** The verbs a script knows. */
-export const VERBS = [
-  "socket",
-  "bind",
-  "connect",
-  "connectex",
-  "socketconnect",
-  "send",
-  "receive",
-  "disconnect",
-  "getlocaladdress",
-  "getremoteaddress",
-  "controlsocket",
-  "closesocket",
-  "accept",
-] as const;
-
-function parseStatus(text: string): NTSTATUS {
-  const status = ntStatusFromName(text);
-  if (status === undefined) {
-    throw new InvalidArgumentError(`Cannot parse status "${text}": not an NTSTATUS name or hex`);
-  }
-  return status;
-}
-
-function parseRegex(text: string): RegExp {
-  try {
-    return new RegExp(text, "s");
-  } catch (error) {
-    throw new InvalidArgumentError(
-      `Cannot parse regular expression "${text}": ${
-        error instanceof Error ? error.message : error
-      }`,
+/**
+ * Parses one step's words (the verb first) into a {@linkcode Step}, with the verb's one
+ * declaration. Throws ScriptSyntaxError. It does not check that the step's sockets exist (the
+ * caller knows which do).
+ */
+export function parseStep(
+  verbs: VerbTable,
+  words: string[],
+  line: number,
+  step: number,
+  text: string,
+): Step {
+  const name = words[0]!;
+  const verb = verbs.get(name);
+  if (verb === undefined || !verb.script) {
+    const known = [...verbs.values()].filter((v) => v.script).map((v) => v.name);
+    throw new ScriptSyntaxError(
+      line,
+      `unknown step "${name}" (expected one of ${known.join(", ")})`,
     );
   }
-}
-
-function parseName(text: string): string {
-  if (!/^[A-Za-z_][\w-]{0,63}$/.test(text)) {
-    throw new InvalidArgumentError(`Cannot parse socket name "${text}": expected a word`);
-  }
-  return text;
-}
-
-/** A commander parser for one verb: the shared options, then the verb's own. */
-function stepCommand(verb: string) {
-  return new Command(verb)
-    .exitOverride()
-    .helpOption(false)
-    .allowExcessArguments(false)
-    .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
-    .option("--socket <name>", "the socket this step works on", parseName, "main")
-    .option("--status <name>", "the status this step's call must complete with", parseStatus)
-    .option("--timeout <ms>", "bound for this step's calls", parseTimeout);
-}
-
-/**
- * Parses one step's words into a {@linkcode Step}. Throws ScriptSyntaxError. It does not check
- * that the step's sockets exist (the caller knows which do).
- */
-export function parseStep(words: string[], line: number, step: number, text: string): Step {
-  const verb = words[0]!;
-  const args = words.slice(1);
-  let parsed: Step | undefined;
-  const base = (o: { socket: string; status?: NTSTATUS; timeout?: number }) => ({
-    line,
-    step,
-    text,
-    socket: o.socket,
-    ...(o.status === undefined ? {} : { status: o.status }),
-    ...(o.timeout === undefined ? {} : { timeout: o.timeout }),
-  });
-  const bindOption = (c: ReturnType<typeof stepCommand>) =>
-    c.option("--bind <local>", "local address", parseLocal);
-  let command;
-  switch (verb) {
-    case "socket":
-      command = stepCommand(verb)
-        .option("--family <family>", "inet or inet6", parseFamily, 2 as AddressFamily)
-        .option("--listen", "a listening socket")
-        .action((o) => {
-          parsed = { ...base(o), verb, family: o.family, listen: o.listen === true };
-        });
-      break;
-    case "bind":
-      command = stepCommand(verb).argument("<local>", "", parseLocal).action((local, o) => {
-        parsed = { ...base(o), verb, local };
-      });
-      break;
-    case "connect":
-      command = bindOption(stepCommand(verb))
-        .argument("<remote>", "", parseRemote)
-        .addOption(
-          new Option("--retry-until <ms>", "retry a refused connect until then")
-            .argParser(parseRetryUntil)
-            .conflicts("status"),
-        )
-        .action((remote, o) => {
-          parsed = {
-            ...base(o),
-            verb,
-            remote,
-            ...(o.bind ? { bind: o.bind } : {}),
-            ...(o.retryUntil === undefined ? {} : { retryUntil: o.retryUntil }),
-          };
-        });
-      break;
-    case "socketconnect":
-      command = bindOption(stepCommand(verb)).argument("<remote>", "", parseRemote).action(
-        (remote, o) => {
-          parsed = { ...base(o), verb, remote, ...(o.bind ? { bind: o.bind } : {}) };
-        },
-      );
-      break;
-    case "connectex":
-      command = bindOption(stepCommand(verb))
-        .argument("<remote>", "", parseRemote)
-        .argument("[data]", "", parseFirstData)
-        .option("--data <text>", "first data", parseFirstData)
-        .action((remote, data, o) => {
-          const first = data ?? o.data;
-          if (!first) {
-            throw new InvalidArgumentError("connectex needs data (an argument or --data)");
-          }
-          parsed = { ...base(o), verb, remote, data: first, ...(o.bind ? { bind: o.bind } : {}) };
-        });
-      break;
-    case "send":
-      command = stepCommand(verb)
-        .argument("[data]", "", parseData)
-        .option("--data <text>", "data to send", parseData)
-        .option("--pattern <size>", "send SIZE bytes of the verification pattern", parseSize)
-        .option("--nodelay", "WSK_FLAG_NODELAY")
-        .action((data, o) => {
-          const bytes = data ?? o.data;
-          if (!bytes === (o.pattern === undefined)) {
-            throw new InvalidArgumentError("send needs data (an argument or --data) or --pattern");
-          }
-          parsed = {
-            ...base(o),
-            verb,
-            nodelay: o.nodelay === true,
-            ...(bytes ? { data: bytes } : { pattern: o.pattern! }),
-          };
-        });
-      break;
-    case "receive":
-      command = stepCommand(verb)
-        .option("--bytes <n>", "stop after N bytes", parseByteCount)
-        .option("--waitall", "WSK_FLAG_WAITALL")
-        .addOption(
-          new Option("--drain", "WSK_FLAG_DRAIN").conflicts(["waitall", "bytes", "until"]),
-        )
-        .option("--until <text>", "receive until this text has arrived", parseData)
-        .option("--expect <text>", "the data must contain this text", parseData)
-        .option("--expect-re <regex>", "the data must match this regular expression", parseRegex)
-        .addOption(
-          new Option("--verify-pattern [size]", "the data must be the verification pattern")
-            .argParser(parseSize)
-            .conflicts(["until", "expect", "expectRe", "drain", "bytes"]),
-        )
-        .action((o) => {
-          parsed = {
-            ...base(o),
-            verb,
-            waitAll: o.waitall === true,
-            drain: o.drain === true,
-            ...(o.bytes === undefined ? {} : { bytes: o.bytes }),
-            ...(o.until ? { until: o.until } : {}),
-            ...(o.expect ? { expect: o.expect } : {}),
-            ...(o.expectRe ? { expectRe: o.expectRe } : {}),
-            ...(o.verifyPattern === undefined ? {} : { verifyPattern: o.verifyPattern }),
-          };
-        });
-      break;
-    case "disconnect":
-      command = stepCommand(verb)
-        .argument("[data]", "", parseData)
-        .option("--data <text>", "final data", parseData)
-        .option("--abortive", "reset instead of FIN")
-        .action((data, o) => {
-          const final = data ?? o.data;
-          if (final && o.abortive) {
-            throw new InvalidArgumentError("--abortive takes no data (an RST carries none)");
-          }
-          parsed = {
-            ...base(o),
-            verb,
-            abortive: o.abortive === true,
-            ...(final ? { data: final } : {}),
-          };
-        });
-      break;
-    case "getlocaladdress":
-    case "getremoteaddress":
-    case "closesocket":
-      command = stepCommand(verb).action((o) => {
-        parsed = { ...base(o), verb };
-      });
-      break;
-    case "controlsocket":
-      command = stepCommand(verb)
-        .option("--set <name=value>", "WskSetOption", collect(parseOptionSetting))
-        .option("--get <name>", "WskGetOption or WskIoctl", collect(parseOptionName))
-        .action((o) => {
-          if (!o.set && !o.get) {
-            throw new InvalidArgumentError("controlsocket needs --set or --get");
-          }
-          parsed = { ...base(o), verb, set: o.set ?? [], get: o.get ?? [] };
-        });
-      break;
-    case "accept":
-      command = stepCommand(verb)
-        .requiredOption("--listener <name>", "the listening socket", parseName)
-        .action((o) => {
-          parsed = { ...base(o), verb, listener: o.listener };
-        });
-      break;
-    default:
-      throw new ScriptSyntaxError(
-        line,
-        `unknown step "${verb}" (expected one of ${VERBS.join(", ")})`,
-      );
-  }
   try {
-    command.parse(args, { from: "user" });
+    return parseVerbWords(verb, "script", words.slice(1), { line, step, text });
   } catch (error) {
-    if (error instanceof CommanderError || error instanceof InvalidArgumentError) {
-      throw new ScriptSyntaxError(line, error.message.replace(/^error: /, ""));
-    }
+    if (error instanceof UsageError) throw new ScriptSyntaxError(line, error.message);
     throw error;
   }
-  return parsed!;
 }
 
 /** Cuts a trailing `# comment` that stands outside quotes. */
@@ -361,12 +78,18 @@ function socketsOf(
 ): { needs: string[]; makes: string[]; fresh: boolean; ends?: string } {
   switch (step.verb) {
     case "socket":
-    case "socketconnect":
       return { needs: [], makes: [step.socket], fresh: true };
+    case "socketconnect":
+      // A port list keeps no socket.
+      return step.ports ? { needs: [], makes: [], fresh: false } : {
+        needs: [],
+        makes: [step.socket],
+        fresh: true,
+      };
     case "connect":
+    case "connectex":
       return { needs: [], makes: [step.socket], fresh: step.retryUntil !== undefined };
     case "bind":
-    case "connectex":
       return { needs: [], makes: [step.socket], fresh: false };
     case "accept":
       return { needs: [step.listener], makes: [step.socket], fresh: true };
@@ -442,18 +165,10 @@ function isUtf8Prefix(bytes: Uint8Array, complete = false): boolean {
 
 /**
  * Parses a whole script. Blank lines and `#` comments are skipped. Throws ScriptSyntaxError
- * for the first bad line, including a step on a socket no earlier step created.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseScript } from "./script.ts";
- *
- * const steps = parseScript('socketconnect 127.0.0.1:8080\nsend "PING\\r\\n"\n# done\n');
- * assert.deepEqual(steps.map((s) => [s.line, s.verb]), [[1, "socketconnect"], [2, "send"]]);
- * ```
+ * for the first bad line, including a step on a socket no earlier step created. `verbs` is
+ * the declaration table every step is parsed with.
  */
-export function parseScript(source: string | Uint8Array): Step[] {
+export function parseScript(source: string | Uint8Array, verbs: VerbTable): Step[] {
   if (typeof source !== "string") source = decodeScript(source);
   const steps: Step[] = [];
   const known = new Set<string>();
@@ -468,7 +183,7 @@ export function parseScript(source: string | Uint8Array): Step[] {
       throw new ScriptSyntaxError(i + 1, error instanceof Error ? error.message : String(error));
     }
     if (words.length === 0) continue;
-    const step = parseStep(words, i + 1, steps.length + 1, text);
+    const step = parseStep(verbs, words, i + 1, steps.length + 1, text);
     const { needs, makes, fresh, ends } = socketsOf(step);
     for (const name of needs) {
       if (!known.has(name)) {

@@ -6,7 +6,6 @@
  */
 
 import assert from "node:assert/strict";
-import { isSessionRoute } from "../../main.ts";
 import { type CliResult, closedPort, PythonProcess, runCli, sleep } from "../_helpers.ts";
 import { assertLines, failed, jsonLines, ok, okJson } from "./_peer.ts";
 
@@ -852,28 +851,4 @@ Deno.test("session: --json lines carry the handle; human lines say handle=@N", a
       ),
     );
   });
-});
-
-Deno.test("isSessionRoute() sends handles and --session to the agent, and never help", () => {
-  const table: [string[], boolean][] = [
-    [["send", "@1", "--data", "hi"], true],
-    [["accept", "@2"], true],
-    [["send", "@x"], true], // routed, then refused as a malformed handle
-    [["socket", "--session"], true],
-    [["socketconnect", "127.0.0.1:80", "--session", "--json"], true],
-    [["accept", "127.0.0.1:9000", "--hold"], true],
-    [["accept", "127.0.0.1:9000", "--mode", "echo"], false],
-    [["accept", "127.0.0.1:9000", "--", "--hold"], false],
-    [["accept", "127.0.0.1:9000", "--hold", "--help"], false],
-    [["send", "@1", "--help"], false],
-    [["socket", "--session", "-h"], false],
-    [["send", "127.0.0.1:80", "--data", "@1"], false],
-    [["connect", "127.0.0.1:80", "--session"], false],
-    [["socket", "--", "--session"], false],
-    [["--json", "@1"], false],
-    [[], false],
-  ];
-  for (const [args, expected] of table) {
-    assert.equal(isSessionRoute(args), expected, args.join(" "));
-  }
 });
