@@ -487,7 +487,11 @@ export class ScriptRunner {
           {
             id: socket.id,
             localAddress: local ? got.address ?? null : socket.localAddress,
-            remoteAddress: local || socket instanceof WskListenSocket ? null : got.address ?? null,
+            remoteAddress: socket instanceof WskListenSocket
+              ? null
+              : local
+              ? socket.remoteAddress
+              : got.address ?? null,
           },
           got,
           performance.now() - start,

@@ -357,7 +357,7 @@ Deno.test("session: unknown, malformed and misused handles are usage errors (exi
       [["send", "@x"], 'Cannot parse handle "@x"'],
       [["send", "@01"], 'Cannot parse handle "@01"'],
       [["release", "@1"], 'Cannot use handle "@1" with "release"'],
-      [["send", "@1", "--socket", "main", "--data", "x"], 'Cannot use "--socket"'],
+      [["send", "@1", "--socket", "main", "--data", "x"], "unknown option '--socket'"],
       [["send", "@1", "--bogus"], "unknown option '--bogus'"],
       [["accept", "@1"], 'socket "@1" is not a listening socket'],
     ];
@@ -379,6 +379,7 @@ Deno.test("session: a listening handle accepts a connection, which gets its own 
     const [, bind] = assertLines(made.stdout, [
       ok1("WskSocket"),
       ok1("WskBind", { local: /^127\.0\.0\.1:\d+$/ }),
+      ok1("WskGetLocalAddress", { local: /^127\.0\.0\.1:\d+$/ }),
     ]);
     const listening = bind!.local!;
     const { local: client } = await peer.do(`connect ${listening.split(":")[1]}`) as {
@@ -583,9 +584,20 @@ Deno.test("session: the agent says it is alive every 2 s while a step runs, then
     // The peer sends nothing: the receive runs its whole 5 s and times out.
     const request = {
       op: "step",
-      verb: "receive",
       handle: 1,
-      args: ["--bytes", "5", "--timeout", "5000"],
+      steps: [{
+        verb: "receive",
+        line: 1,
+        step: 1,
+        text: "receive @1 --bytes 5 --timeout 5000",
+        socket: "main",
+        bytes: 5,
+        timeout: 5000,
+        waitAll: false,
+        drain: false,
+        append: false,
+        hex: false,
+      }],
     };
     await using client = new PythonProcess(LINES_CLIENT, [s.socketPath, JSON.stringify(request)]);
     const lines: string[] = [];
