@@ -864,3 +864,20 @@ Deno.test("session: --json lines carry the handle; human lines say handle=@N", a
     );
   });
 });
+
+Deno.test("session: receive @1 --output - writes the payload raw to stdout; its lines go to stderr", async () => {
+  await using peer = await Peer.start();
+  await withSession(async (s) => {
+    await connectHandle(s, peer);
+    await peer.do("send 0 raw\\x01bytes");
+    const got = await s.wsk(["receive", "@1", "--bytes", "12", "--output", "-"]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stdout, "raw\\x01bytes");
+    assert.match(got.stderr, /^WskReceive STATUS_SUCCESS 0x00000000 socket=1 handle=@1 .*bytes=12/);
+    // Without --output the data is in the line, as in a script.
+    await peer.do("send 0 again");
+    const line = await s.wsk(["receive", "@1", "--bytes", "5"]);
+    assertOk(line, "receive");
+    assert.match(line.stdout, /^WskReceive STATUS_SUCCESS .*bytes=5 .*data="again"/);
+  });
+});

@@ -1,0 +1,123 @@
+// Parity of the three entry points: every declared verb, every one of its options, typed on the
+// command line, as a `wsk run` step and on a session handle, is accepted by all three and gives
+// the same step (apart from where its socket comes from). The grammars are the ones main.ts
+// builds; nothing here restates an option list.
+
+import assert from "node:assert/strict";
+import { loadVerbs } from "../../main.ts";
+import { verbCommand } from "../../cli/verb.ts";
+import type { CliContext } from "../../cli/command.ts";
+import { parseHandleWords, parseVerbWords, type VerbDecl } from "../../steps/verb.ts";
+
+/** A value each option's parser takes, by the option's value name in its flags. */
+const SAMPLES: Record<string, string> = {
+  local: "127.0.0.1:0",
+  family: "inet6",
+  ms: "500ms",
+  duration: "5s",
+  n: "4",
+  text: "hi\\r\\n",
+  regex: "^h.",
+  size: "1K",
+  file: "/tmp/wsk-parity-output",
+  path: "/tmp/wsk-parity-input",
+  "name=value": "TCP_NODELAY=1",
+  name: "TCP_NODELAY",
+};
+
+/** The option words to try for one declared option (`--status` needs a status name). */
+function wordsFor(flags: string): string[] {
+  const long = /--[a-z-]+/.exec(flags)![0];
+  const value = /[<[]([^>\]]+)[>\]]/.exec(flags)?.[1];
+  if (long === "--status") return [long, "STATUS_SUCCESS"];
+  if (long === "--listener") return [long, "srv"];
+  return value === undefined ? [long] : [long, SAMPLES[value] ?? "1"];
+}
+
+/** Words that make a verb's step valid besides the option under test. */
+function baseWords(verb: VerbDecl, option: string): string[] {
+  switch (verb.name) {
+    case "bind":
+      return ["127.0.0.1:0"];
+    case "connect":
+    case "socketconnect":
+      return ["127.0.0.1:8080"];
+    case "connectex":
+      return option === "--data" ? ["127.0.0.1:8080"] : ["127.0.0.1:8080", "first"];
+    case "send":
+      return ["--data", "--file", "--pattern"].includes(option) ? [] : ["x"];
+    case "controlsocket":
+      return option === "--set" || option === "--get" ? [] : ["--get", "SO_RCVBUF"];
+    case "accept":
+      return option === "--listener" ? [] : ["--listener", "srv"];
+    case "receive":
+      return option === "--append" ? ["--output", "/tmp/wsk-parity-output"] : [];
+    default:
+      return [];
+  }
+}
+
+/** A context whose output goes nowhere: the grammar is all that is used. */
+const QUIET: CliContext = {
+  stdout: { line: () => {} },
+  stderr: { line: () => {} },
+  writePayload: () => Promise.resolve(),
+  stdin: () => ({ read: () => Promise.resolve(null), close: () => {} }),
+  color: false,
+  exitCode: 0,
+};
+
+/** The step fields that say what to do, not where (socket, text, position). */
+function what(step: Record<string, unknown>): Record<string, unknown> {
+  const { socket: _s, text: _t, line: _l, step: _n, listener: _k, ...rest } = step;
+  return rest;
+}
+
+Deno.test("parity: every verb and option is accepted by the CLI, a script step and a handle, alike", async () => {
+  const verbs = await loadVerbs();
+  assert.ok(verbs.size >= 13, `verbs: ${[...verbs.keys()].join(", ")}`);
+  let checked = 0;
+  for (const verb of verbs.values()) {
+    // The CLI's option set is the declaration's (plus the connect options for a remote).
+    const cli = verbCommand(QUIET, verb);
+    const cliFlags = new Set(cli.options.map((o) => o.long));
+    for (const option of verb.options) {
+      const words = wordsFor(option.flags);
+      const long = words[0]!;
+      assert.ok(cliFlags.has(long), `${verb.name}: the CLI lacks ${long}`);
+      if (long === "--no-progress" || long === "--no-pending-receive") continue;
+      const typed = [...baseWords(verb, long), ...words];
+      const at = { line: 1, step: 1, text: typed.join(" ") };
+      if (verb.script) {
+        const step = parseVerbWords(verb, "script", typed, at);
+        if (verb.handle && long !== "--listener") {
+          const handle = parseHandleWords(
+            verb,
+            typed.filter((w, i, all) => !(w === "--listener" || all[i - 1] === "--listener")),
+            at.text,
+          ).step;
+          assert.deepEqual(
+            what(handle as unknown as Record<string, unknown>),
+            what(step as unknown as Record<string, unknown>),
+            `${verb.name} ${typed.join(" ")}: script and handle differ`,
+          );
+        }
+      }
+      checked++;
+    }
+  }
+  assert.ok(checked >= 30, `only ${checked} verb options were checked`);
+});
+
+Deno.test("parity: the same typo is refused the same way on the CLI, in a script and on a handle", async () => {
+  const verbs = await loadVerbs();
+  const receive = verbs.get("receive")!;
+  const at = { line: 1, step: 1, text: "receive --bytes x" };
+  assert.throws(() => parseVerbWords(receive, "script", ["--bytes", "x"], at), /--bytes/);
+  assert.throws(() => parseHandleWords(receive, ["--bytes", "x"], at.text), /--bytes/);
+  assert.throws(
+    () => parseVerbWords(receive, "script", ["--bogus"], at),
+    /unknown option '--bogus'/,
+  );
+  assert.throws(() => parseHandleWords(receive, ["--bogus"], at.text), /unknown option '--bogus'/);
+});
