@@ -46,6 +46,7 @@ import { collect, parseCount, parseData, parseLocal, parseSize } from "../syntax
 import { type CidrRule, parseCidr, refusalOf } from "../engine/cidr.ts";
 import { PatternVerifier } from "../engine/pattern.ts";
 import { pump, writeFailure } from "../engine/pump.ts";
+import { echoLoop } from "../engine/echo.ts";
 import { Run } from "../engine/context.ts";
 import { UsageError } from "../syntax/usage.ts";
 
@@ -161,63 +162,6 @@ function isOpen(socket: WskConnectionSocket): boolean {
 
 // ---------------------------------------------------------------------------------------------
 // WskAccept (IRP) handlers
-
-/** Largest echo buffer: each receive is sent back before the next, so it bounds the round. */
-const ECHO_MAX = 256 * 1024;
-
-/**
- * The echo of Microsoft's echosrv sample on the shared pump: receive, send the same bytes back,
- * until a 0-byte receive (the peer's FIN). Reported as one WskReceive and one WskSend line with
- * call counts. Returns the failed call's completion, or null.
- */
-async function echoLoop(
-  run: Run,
-  socket: WskConnectionSocket,
-  expected: () => NTSTATUS | undefined,
-): Promise<WskCompletion | null> {
-  const d = socket.Dispatch;
-  let sent = 0;
-  let sends = 0;
-  const got = await pump(run, socket, {
-    bufferSize: ECHO_MAX,
-    idle: true,
-    // Each chunk is sent back before the next receive (the pump reuses its buffer).
-    sink: async (bytes) => {
-      const put = await d.WskSend(socket, wskBuf(bytes), 0, run.irp());
-      sends++;
-      if (NT_SUCCESS(put.status)) sent += put.information;
-      return put;
-    },
-    expected,
-  });
-  run.report(
-    "WskSend",
-    socket,
-    got.sinkFailure ?? { status: STATUS_SUCCESS, information: 0 },
-    got.elapsedMs,
-    { information: sent, calls: sends },
-    expected(),
-  );
-  return got.sinkFailure ?? (NT_SUCCESS(got.status) ? null : got.completion);
-}
-
-/**
- * The echo of Microsoft's echosrv sample: receive, send the same bytes back, until a 0-byte
- * receive (the peer's FIN); then a graceful disconnect and close. Any failure closes at once.
- * Reported as one WskReceive and one WskSend line with call counts.
- */
-export async function echo(
-  run: Run,
-  socket: WskConnectionSocket,
-  expected?: NTSTATUS,
-): Promise<void> {
-  const d = socket.Dispatch;
-  const failed = await echoLoop(run, socket, () => expected);
-  if (failed === null) {
-    await run.call("WskDisconnect", socket, () => d.WskDisconnect(socket, null, 0, run.irp()));
-  }
-  await run.close(socket);
-}
 
 /**
  * How a payload write ended: `written`, or abandoned because the server was `stopped` or
@@ -1038,6 +982,28 @@ export function command(ctx: CliContext) {
       ),
     )
     .action(async (localEndpoint, options, command) => {
+      if (options.hold) {
+        // The session agent makes the listening socket, binds it and takes one connection;
+        // both become handles.
+        if (localEndpoint === undefined) {
+          throw new UsageError(
+            "accept --hold takes the local address first: wsk accept LOCAL --hold",
+          );
+        }
+        const family = localEndpoint.kind === "literal" ? localEndpoint.address.family : 2;
+        const at = { line: 1, text: ["accept", localEndpoint.text, "--hold"].join(" ") };
+        const { runSessionSteps } = await import("../session/client.ts");
+        ctx.exitCode = await runSessionSteps(ctx, null, [
+          { ...at, step: 1, socket: "listener", verb: "socket", family, listen: true },
+          { ...at, step: 2, socket: "listener", verb: "bind", local: localEndpoint, listen: true },
+          { ...at, step: 3, socket: "main", verb: "accept", listener: "listener" },
+        ], {
+          json: options.json === true,
+          verbose: options.verbose === true,
+          timeout: options.timeout,
+        });
+        return;
+      }
       const explicitMode = command.getOptionValueSource("mode") === "cli";
       let mode: AcceptMode = options.mode;
       const wantsReply = options.reply !== undefined || options.replyFile !== undefined;

@@ -23,7 +23,9 @@ export const connectex: VerbDecl = {
   ],
   make({ args, options }) {
     const data = (args[1] ?? options.data) as Uint8Array | undefined;
-    if (!data) throw new InvalidArgumentError('connectex needs data: an argument or "--data <text>"');
+    if (!data) {
+      throw new InvalidArgumentError('connectex needs data: an argument or "--data <text>"');
+    }
     if (args[1] !== undefined && options.data !== undefined) {
       throw new InvalidArgumentError("give the data once: as an argument or with --data");
     }
