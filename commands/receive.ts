@@ -49,9 +49,10 @@ export const receive: VerbDecl = {
     },
     {
       flags: "--output <file>",
-      help: "where the data goes: - for stdout (the command line's default without --json); a " +
+      help:
+        "where the data goes: - for stdout (the command line's default; lines then go to stderr); a " +
         "file is written beside FILE and renamed over it only once data arrived; without " +
-        "--output in a script, on a handle or with --json, the data is in the WskReceive record",
+        "--output in a script or on a handle, the data is shown in the WskReceive line",
     },
     { flags: "--append", help: "add the data at the end of --output FILE instead of replacing it" },
     ...TRACE_OPTIONS,
@@ -68,7 +69,7 @@ export const receive: VerbDecl = {
     // The command line writes the data to stdout unless it checks it or prints JSON.
     const output = (options.output as string | undefined) ??
       (entry === "cli" && verify === undefined && matching === undefined &&
-          options.json !== true && options.drain !== true
+          options.drain !== true
         ? "-"
         : undefined);
     if (options.append && (output === undefined || output === "-")) {
