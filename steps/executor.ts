@@ -109,6 +109,8 @@ export class ScriptRunner {
   readonly #io: StepIO | null;
   readonly #opened = new Map<Step, Opened>();
   readonly #readAhead: boolean;
+  /** Sockets whose failed step leaves the connection sound: they end gracefully all the same. */
+  readonly #graceful = new Set<AnySocket>();
 
   /**
    * `readAhead`: a send step reads what the peer sends meanwhile, for the next receive (a
@@ -501,18 +503,22 @@ export class ScriptRunner {
         return this.#judge(step, got);
       }
       case "controlsocket": {
+        // Every option is set and read, even after one fails: each has its own line.
         const socket = this.#connection(step);
+        const outcomes: Outcome[] = [];
         for (const setting of step.set) {
           const set = await run.setOption(socket, setting, this.#irp(step), step.status);
-          const outcome = this.#judge(step, set);
-          if (outcome !== "next") return outcome;
+          outcomes.push(this.#judge(step, set));
         }
         for (const spec of step.get) {
           const got = await run.getOption(socket, spec, this.#irp(step), step.status);
-          const outcome = this.#judge(step, got);
-          if (outcome !== "next") return outcome;
+          outcomes.push(this.#judge(step, got));
         }
-        return "next";
+        if (outcomes.includes("expectation")) return "expectation";
+        if (!outcomes.includes("failure")) return "next";
+        // A socket option the host lacks says nothing about the connection: it ends gracefully.
+        this.#graceful.add(socket);
+        return "failure";
       }
       case "closesocket": {
         const socket = this.#any(step);
@@ -879,7 +885,8 @@ export class ScriptRunner {
       this.#sockets.delete(name);
       this.#flushUnread(socket);
       if (socket.state === "CLOSED") continue;
-      if (clean && !(socket instanceof WskListenSocket) && socket.state !== "INIT") {
+      const graceful = clean || this.#graceful.delete(socket);
+      if (graceful && !(socket instanceof WskListenSocket) && socket.state !== "INIT") {
         // In a script this is not a step: a peer that never sends its FIN is shown, but does not
         // fail it (`lenient`). A command line's own graceful close is its last call.
         await this.#run.finish(socket, lenient ? STATUS_IO_TIMEOUT : undefined);
