@@ -130,7 +130,7 @@ async function runCliSteps(
   steps: Step[],
 ): Promise<void> {
   await runAction(ctx, command, options as never, async (run) => {
-    const runner = new ScriptRunner(run, newRunnerState(), processIO(ctx, run, options), false);
+    const runner = new ScriptRunner(run, newRunnerState(), processIO(ctx, run, options), true);
     await runner.prepare(steps);
     const outcome = await runner.runSteps(steps, false, false);
     if (outcome === "expectation") ctx.exitCode = 3;

@@ -24,7 +24,9 @@ export const connectex: VerbDecl = {
   make({ args, options }) {
     const data = (args[1] ?? options.data) as Uint8Array | undefined;
     if (!data) {
-      throw new InvalidArgumentError('connectex needs data: an argument or "--data <text>"');
+      throw new InvalidArgumentError(
+        "required option '--data <text>' not specified (or give the data as an argument)",
+      );
     }
     if (args[1] !== undefined && options.data !== undefined) {
       throw new InvalidArgumentError("give the data once: as an argument or with --data");

@@ -15,6 +15,7 @@ import {
   SOCK_STREAM,
   type SockAddr,
   STATUS_CANCELLED,
+  STATUS_DATA_ERROR,
   STATUS_IO_TIMEOUT,
   STATUS_SUCCESS,
   wildcard,
@@ -108,21 +109,24 @@ export class ScriptRunner {
   #dispatch: WskClientConnectionDispatch | null;
   readonly #io: StepIO | null;
   readonly #opened = new Map<Step, Opened>();
-  readonly #readAhead: boolean;
+  /** A command line's steps (see the constructor), not a script's or a handle's. */
+  readonly #commandLine: boolean;
   /** Sockets whose failed step leaves the connection sound: they end gracefully all the same. */
   readonly #graceful = new Set<AnySocket>();
 
   /**
-   * `readAhead`: a send step reads what the peer sends meanwhile, for the next receive (a
-   * script's way; a command line ends with the graceful close that reads it instead).
+   * `commandLine`: the steps of one command line. Its send does not read ahead (the graceful
+   * close that ends the command reads the reply instead), and `receive --verify-pattern SIZE`
+   * reads to the peer's FIN, so a stream longer than SIZE fails. A script's receive stops at
+   * SIZE and leaves the connection open for its next step.
    */
   constructor(
     run: Run,
     state: RunnerState = newRunnerState(),
     io: StepIO | null = null,
-    readAhead = true,
+    commandLine = false,
   ) {
-    this.#readAhead = readAhead;
+    this.#commandLine = commandLine;
     this.#run = run;
     this.#sockets = state.sockets;
     this.#carry = state.carry;
@@ -321,7 +325,11 @@ export class ScriptRunner {
         if (outcome !== "next") break;
       }
     } catch (error) {
-      if (!(error instanceof StepError)) throw error;
+      if (!(error instanceof StepError)) {
+        // A fault outside the calls (an input that failed to read): nothing ends gracefully.
+        outcome = "failure";
+        throw error;
+      }
       run.reporter.note(tag ? `error: line ${at}: ${error.message}` : `error: ${error.message}`);
       outcome = "failure";
       run.reporter.fail();
@@ -620,11 +628,28 @@ export class ScriptRunner {
     const socket = this.#connection(step);
     const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
     const json = this.#io?.json ?? true;
-    const input = this.#opened.get(step)?.input;
-    if (step.receive) return await this.#sendDuplex(step, socket, flags, input);
+    const opened = this.#opened.get(step)?.input;
+    const input = opened && stoppable(opened, run.signal);
+    try {
+      if (step.receive) return await this.#sendDuplex(step, socket, flags, input);
+      return await this.#sendSimplex(step, socket, flags, input);
+    } finally {
+      input?.dispose();
+    }
+  }
+
+  /** A send step without `--receive`. */
+  async #sendSimplex(
+    step: Step & { verb: "send" },
+    socket: WskConnectionSocket,
+    flags: number,
+    input: Stoppable | undefined,
+  ): Promise<Outcome> {
+    const run = this.#run;
+    const json = this.#io?.json ?? true;
     // While the step sends, what the peer sends back is read ahead (up to READ_AHEAD_MAX)
     // for the next receive: a peer that echoes is never blocked by nobody reading.
-    const ahead = this.#readAhead && (socket.state === "ESTAB" || socket.state === "LFIN")
+    const ahead = !this.#commandLine && (socket.state === "ESTAB" || socket.state === "LFIN")
       ? new ReadAhead(run, socket)
       : null;
     try {
@@ -663,27 +688,13 @@ export class ScriptRunner {
     step: Step & { verb: "send" },
     socket: WskConnectionSocket,
     flags: number,
-    input: { source: ByteSource; size: number | null } | undefined,
+    input: Stoppable | undefined,
   ): Promise<Outcome> {
     const run = this.#run;
     const io = this.#needIO();
     io.payloadOnStdout();
-    // Ctrl-C or SIGTERM ends an input that is still open (a terminal, a pipe): the read
-    // pending on it would otherwise hold the process until the input ends.
-    let inputStopped = false;
-    const stopInput = () => {
-      inputStopped = true;
-      if (input) closeQuietly(input.source);
-    };
-    // A read that fails because the input was stopped here is the input's end, not an error.
-    const source: ByteSource | null = input
-      ? {
-        read: (into) =>
-          input.source.read(into).catch((error) => inputStopped ? null : Promise.reject(error)),
-        close: () => input.source.close(),
-      }
-      : null;
-    run.signal.addEventListener("abort", stopInput, { once: true });
+    const source = input?.source ?? null;
+    const stopInput = () => input?.stop();
     const carried = this.#carry.get(socket);
     this.#carry.delete(socket);
     if (carried) await io.stdout(carried);
@@ -716,8 +727,6 @@ export class ScriptRunner {
       await run.close(socket);
       await reader.end();
       throw error;
-    } finally {
-      run.signal.removeEventListener("abort", stopInput);
     }
     const open = socket.state === "ESTAB" || socket.state === "RFIN";
     let finished = false;
@@ -766,11 +775,13 @@ export class ScriptRunner {
         ...common,
         verify: new PatternVerifier(size),
         idle: true,
-        ...(size === undefined ? {} : { limit: size }),
+        ...(size === undefined || this.#commandLine ? {} : { limit: size }),
         ...(sink ? { sink } : {}),
         progress: await Progress.for("received", size ?? null, step.progress, json),
       });
       this.#kept(step, got);
+      // A stream that ended short has had its FIN: the connection still ends gracefully.
+      if (got.status === STATUS_DATA_ERROR && socket.state === "RFIN") this.#graceful.add(socket);
       return this.#judge(step, got.completion);
     }
     if (!step.until && !step.expect && !step.expectRe) {
@@ -932,4 +943,41 @@ async function openInput(
       `Cannot read file "${file}": ${error instanceof Error ? error.message : error}`,
     );
   }
+}
+
+/** An input that Ctrl-C or SIGTERM can end while a read on it is pending. */
+interface Stoppable {
+  /** Reads as the input does; a read failing because the input was stopped is its end. */
+  readonly source: ByteSource;
+  readonly size: number | null;
+  /** Ends the input now (a pending read ends). */
+  stop(): void;
+  /** Stops listening to the signal. */
+  dispose(): void;
+}
+
+/**
+ * Wraps an input so that `signal` ends it: an open terminal or pipe would otherwise hold the
+ * process in its pending read until the input ends.
+ */
+function stoppable(
+  input: { source: ByteSource; size: number | null },
+  signal: AbortSignal,
+): Stoppable {
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    closeQuietly(input.source);
+  };
+  signal.addEventListener("abort", stop, { once: true });
+  return {
+    source: {
+      read: (into) =>
+        input.source.read(into).catch((error) => stopped ? null : Promise.reject(error)),
+      close: () => input.source.close(),
+    },
+    size: input.size,
+    stop,
+    dispose: () => signal.removeEventListener("abort", stop),
+  };
 }

@@ -119,7 +119,7 @@ export const CONNECT_OPTIONS: readonly OptionDecl[] = [
     parse: parseLocal,
   },
   {
-    flags: "--retry-until <duration>",
+    flags: "--retry-until <ms>",
     help: "retry a refused (or reset) connect with a new socket until this long has passed " +
       "(milliseconds, or 500ms, 5s, 2m), pausing 50-200 ms; one line with calls=ATTEMPTS",
     parse: parseRetryUntil,
@@ -216,7 +216,17 @@ export function parsePositionals(decls: readonly ArgDecl[], words: readonly stri
     if (decl.address && lacksPort(word) && /^[0-9]{1,5}$/.test(rest[0] ?? "")) {
       word = joinAddress(word, rest.shift()!);
     }
-    values.push(decl.parse ? decl.parse(word) : word);
+    try {
+      values.push(decl.parse ? decl.parse(word) : word);
+    } catch (error) {
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      // As commander words it for an argument it parses itself.
+      throw new InvalidArgumentError(
+        `command-argument value '${word}' is invalid for argument '${
+          decl.name.slice(1, -1)
+        }'. ${error.message}`,
+      );
+    }
   }
   if (rest.length > 0) {
     const expected = decls.length === 0 ? "none" : decls.map((d) => d.name).join(" ");
@@ -261,7 +271,7 @@ export function stepParser(verb: VerbDecl, entry: Exclude<Entry, "cli">): Comman
     });
   }
   addOption(command, {
-    flags: "--timeout <duration>",
+    flags: "--timeout <ms>",
     help: "bound for this step's calls",
     parse: parseTimeout,
   });

@@ -71,9 +71,10 @@ Deno.test("layout: the graph from main.ts reaches every layer and every command 
       `nothing in ${layer} is reachable from main.ts`,
     );
   }
-  const commands = [...Deno.readDirSync(new URL("../commands/", import.meta.url))]
-    .filter((entry) => entry.name.endsWith(".ts"))
-    .map((entry) => `commands/${entry.name}`);
+  const commands: string[] = [];
+  for await (const entry of Deno.readDir(new URL("../commands/", import.meta.url))) {
+    if (entry.name.endsWith(".ts")) commands.push(`commands/${entry.name}`);
+  }
   for (const file of commands) assert.ok(graph.has(file), `${file} is not loaded by main.ts`);
 });
 
