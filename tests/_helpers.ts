@@ -199,6 +199,12 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Lower-case hex of bytes (a string counts as its UTF-8), as python reports received bytes. */
+export function hex(data: string | Uint8Array): string {
+  const bytes = typeof data === "string" ? text.encode(data) : data;
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export { AF_INET, AF_INET6 };
 
 /** What a spawned CLI run produced. */

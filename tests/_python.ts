@@ -36,6 +36,55 @@ srv.close()
 conn.settimeout(20)
 `;
 
+/**
+ * A client peer. argv: SOURCE HOST PORT HEX HOW. It binds SOURCE port 0 (so the loopback source
+ * address can be chosen, e.g. 127.0.0.2) and prints {"port": N}, its ready line; with PORT "-"
+ * it then reads the server's port as a line on stdin. It connects to HOST:PORT, sends HEX, then:
+ *   close   half-closes and reads until EOF or a reset
+ *   hold    reads until EOF or a reset without half-closing
+ *   reset   prints {"sent": N}, waits for a line on stdin, then resets (SO_LINGER 0)
+ * and last prints {"data": hex received, "end": "eof" | "reset" | "sent-reset" | "timeout"}.
+ */
+export const PY_CLIENT = String.raw`
+import json, socket, struct, sys
+source, host, port, payload, how = sys.argv[1:4] + [bytes.fromhex(sys.argv[4]), sys.argv[5]]
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(10)
+s.bind((source, 0))
+# The port is known before connecting: a reset may already come back from connect().
+print(json.dumps({"port": s.getsockname()[1]}), flush=True)
+port = int(sys.stdin.readline() if port == "-" else port)
+data, end = b"", "eof"
+try:
+    s.connect((host, port))
+    s.sendall(payload)
+    if how == "reset":
+        print(json.dumps({"sent": len(payload)}), flush=True)
+        sys.stdin.readline()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        end = "sent-reset"
+    else:
+        if how == "close":
+            s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            data += chunk
+except (ConnectionResetError, BrokenPipeError):
+    end = "reset"
+except socket.timeout:
+    end = "timeout"
+print(json.dumps({"data": data.hex(), "end": end}), flush=True)
+`;
+
+/** What a {@linkcode PY_CLIENT} saw: the bytes it received (hex) and how its connection ended. */
+export interface ClientReport {
+  readonly data: string;
+  readonly end: "eof" | "reset" | "sent-reset" | "timeout";
+}
+
+/** What a {@linkcode PY_CLIENT} does once connected and has sent its payload. */
+export type ClientHow = "close" | "hold" | "reset";
+
 /** How a {@linkcode PythonPeer} starts. */
 export interface PythonOptions {
   /** Keep python's stdin open for {@linkcode Child.writeLine} until dispose. */
@@ -61,6 +110,24 @@ export interface PythonOptions {
  * them, as JSON. Dispose closes stdin, gives python its grace time to exit, then kills it.
  */
 export class PythonPeer<Report = unknown> extends Child {
+  /**
+   * Starts a {@linkcode PY_CLIENT} from `source` to `host`:`port` (`null`: the port is written
+   * to its stdin later) that sends the bytes of `hexPayload`; ready once it is bound, so its
+   * `port` (and `address`) is its own.
+   */
+  static client(
+    source: string,
+    host: string,
+    port: number | null,
+    hexPayload: string,
+    how: ClientHow,
+  ): Promise<PythonPeer<ClientReport>> {
+    const args = [source, host, port === null ? "-" : String(port), hexPayload, how];
+    return PythonPeer.start<ClientReport>(PY_CLIENT, args, {
+      stdin: port === null || how === "reset",
+    });
+  }
+
   /** The script's first argument: for a listener, the loopback host it listens on. */
   readonly host: string;
   #ready = "";

@@ -7,11 +7,11 @@
  */
 
 import assert from "node:assert/strict";
-import { CLI_ENV, cliCommand, parseLine, runCli, text, within } from "../_helpers.ts";
+import { CLI_ENV, cliCommand, hex, parseLine, runCli, within } from "../_helpers.ts";
 import { Child, type ChildOptions, Collector } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 
-export { Collector, within };
+export { Collector, hex, within };
 
 // ---------------------------------------------------------------------------------------------
 // The CLI as a child, and python3 peers
@@ -188,12 +188,6 @@ export function portOf(address: string): number {
   return Number(match[1]);
 }
 
-/** Lower-case hex of bytes (a string counts as its UTF-8), as python reports received bytes. */
-export function hex(data: string | Uint8Array): string {
-  const bytes = typeof data === "string" ? text.encode(data) : data;
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** `size` random bytes. */
 export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
@@ -235,13 +229,19 @@ export const TIME = /^\d+(\.\d+)?ms$/;
 /** Any non-empty message. */
 export const SOME = /\S/;
 
-/** Every line of `output` as a parsed status line; fails on anything that is not one. */
-export function statusLines(output: string): Record<string, string>[] {
+/**
+ * Every line of `output` as a parsed status line (its call name matching `calls`); fails on
+ * anything that is not one.
+ */
+export function statusLines(
+  output: string,
+  calls: RegExp = /^Wsk[A-Za-z]+$/,
+): Record<string, string>[] {
   const lines = output.split("\n");
   assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
   return lines.map((line) => {
     const fields = parseLine(line);
-    assert.match(fields.call!, /^Wsk[A-Za-z]+$/, `not a status line: ${line}`);
+    assert.match(fields.call!, calls, `not a status line: ${line}`);
     assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
     assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
     assert.match(fields.time ?? "", TIME, `no time in: ${line}`);
@@ -342,13 +342,17 @@ export function failed(
   return { call, status, ntstatus, socket: "1", bytes: "0", time: TIME, message: SOME, ...fields };
 }
 
-/** WskSocket, WskBind to `bind`, WskConnect from `local` to `remote`. */
-export function connectedPrefix(local: string, remote: string, bind = "0.0.0.0:0"): Expected[] {
+/** WskSocket, WskBind to `bind`, WskConnect from `local` to `remote` (each exact or a pattern). */
+export function connectedPrefix(
+  local: string | RegExp,
+  remote: string | RegExp,
+  bind = "0.0.0.0:0",
+): Expected[] {
   return [ok("WskSocket"), ok("WskBind", { local: bind }), ok("WskConnect", { local, remote })];
 }
 
 /** The graceful end of a connected socket: WskDisconnect, WskReceive until FIN, WskCloseSocket. */
-export function gracefulEnd(local: string, remote: string): Expected[] {
+export function gracefulEnd(local: string | RegExp, remote: string | RegExp): Expected[] {
   return [
     ok("WskDisconnect", { local, remote }),
     ok("WskReceive", { local, remote, calls: "1" }),

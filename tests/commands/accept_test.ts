@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../engine/pattern.ts";
 import { parseCidr, refusalOf } from "../../engine/cidr.ts";
-import { FFI, parseLine, readAll, runCli, sleep, text } from "../_helpers.ts";
-import { PythonPeer } from "../_python.ts";
+import { FFI, readAll, runCli, sleep, text } from "../_helpers.ts";
+import { type ClientHow, type ClientReport, PythonPeer } from "../_python.ts";
 import {
   assertAllSucceeded,
   assertUsageFails,
@@ -19,7 +19,6 @@ import {
   portOf,
   randomBytes,
   statusLines,
-  TIME,
   within,
 } from "./_peer.ts";
 
@@ -131,52 +130,6 @@ async function patternClient(port: number, size: number, corrupt = -1): Promise<
 }
 
 /**
- * A python3 client. argv: SOURCE HOST HEX HOW. It binds SOURCE port 0 (so the loopback source
- * address can be chosen, e.g. 127.0.0.2), prints {"port": N} (it is ready), reads the server's
- * port as a line on stdin, connects at once, sends HEX, then:
- *   close   half-closes and reads until EOF or a reset
- *   reset   after sending, prints {"sent": N}, waits for a line on stdin, then resets (SO_LINGER 0)
- *   silent  reads until EOF or a reset without half-closing (sends nothing if HEX is empty)
- * and prints {"data": hex received, "end": "eof" | "reset" | "sent-reset" | "timeout"}.
- */
-const PYTHON_CLIENT = `
-import json, socket, struct, sys
-source, host, payload, how = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), sys.argv[4]
-s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-s.settimeout(10)
-s.bind((source, 0))
-print(json.dumps({"port": s.getsockname()[1]}), flush=True)
-port = int(sys.stdin.readline())
-data, end = b"", "eof"
-try:
-    s.connect((host, port))
-    s.sendall(payload)
-    if how == "reset":
-        print(json.dumps({"sent": len(payload)}), flush=True)
-        sys.stdin.readline()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()
-        end = "sent-reset"
-    else:
-        if how == "close":
-            s.shutdown(socket.SHUT_WR)
-        while chunk := s.recv(65536):
-            data += chunk
-except (ConnectionResetError, BrokenPipeError):
-    end = "reset"
-except socket.timeout:
-    end = "timeout"
-print(json.dumps({"data": data.hex(), "end": end}), flush=True)
-`;
-
-interface PythonReport {
-  readonly data: string;
-  readonly end: "eof" | "reset" | "sent-reset" | "timeout";
-}
-
-type How = "close" | "reset" | "silent";
-
-/**
  * Starts the python client and waits until it is ready (bound, its start-up over) before the
  * server it will reach is known: a python3 that is slow to start (a pyenv shim takes 0.3–0.5 s)
  * then adds nothing to the time between the server's first call and the connection. Its
@@ -184,12 +137,10 @@ type How = "close" | "reset" | "silent";
  */
 function startPythonClient(
   payload: string,
-  how: How,
+  how: ClientHow,
   source = "127.0.0.1",
-): Promise<PythonPeer<PythonReport>> {
-  return PythonPeer.start(PYTHON_CLIENT, [source, "127.0.0.1", hex(payload), how], {
-    stdin: true,
-  });
+): Promise<PythonPeer<ClientReport>> {
+  return PythonPeer.client(source, "127.0.0.1", null, hex(payload), how);
 }
 
 /**
@@ -197,19 +148,19 @@ function startPythonClient(
  * `beforeReset(local)` runs once the payload was sent, and the reset follows it.
  */
 async function runPythonClient(
-  python: PythonPeer<PythonReport>,
+  python: PythonPeer<ClientReport>,
   port: number,
-  how: How,
+  how: ClientHow,
   payload = "",
   beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
-): Promise<PythonReport> {
+): Promise<ClientReport> {
   await python.writeLine(String(port));
   if (how === "reset") {
     assert.deepEqual(await python.json(), { sent: text.encode(payload).length });
     await beforeReset(python.address);
     await python.writeLine("go");
   }
-  return await python.json<PythonReport>();
+  return await python.json<ClientReport>();
 }
 
 /**
@@ -219,10 +170,10 @@ async function runPythonClient(
 async function pythonClient(
   port: number,
   payload: string,
-  how: How,
+  how: ClientHow,
   source = "127.0.0.1",
   beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
-): Promise<{ local: string; seen: PythonReport }> {
+): Promise<{ local: string; seen: ClientReport }> {
   await using python = await startPythonClient(payload, how, source);
   const seen = await runPythonClient(python, port, how, payload, beforeReset);
   return { local: python.address, seen };
@@ -230,16 +181,7 @@ async function pythonClient(
 
 /** Every line of accept's output, parsed: WSK calls and events, and Summary lines. */
 function acceptLines(output: string): Record<string, string>[] {
-  const lines = output.split("\n");
-  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
-  return lines.map((line) => {
-    const fields = parseLine(line);
-    assert.match(fields.call!, /^(Wsk[A-Za-z]+|Summary)$/, `not a status line: ${line}`);
-    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
-    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
-    assert.match(fields.time ?? "", TIME, `no time in: ${line}`);
-    return fields;
-  });
+  return statusLines(output, /^(Wsk[A-Za-z]+|Summary)$/);
 }
 
 /** The expected end of one connection's Summary line. */
@@ -291,6 +233,16 @@ function connectionLines(
 
 /** The calls on the connection of a client that sends, reads the echo and half-closes. */
 const ECHO_CONNECTION = ["WskReceive", "WskSend", "WskDisconnect", "WskCloseSocket"];
+
+/** The calls of one echoed connection with --events, after its WskAcceptEvent. */
+const EVENT_ECHO_CONNECTION = [
+  "WskReceiveEvent",
+  "WskSend",
+  "WskRelease",
+  "WskDisconnectEvent",
+  "WskDisconnect",
+  "WskCloseSocket",
+];
 
 /** The calls on the connection of a client whose bytes are taken and not answered. */
 const SINK_CONNECTION = ["WskReceive", "WskDisconnect", "WskCloseSocket"];
@@ -630,10 +582,10 @@ Deno.test("accept: a peer that resets gets a Summary with STATUS_CONNECTION_RESE
 Deno.test("accept --timeout 1000: a silent peer gets WskReceive STATUS_IO_TIMEOUT and a Summary with value=timeout", async () => {
   // --timeout also bounds the wait for the connection: the client is started (and ready)
   // before the server, so only a line on its stdin stands between the WskBind line and it.
-  await using python = await startPythonClient("", "silent");
+  await using python = await startPythonClient("", "hold");
   await using cli = new CliChild(["accept", "--mode", "echo", "--timeout", "1000"]);
   const listenerLocal = await cli.bindLocal("stdout");
-  const seen = await runPythonClient(python, portOf(listenerLocal), "silent");
+  const seen = await runPythonClient(python, portOf(listenerLocal), "hold");
   const local = python.address;
   // The server gave up on the connection: a FIN (deno backing) after nothing came back.
   assert.deepEqual(seen, { data: "", end: "eof" });
@@ -840,14 +792,13 @@ Deno.test("accept --events --allow: a peer outside the network gets WskAcceptEve
     sent: 0,
     message: "127.0.0.3 matches no --allow network",
   });
-  const served = connectionLines(lines, listenerLocal, allowed.local, [
-    "WskReceiveEvent",
-    "WskSend",
-    "WskRelease",
-    "WskDisconnectEvent",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ], "WskAcceptEvent");
+  const served = connectionLines(
+    lines,
+    listenerLocal,
+    allowed.local,
+    EVENT_ECHO_CONNECTION,
+    "WskAcceptEvent",
+  );
   assertAllSucceeded(served);
   assertSummary(served[7]!, { end: "graceful", received: 3, sent: 3 });
 });
@@ -968,14 +919,13 @@ Deno.test("accept --events --count 3 echoes concurrent clients through WskAccept
   assert.equal(lines.at(-1)!.socket, lines[1]!.socket);
   assert.equal(lines.length, 3 + 3 * 8 + 1);
   for (const run of runs) {
-    const own = connectionLines(lines, listenerLocal, run.local, [
-      "WskReceiveEvent",
-      "WskSend",
-      "WskRelease",
-      "WskDisconnectEvent",
-      "WskDisconnect",
-      "WskCloseSocket",
-    ], "WskAcceptEvent");
+    const own = connectionLines(
+      lines,
+      listenerLocal,
+      run.local,
+      EVENT_ECHO_CONNECTION,
+      "WskAcceptEvent",
+    );
     const size = String(run.sent.length);
     assert.equal(own[1]!.bytes, size, "indicated");
     assert.ok(Number(own[1]!.calls) >= 1);
@@ -1116,16 +1066,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
           lines,
           listenerLocal,
           run.local,
-          events
-            ? [
-              "WskReceiveEvent",
-              "WskSend",
-              "WskRelease",
-              "WskDisconnectEvent",
-              "WskDisconnect",
-              "WskCloseSocket",
-            ]
-            : ECHO_CONNECTION,
+          events ? EVENT_ECHO_CONNECTION : ECHO_CONNECTION,
           accept,
         );
         assertAllSucceeded(own);

@@ -137,7 +137,7 @@ function writeRandomFile(path: string, size: number): Promise<string> {
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(digest);
 }
 
 function fromBase64(b64: string): Uint8Array {

@@ -6,7 +6,15 @@ import { fillPattern, PATTERN_BLOCK, patternByte, PatternVerifier } from "../../
 import { parseSize } from "../../syntax/values.ts";
 import { runCli } from "../_helpers.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-import { assertLines, assertUsageFails, failed, ok, TIME } from "./_peer.ts";
+import {
+  assertLines,
+  assertUsageFails,
+  connectedPrefix,
+  failed,
+  gracefulEnd,
+  ok,
+  TIME,
+} from "./_peer.ts";
 
 const MiB = 1024 * 1024;
 
@@ -294,16 +302,16 @@ function patternSink(): Promise<PythonPeer<SinkReport>> {
   return PythonPeer.start<SinkReport>(PATTERN_SINK, ["127.0.0.1"]);
 }
 
+/** Any address on 127.0.0.1. */
+const LOOPBACK = /^127\.0\.0\.1:\d+$/;
+
 const hexByte = (b: number) => "0x" + b.toString(16).toUpperCase().padStart(2, "0");
 
 /** The lines of a receive whose stream ended (FIN) and was reported with `receive` fields. */
 function receivedToEnd(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] {
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = /^127\.0\.0\.1:\d+$/;
+  const [local, remote] = [LOOPBACK, LOOPBACK];
   return [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     { ...receive, local, remote },
     ok("WskDisconnect", { local, remote }),
     ok("WskCloseSocket", { local, remote }),
@@ -312,12 +320,9 @@ function receivedToEnd(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] 
 
 /** The lines of a receive cut short by a mismatch: the socket is closed (reset) at once. */
 function stoppedEarly(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] {
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = /^127\.0\.0\.1:\d+$/;
+  const [local, remote] = [LOOPBACK, LOOPBACK];
   return [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     { ...receive, local, remote },
     // Closed before the stream's end: without --allow-ffi the deno backing can only close (FIN).
     ok("WskCloseSocket", { local, remote, peer_saw: "FIN" }),
@@ -459,16 +464,11 @@ Deno.test("send --pattern 8M delivers the pattern a python receiver checks byte 
   assert.deepEqual(await peer.report(), { received: 8 * MiB, mismatch: null });
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = peer.address;
+  const [local, remote] = [LOOPBACK, peer.address];
   assertLines(result.stdout, [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     ok("WskSend", { local, remote, bytes: String(8 * MiB), calls: "8" }),
-    ok("WskDisconnect", { local, remote }),
-    ok("WskReceive", { local, remote, calls: "1" }),
-    ok("WskCloseSocket", { local, remote }),
+    ...gracefulEnd(local, remote),
   ]);
 });
 

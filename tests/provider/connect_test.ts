@@ -53,6 +53,7 @@ import {
   assertStatus,
   closedPort,
   connectedPair,
+  hex,
   listenLoopback,
   loopbackHost,
   newSocket,
@@ -1467,10 +1468,10 @@ for (const backing of ["deno", "node"] as const) {
     assert.deepEqual(theirs.address, sockAddr("127.0.0.1", port));
     // A graceful disconnect lets python's read loop end; it prints everything it got.
     assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
-    const hex = await python.nextLine();
-    const expected = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
-    assert.equal(hex.length, expected.length, "python received a different byte count");
-    assert.equal(hex, expected);
+    const received = await python.nextLine();
+    const expected = hex(payload);
+    assert.equal(received.length, expected.length, "python received a different byte count");
+    assert.equal(received, expected);
     assert.equal(await python.exitCode(), 0, python.stderr.text());
     await closeSocket(socket);
   });

@@ -35,6 +35,7 @@ import {
   cancelAfter,
   concatBytes,
   connectedPair,
+  hex,
   loopbackHost,
   newSocket,
   readAll,
@@ -71,10 +72,6 @@ function randomBytes(length: number): Uint8Array {
     crypto.getRandomValues(bytes.subarray(offset, Math.min(length, offset + 65536)));
   }
   return bytes;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function fromHex(s: string): Uint8Array {

@@ -34,6 +34,7 @@ import { canResetDenoConnections } from "../../provider/mod.ts";
 import {
   assertStatus,
   enableEvents,
+  hex,
   loopbackHost,
   readAll,
   readExactly,
@@ -43,7 +44,7 @@ import {
   within,
   wskSocket,
 } from "../_helpers.ts";
-import { PythonPeer } from "../_python.ts";
+import { type ClientHow, type ClientReport, PythonPeer } from "../_python.ts";
 import { runProcess } from "../_child.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -78,52 +79,15 @@ function accepted(c: WskAcceptCompletion): WskConnectionSocket {
   return c.socket;
 }
 
-/**
- * A python3 client: binds, connects to argv[1] port argv[2], sends argv[3], half-closes unless
- * argv[4] is "hold", then reads until EOF or a reset. Prints {"port": its own port} first, then
- * {"data": hex, "end": "eof" | "reset"}.
- */
-const PYTHON_CLIENT = `
-import json, socket, sys
-host, port, payload, how = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
-s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-s.settimeout(10)
-s.bind((host, 0))
-# The port is known before connecting: a reset may already come back from connect().
-print(json.dumps({"port": s.getsockname()[1]}), flush=True)
-end = "eof"
-data = b""
-try:
-    s.connect((host, port))
-    s.sendall(payload)
-    if how != "hold":
-        s.shutdown(socket.SHUT_WR)
-    while chunk := s.recv(65536):
-        data += chunk
-except ConnectionResetError:
-    end = "reset"
-except socket.timeout:
-    end = "timeout"
-print(json.dumps({"data": data.hex(), "end": end}), flush=True)
-`;
-
-interface ClientReport {
-  readonly data: string;
-  readonly end: "eof" | "reset" | "timeout";
-}
-
-/** Starts the client; ready (its `port` known) once bound, before it connects. */
+/** Starts a PY_CLIENT that sends `payload`; ready (its `port` known) once bound. */
 function pythonClient(
   family: AddressFamily,
   port: number,
   payload: string,
-  how = "close",
+  how: ClientHow = "close",
 ): Promise<PythonPeer<ClientReport>> {
-  return PythonPeer.start(PYTHON_CLIENT, [loopbackHost(family), String(port), payload, how]);
-}
-
-function hex(s: string): string {
-  return Array.from(text.encode(s), (b) => b.toString(16).padStart(2, "0")).join("");
+  const host = loopbackHost(family);
+  return PythonPeer.client(host, host, port, hex(payload), how);
 }
 
 // ---------------------------------------------------------------------------------------------
