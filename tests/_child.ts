@@ -156,7 +156,7 @@ export interface ChildOptions {
 
 /**
  * A spawned program whose stdout and stderr are collected as they come. `await using` stops it:
- * stdin is closed, the child gets `graceMs` to exit, then SIGKILL.
+ * with `graceMs`, stdin is closed and the child gets that long to exit; then SIGKILL.
  */
 export class Child implements AsyncDisposable {
   /** What the child wrote to stderr so far. */
@@ -276,14 +276,18 @@ export class Child implements AsyncDisposable {
     return (await this.status(ms)).code;
   }
 
-  /** Closes stdin, gives the child its grace time, kills it, and stops reading. */
+  /**
+   * Stops the child: with a grace time, closes its stdin and lets it exit by itself within that
+   * time; then kills it if it still runs, and stops reading.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.closeStdin();
     if (this.running && this.#graceMs > 0) {
-      await within(this.#child.status, this.#graceMs, "exit").catch(() => {});
+      const exited = this.closeStdin().then(() => this.#child.status);
+      await within(exited, this.#graceMs, "exit").catch(() => {});
     }
     if (this.running) this.#killHard();
     await this.#child.status;
+    await this.closeStdin();
     await this.closeStdout();
     await this.#stdout?.cancel();
     await this.stderr.cancel();

@@ -194,7 +194,10 @@ export class PythonPeer<Report = unknown> extends Child {
     return await this.json<T>(ms);
   }
 
-  /** The first line after the ready line (the peer's report), as JSON; waits `ms` for it. */
+  /**
+   * The first line after the ready line (the peer's report), as JSON; waits `ms` for it. The
+   * same line each time, however many lines were read with nextLine().
+   */
   async report(ms = 15_000): Promise<Report> {
     return JSON.parse(await this.lineAt(1, ms, "python peer report")) as Report;
   }

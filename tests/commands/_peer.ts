@@ -7,11 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { CLI_ENV, cliCommand, hex, parseLine, runCli, within } from "../_helpers.ts";
-import { Child, type ChildOptions, Collector } from "../_child.ts";
+import { CLI_ENV, cliCommand, parseLine, runCli } from "../_helpers.ts";
+import { Child, type ChildOptions } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-
-export { Collector, hex, within };
 
 // ---------------------------------------------------------------------------------------------
 // The CLI as a child, and python3 peers

@@ -3,9 +3,9 @@
 // --allow-ffi a deno-backed socket can only close (FIN), and its lines must say so.
 
 import assert from "node:assert/strict";
-import { FFI, parseLine, readAll, runCli, text } from "../_helpers.ts";
+import { FFI, parseLine, readAll, runCli, text, within } from "../_helpers.ts";
 import { runProcess } from "../_child.ts";
-import { CliChild, portOf, startPeer, within } from "./_peer.ts";
+import { CliChild, portOf, startPeer } from "./_peer.ts";
 
 /** Reads until the peer ends the stream; what ended it. */
 async function endOf(conn: Deno.Conn): Promise<"reset" | "fin" | string> {

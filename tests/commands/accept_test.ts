@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../engine/pattern.ts";
 import { parseCidr, refusalOf } from "../../engine/cidr.ts";
-import { FFI, readAll, runCli, sleep, text } from "../_helpers.ts";
+import { FFI, hex, readAll, runCli, sleep, text, within } from "../_helpers.ts";
 import { type ClientHow, type ClientReport, PythonPeer } from "../_python.ts";
 import {
   assertAllSucceeded,
@@ -14,12 +14,10 @@ import {
   callsOf,
   CliChild,
   DISPATCH_CALLS,
-  hex,
   HEX_STATUS,
   portOf,
   randomBytes,
   statusLines,
-  within,
 } from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------

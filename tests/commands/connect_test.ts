@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closedPort, runCli } from "../_helpers.ts";
+import { closedPort, hex, runCli } from "../_helpers.ts";
 import {
   assertGracefulRun,
   assertLines,
@@ -21,7 +21,6 @@ import {
   failedJson,
   gracefulEnd,
   gracefulEndJson,
-  hex,
   humanLines,
   jsonLines,
   ok,

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closedPort, parseLine, runCli } from "../_helpers.ts";
+import { closedPort, hex, parseLine, runCli } from "../_helpers.ts";
 import {
   assertFields,
   assertGracefulRun,
@@ -23,7 +23,6 @@ import {
   failedJson,
   gracefulEnd,
   gracefulEndJson,
-  hex,
   humanLines,
   jsonLines,
   ok,

@@ -4,18 +4,10 @@
 // made and removed by python too, so these tests need no --allow-write of their own.
 
 import assert from "node:assert/strict";
-import { closedPort, runCli, text } from "../_helpers.ts";
+import { closedPort, hex, runCli, text, within } from "../_helpers.ts";
 import { runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-import {
-  assertAllSucceeded,
-  callsOf,
-  CliChild,
-  hex,
-  randomBytes,
-  statusLines,
-  within,
-} from "./_peer.ts";
+import { assertAllSucceeded, callsOf, CliChild, randomBytes, statusLines } from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file

@@ -5,10 +5,9 @@
 import assert from "node:assert/strict";
 import { formatHexDump, HexTrace } from "../../report/trace.ts";
 import { formatBytes } from "../../report/progress.ts";
-import { CLI_ENV, cliCommand, runCli, text } from "../_helpers.ts";
+import { CLI_ENV, cliCommand, hex, runCli, text } from "../_helpers.ts";
 import { runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-import { hex } from "./_peer.ts";
 
 const MiB = 1024 * 1024;
 
