@@ -36,6 +36,10 @@ import {
   type WskSocketOptions,
 } from "../provider/mod.ts";
 
+import { type ProcessResult, runProcess, sleep, text, within } from "./_child.ts";
+
+export { sleep, text, within };
+
 export const npi = WskCaptureProviderNPI();
 
 /** Asserts a completion's status by name, showing both names on failure. */
@@ -195,21 +199,16 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** UTF-8 helpers. */
-export const text = {
-  encode: (s: string): Uint8Array => new TextEncoder().encode(s),
-  decode: (b: Uint8Array): string => new TextDecoder().decode(b),
-};
+/** Lower-case hex of bytes (a string counts as its UTF-8), as python reports received bytes. */
+export function hex(data: string | Uint8Array): string {
+  const bytes = typeof data === "string" ? text.encode(data) : data;
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 export { AF_INET, AF_INET6 };
 
 /** What a spawned CLI run produced. */
-export interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly stdoutBytes: Uint8Array;
-}
+export type CliResult = ProcessResult;
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -226,6 +225,12 @@ export const CLI_PERMISSIONS: readonly string[] = [
 /** The opt-in permission that lets a deno-backed socket send a real RST (provider/_rst.ts). */
 export const FFI = "--allow-ffi";
 
+/** The environment every spawned CLI gets on top of the test's. */
+export const CLI_ENV: Readonly<Record<string, string>> = {
+  NO_COLOR: "1",
+  DENO_NO_UPDATE_CHECK: "1",
+};
+
 /** The argv that runs the CLI the way `deno task wsk` does, plus `extra` permissions. */
 export function cliCommand(args: string[], extra: readonly string[] = []): string[] {
   return ["run", ...CLI_PERMISSIONS, ...extra, MAIN, ...args];
@@ -236,7 +241,7 @@ export function cliCommand(args: string[], extra: readonly string[] = []): strin
  * `stdin` is written and closed; `timeoutMs` kills a run that hangs (the test then fails on
  * the exit code, 143 or similar).
  */
-export async function runCli(
+export function runCli(
   args: string[],
   options: {
     stdin?: Uint8Array | string;
@@ -248,43 +253,11 @@ export async function runCli(
     via?: readonly string[];
   } = {},
 ): Promise<CliResult> {
-  const [program, ...rest] = [
-    ...(options.via ?? []),
-    Deno.execPath(),
-    ...cliCommand(args, options.permissions),
-  ];
-  const child = new Deno.Command(program!, {
-    args: rest,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, options.timeoutMs ?? 30_000);
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    const bytes = typeof options.stdin === "string" ? text.encode(options.stdin) : options.stdin;
-    try {
-      await writer.write(bytes);
-      await writer.close();
-    } catch {
-      // The CLI may exit before reading all of its input (usage errors).
-    }
-  }
-  const out = await child.output();
-  clearTimeout(timer);
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-    stdoutBytes: out.stdout,
-  };
+  const { permissions, env, ...rest } = options;
+  return runProcess(Deno.execPath(), cliCommand(args, permissions), {
+    ...rest,
+    env: { ...CLI_ENV, ...env },
+  });
 }
 
 /** Parses the `key=value` fields of a human status line (quoted values unescaped). */
@@ -304,24 +277,6 @@ export function parseLine(line: string): Record<string, string> {
 
 // ---------------------------------------------------------------------------------------------
 // Bounded waits
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves to `promise`'s value, or rejects after `ms`; the timer never outlives the call. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Polls `condition` every 5 ms for at most `ms`; fails the test with `what` on the deadline. */
 export async function waitFor(condition: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -413,101 +368,4 @@ export async function receive(
   const buffer = new Uint8Array(length);
   const completion = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), flags, { timeout });
   return { completion, bytes: buffer.slice(0, completion.information) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// python3 peers
-
-/**
- * The start of a python3 peer script: it listens on the loopback address in argv[1]
- * ("127.0.0.1" or "::1") port 0 as `srv`, with a 10 s accept timeout, and prints that port as its
- * first line. The modules json, socket, struct and sys are imported.
- */
-export const PYTHON_LISTEN = `
-import json, socket, struct, sys
-srv = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_STREAM)
-srv.bind((sys.argv[1], 0))
-srv.listen(1)
-srv.settimeout(10)
-print(srv.getsockname()[1], flush=True)
-`;
-
-/**
- * A `python3 -u -c script ...args` child. Its stdout is read a line at a time, each within a
- * deadline; its stderr is kept for messages. With `stdin: true` lines can be written to it.
- * Dispose closes stdin, gives python 5 s to exit, then kills it.
- */
-export class PythonProcess implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
-  readonly #stdout: ReadableStreamDefaultReader<string>;
-  readonly #stderr: Promise<string>;
-  #buffered = "";
-
-  constructor(script: string, args: readonly string[] = [], options: { stdin?: boolean } = {}) {
-    this.#child = new Deno.Command("python3", {
-      args: ["-u", "-c", script, ...args],
-      stdin: options.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdin = options.stdin ? this.#child.stdin.getWriter() : null;
-    this.#stdout = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    this.#stderr = new Response(this.#child.stderr).text();
-  }
-
-  /** The next line python prints (without its newline), within `ms`. */
-  async line(ms = 10_000): Promise<string> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const end = this.#buffered.indexOf("\n");
-      if (end !== -1) {
-        const line = this.#buffered.slice(0, end);
-        this.#buffered = this.#buffered.slice(end + 1);
-        return line;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`python: no line within ${ms} ms`);
-      const { value, done } = await within(this.#stdout.read(), left, "a line from python");
-      if (done) {
-        const stderr = await within(this.#stderr, 1000, "python's stderr").catch(() => "");
-        throw new Error(
-          `python's output ended; left: ${JSON.stringify(this.#buffered)}; stderr: ${stderr}`,
-        );
-      }
-      this.#buffered += value;
-    }
-  }
-
-  /** Writes one line to python's stdin. */
-  async writeLine(line: string): Promise<void> {
-    assert.ok(this.#stdin, "python was started without stdin");
-    await this.#stdin.write(text.encode(line + "\n"));
-  }
-
-  /** Waits at most `ms` for python to exit; its exit code and what it wrote to stderr. */
-  async exit(ms = 10_000): Promise<{ code: number; stderr: string }> {
-    const status = await within(this.#child.status, ms, "python exit");
-    return { code: status.code, stderr: await this.#stderr };
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      await this.#stdin?.close();
-    } catch {
-      // Python is gone already.
-    }
-    try {
-      await within(this.#child.status, 5000, "python exit");
-    } catch {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // It exited in between.
-      }
-    }
-    await this.#stdout.cancel();
-    await this.#child.status;
-    await this.#stderr;
-  }
 }

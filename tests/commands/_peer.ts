@@ -1,305 +1,85 @@
 /**
- * Helpers shared by the CLI tests in this folder: bounded waits, a background stream reader,
- * python3 peers that listen on loopback port 0 and report what they saw, and assertions on the
- * CLI's human status lines and JSON Lines.
+ * Helpers shared by the CLI tests in this folder: the CLI as a long-running child, the python3
+ * peer of the connection commands (on ../_python.ts), and assertions on the CLI's human status
+ * lines and JSON Lines.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { cliCommand, parseLine, runCli, text, within } from "../_helpers.ts";
-
-export { within };
-
-// ---------------------------------------------------------------------------------------------
-// Waiting and reading
-
-/** Reads a stream to its end in the background; lines can be awaited with a bound. */
-export class Collector {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #chunks: Uint8Array[] = [];
-  #length = 0;
-  #finished = false;
-  #waiters = new Set<() => void>();
-  readonly done: Promise<void>;
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-    this.done = this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      for (;;) {
-        const { value, done } = await this.#reader.read();
-        if (done) break;
-        this.#chunks.push(value);
-        this.#length += value.length;
-        for (const wake of [...this.#waiters]) wake();
-      }
-    } catch {
-      // Cancelled.
-    } finally {
-      this.#finished = true;
-      for (const wake of [...this.#waiters]) wake();
-    }
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
-  }
-
-  text(): string {
-    return text.decode(this.bytes());
-  }
-
-  /** Complete lines so far. */
-  lines(): string[] {
-    const all = this.text().split("\n");
-    all.pop();
-    return all;
-  }
-
-  /** Resolves with the first defined result of `find`, checked whenever data arrives. */
-  waitFor<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const finish = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      const check = () => {
-        let found: T | undefined;
-        try {
-          found = find();
-        } catch (error) {
-          finish();
-          reject(error);
-          return;
-        }
-        if (found !== undefined) {
-          finish();
-          resolve(found);
-        } else if (this.#finished) {
-          finish();
-          reject(new Error(`${what}: the stream ended first; got ${JSON.stringify(this.text())}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`${what}: not within ${ms} ms; got ${JSON.stringify(this.text())}`));
-      }, ms);
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  async cancel(): Promise<void> {
-    if (!this.#finished) await this.#reader.cancel().catch(() => {});
-    await this.done;
-  }
-}
+import { CLI_ENV, cliCommand, parseLine, runCli } from "../_helpers.ts";
+import { Child, type ChildOptions } from "../_child.ts";
+import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 
 // ---------------------------------------------------------------------------------------------
-// python3 peers
+// The CLI as a child, and python3 peers
 
 /**
  * The CLI as a long-running child (with `permissions` beyond the `wsk` task's, e.g. FFI); its
  * output is collected as it comes, and `await using` kills it if it is still running.
  */
-export class CliChild implements AsyncDisposable {
-  readonly stdout: Collector;
-  readonly stderr: Collector;
-  readonly #child: Deno.ChildProcess;
-  #exited = false;
-
+export class CliChild extends Child {
   /**
    * `permissions`: added to the `wsk` task's. `via`: a launcher and its arguments, with the
    * deno command line following them (e.g. `sh -c 'ulimit -n 64 && exec "$0" "$@"'`).
+   * `options`: how stdin and stdout are connected (see {@linkcode ChildOptions}; e.g. a held
+   * stdout that nobody reads until closeStdout()) and environment variables beyond CLI_ENV.
    */
   constructor(
     args: string[],
     permissions: readonly string[] = [],
     via: readonly string[] = [],
+    options: Pick<ChildOptions, "stdin" | "stdout" | "env"> = {},
   ) {
-    const [program, ...rest] = [...via, Deno.execPath(), ...cliCommand(args, permissions)];
-    this.#child = new Deno.Command(program!, {
-      args: rest,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
-    this.#child.status.then(() => this.#exited = true);
-    this.stdout = new Collector(this.#child.stdout);
-    this.stderr = new Collector(this.#child.stderr);
+    super(Deno.execPath(), cliCommand(args, permissions), {
+      ...options,
+      via,
+      env: { ...CLI_ENV, ...options.env },
+    });
+  }
+
+  /** The first parsed line on `stream` that `find` accepts, once it was printed. */
+  lineWhere(
+    stream: "stdout" | "stderr",
+    find: (line: Record<string, string>) => boolean,
+    what: string,
+    ms = 15_000,
+  ): Promise<Record<string, string>> {
+    const collector = this[stream];
+    return collector.waitFor(() => collector.lines().map(parseLine).find(find), ms, what);
   }
 
   /** The `local=` of the WskBind line on `stream` (human lines). */
-  bindLocal(stream: "stdout" | "stderr"): Promise<string> {
-    const collector = this[stream];
-    return collector.waitFor(
-      () => collector.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
-      15_000,
+  async bindLocal(stream: "stdout" | "stderr"): Promise<string> {
+    const bind = await this.lineWhere(
+      stream,
+      (line) => line.call === "WskBind" && line.local !== undefined,
       `the WskBind line on ${stream} (stderr: ${this.stderr.text()})`,
     );
+    return bind.local!;
   }
 
   /** The parsed human line of `call` on `socket`, once it was printed on stdout. */
   lineOf(call: string, socket: string): Promise<Record<string, string>> {
-    return this.stdout.waitFor(
-      () =>
-        this.stdout.lines().map(parseLine).find((line) =>
-          line.call === call && line.socket === socket
-        ),
-      15_000,
+    return this.lineWhere(
+      "stdout",
+      (line) => line.call === call && line.socket === socket,
       `the ${call} line of socket ${socket}`,
     );
   }
-
-  /** Sends `signal` to the child. */
-  kill(signal: Deno.Signal): void {
-    this.#child.kill(signal);
-  }
-
-  /** The exit code, once the child exited by itself within `ms`. */
-  async exitCode(ms = 15_000): Promise<number> {
-    const status = await within(this.#child.status, ms, "the CLI child's exit");
-    await this.stdout.done;
-    await this.stderr.done;
-    return status.code;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-    await this.#child.status;
-    await this.stdout.cancel();
-    await this.stderr.cancel();
-  }
 }
 
 /**
- * A python3 program that listens on `host` port 0, prints that port first (a bare number or
- * `{"port": N}`) and then one JSON report per line. With `holdStdin` its stdin stays open until
- * dispose, which closes it and gives python 5 s to exit; otherwise dispose kills it at once.
- */
-export class PythonListener<Report> implements AsyncDisposable {
-  readonly host: string;
-  readonly #child: Deno.ChildProcess;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | null;
-  readonly #out: Collector;
-  readonly #err: Collector;
-  #port = 0;
-
-  private constructor(script: string, host: string, args: readonly string[], holdStdin: boolean) {
-    this.host = host;
-    this.#child = new Deno.Command("python3", {
-      args: ["-u", "-c", script, ...args],
-      stdin: holdStdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#stdin = holdStdin ? this.#child.stdin.getWriter() : null;
-    this.#out = new Collector(this.#child.stdout);
-    this.#err = new Collector(this.#child.stderr);
-  }
-
-  /** Starts `script` with `args` and waits for the port it bound on `host`. */
-  static async start<Report>(
-    script: string,
-    host: string,
-    args: readonly string[],
-    { holdStdin = false }: { holdStdin?: boolean } = {},
-  ): Promise<PythonListener<Report>> {
-    const python = new PythonListener<Report>(script, host, args, holdStdin);
-    try {
-      const first: unknown = JSON.parse(await python.#line(0, 10_000, "port"));
-      const port = typeof first === "number" ? first : (first as { port?: unknown }).port;
-      assert.equal(typeof port, "number", `no port in python's first line: ${first}`);
-      python.#port = port as number;
-    } catch (error) {
-      await python[Symbol.asyncDispose]();
-      throw error;
-    }
-    return python;
-  }
-
-  /** The port python listens on. */
-  get port(): number {
-    return this.#port;
-  }
-
-  /** The listening address as the CLI prints it: `127.0.0.1:N` or `[::1]:N`. */
-  get address(): string {
-    return this.host.includes(":") ? `[${this.host}]:${this.#port}` : `${this.host}:${this.#port}`;
-  }
-
-  /** The report of the connection (waits for python to print it). */
-  async report(ms = 15_000): Promise<Report> {
-    return JSON.parse(await this.#line(1, ms, "report")) as Report;
-  }
-
-  async #line(index: number, ms: number, what: string): Promise<string> {
-    try {
-      return await this.#out.waitFor(() => this.#out.lines()[index], ms, `python peer ${what}`);
-    } catch (error) {
-      throw new Error(`${error}; python stderr: ${this.#err.text()}`, { cause: error });
-    }
-  }
-
-  #kill(): void {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // It exited already.
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#stdin) {
-      await this.#stdin.close().catch(() => {});
-      await within(this.#child.status, 5000, "python peer exit").catch(() => this.#kill());
-    } else {
-      this.#kill();
-    }
-    await this.#child.status;
-    await this.#out.cancel();
-    await this.#err.cancel();
-  }
-}
-
-/**
- * The python3 peer of the connection commands. argv: MODE FAMILY HOST. Modes:
+ * The python3 peer of the connection commands. argv: HOST MODE. Modes:
  *   drain       read until EOF (or a reset), then close gracefully
  *   reset       reset the connection (SO_LINGER 0 close) right after accept
  *   resetafter  read until EOF, then reset instead of sending a FIN
  *   hold        read until EOF, report, then keep the connection open until stdin closes
  *   echo        echo everything until EOF, then half-close and close
- * The first stdout line is {"port": N}; the second is the report of the one connection.
+ * The first stdout line is the port; the second is the report of the one connection.
  */
-const PEER_SCRIPT = `
-import json, socket, struct, sys
-mode, family_name, host = sys.argv[1], sys.argv[2], sys.argv[3]
-family = socket.AF_INET6 if family_name == "6" else socket.AF_INET
-srv = socket.socket(family, socket.SOCK_STREAM)
-srv.bind((host, 0))
-srv.listen(1)
-srv.settimeout(20)
-print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
-conn, addr = srv.accept()
-srv.close()
-conn.settimeout(20)
+const PEER_SCRIPT = PY_ONE_CONNECTION + String.raw`
+mode = args[0]
 out = {"peer": [addr[0], addr[1]]}
 
 def recv_until_end(echo):
@@ -353,14 +133,12 @@ export interface PeerReport {
 }
 
 /** A python3 peer of the connection commands. */
-export type Peer = PythonListener<PeerReport>;
+export type Peer = PythonPeer<PeerReport>;
 
 /** Starts a peer in `mode` on 127.0.0.1 (or ::1) and waits for the port it bound. */
 export function startPeer(mode: PeerMode, family: 4 | 6 = 4): Promise<Peer> {
   const host = family === 6 ? "::1" : "127.0.0.1";
-  return PythonListener.start<PeerReport>(PEER_SCRIPT, host, [mode, String(family), host], {
-    holdStdin: true,
-  });
+  return PythonPeer.start<PeerReport>(PEER_SCRIPT, [host, mode], { stdin: true });
 }
 
 /** What a run of the CLI against a peer gave: the result, the report, both endpoints. */
@@ -384,6 +162,18 @@ export async function runAgainst(
   return { result, seen, local: endpoint(seen.peer), remote: peer.address };
 }
 
+/**
+ * Asserts a run that connected and ended gracefully with nothing sent: exit 0, nothing on
+ * stderr, the connect prefix and the graceful end on stdout, and a peer that got no data and a
+ * FIN.
+ */
+export function assertGracefulRun({ result, seen, local, remote }: PeerRun): void {
+  assert.equal(result.stderr, "");
+  assertLines(result.stdout, [...connectedPrefix(local, remote), ...gracefulEnd(local, remote)]);
+  assert.equal(result.code, 0);
+  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "eof" });
+}
+
 /** Formats a python address pair the way the CLI prints addresses. */
 export function endpoint([host, port]: [string, number]): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -394,12 +184,6 @@ export function portOf(address: string): number {
   const match = /:(\d+)$/.exec(address);
   assert.ok(match, `no port in ${address}`);
   return Number(match[1]);
-}
-
-/** Lower-case hex of bytes (a string counts as its UTF-8), as python reports received bytes. */
-export function hex(data: string | Uint8Array): string {
-  const bytes = typeof data === "string" ? text.encode(data) : data;
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** `size` random bytes. */
@@ -443,18 +227,35 @@ export const TIME = /^\d+(\.\d+)?ms$/;
 /** Any non-empty message. */
 export const SOME = /\S/;
 
-/** Every line of `output` as a parsed status line; fails on anything that is not one. */
-export function statusLines(output: string): Record<string, string>[] {
+/**
+ * Every line of `output` as a parsed status line (its call name matching `calls`); fails on
+ * anything that is not one.
+ */
+export function statusLines(
+  output: string,
+  calls: RegExp = /^Wsk[A-Za-z]+$/,
+): Record<string, string>[] {
   const lines = output.split("\n");
   assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
   return lines.map((line) => {
     const fields = parseLine(line);
-    assert.match(fields.call!, /^Wsk[A-Za-z]+$/, `not a status line: ${line}`);
+    assert.match(fields.call!, calls, `not a status line: ${line}`);
     assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
     assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
     assert.match(fields.time ?? "", TIME, `no time in: ${line}`);
     return fields;
   });
+}
+
+/**
+ * Runs `wsk ...args` and asserts a usage error before any socket: exit 2, nothing on stdout,
+ * and exactly `stderr` on stderr.
+ */
+export async function assertUsageFails(args: string[], stderr: string): Promise<void> {
+  const result = await runCli(args);
+  assert.equal(result.stderr, stderr, args.join(" "));
+  assert.equal(result.stdout, "", `no socket was opened: ${args.join(" ")}`);
+  assert.equal(result.code, 2, args.join(" "));
 }
 
 /** The call names of parsed lines. */
@@ -539,13 +340,17 @@ export function failed(
   return { call, status, ntstatus, socket: "1", bytes: "0", time: TIME, message: SOME, ...fields };
 }
 
-/** WskSocket, WskBind to `bind`, WskConnect from `local` to `remote`. */
-export function connectedPrefix(local: string, remote: string, bind = "0.0.0.0:0"): Expected[] {
+/** WskSocket, WskBind to `bind`, WskConnect from `local` to `remote` (each exact or a pattern). */
+export function connectedPrefix(
+  local: string | RegExp,
+  remote: string | RegExp,
+  bind = "0.0.0.0:0",
+): Expected[] {
   return [ok("WskSocket"), ok("WskBind", { local: bind }), ok("WskConnect", { local, remote })];
 }
 
 /** The graceful end of a connected socket: WskDisconnect, WskReceive until FIN, WskCloseSocket. */
-export function gracefulEnd(local: string, remote: string): Expected[] {
+export function gracefulEnd(local: string | RegExp, remote: string | RegExp): Expected[] {
   return [
     ok("WskDisconnect", { local, remote }),
     ok("WskReceive", { local, remote, calls: "1" }),

@@ -3,8 +3,9 @@
 // --allow-ffi a deno-backed socket can only close (FIN), and its lines must say so.
 
 import assert from "node:assert/strict";
-import { FFI, parseLine, readAll, runCli, text } from "../_helpers.ts";
-import { CliChild, portOf, startPeer, within } from "./_peer.ts";
+import { FFI, parseLine, readAll, runCli, text, within } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
+import { CliChild, portOf, startPeer } from "./_peer.ts";
 
 /** Reads until the peer ends the stream; what ended it. */
 async function endOf(conn: Deno.Conn): Promise<"reset" | "fin" | string> {
@@ -102,19 +103,15 @@ Deno.test("accept --deny 127.0.0.2 --backing deno (with --allow-ffi): a refused 
   );
   const port = portOf(await cli.bindLocal("stdout"));
   // python3, because Deno cannot choose the source address within the test's permissions.
-  const client = await new Deno.Command("python3", {
-    args: [
-      "-c",
-      "import socket, sys\n" +
-      "s = socket.socket(); s.bind(('127.0.0.2', 0)); s.connect(('127.0.0.1', int(sys.argv[1])))\n" +
-      "try:\n  print('fin' if s.recv(16) == b'' else 'data')\n" +
-      "except ConnectionResetError:\n  print('ECONNRESET')\n",
-      String(port),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const refused = text.decode(client.stdout).trim();
+  const client = await runProcess("python3", [
+    "-c",
+    "import socket, sys\n" +
+    "s = socket.socket(); s.bind(('127.0.0.2', 0)); s.connect(('127.0.0.1', int(sys.argv[1])))\n" +
+    "try:\n  print('fin' if s.recv(16) == b'' else 'data')\n" +
+    "except ConnectionResetError:\n  print('ECONNRESET')\n",
+    String(port),
+  ]);
+  const refused = client.stdout.trim();
   assert.equal(refused, "ECONNRESET");
   using conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await conn.write(text.encode("ok"));

@@ -6,28 +6,18 @@
 import assert from "node:assert/strict";
 import { fillPattern, patternByte } from "../../engine/pattern.ts";
 import { parseCidr, refusalOf } from "../../engine/cidr.ts";
-import {
-  cliCommand,
-  FFI,
-  parseLine,
-  PythonProcess,
-  readAll,
-  runCli,
-  sleep,
-  text,
-} from "../_helpers.ts";
+import { FFI, hex, readAll, runCli, sleep, text, within } from "../_helpers.ts";
+import { type ClientHow, type ClientReport, PythonPeer } from "../_python.ts";
 import {
   assertAllSucceeded,
+  assertUsageFails,
   callsOf,
   CliChild,
-  Collector,
   DISPATCH_CALLS,
   HEX_STATUS,
   portOf,
   randomBytes,
   statusLines,
-  TIME,
-  within,
 } from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -38,74 +28,8 @@ import {
  * `wsk accept --mode print | sleep 20`, until closeStdout() closes it (its writes then fail
  * with EPIPE, as after `| head -c 10`). Status lines (on stderr in print mode) are collected.
  */
-class HeldStdoutChild implements AsyncDisposable {
-  readonly stderr: Collector;
-  readonly #child: Deno.ChildProcess;
-  #exited = false;
-
-  constructor(args: string[]) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: cliCommand(args),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    }).spawn();
-    this.#child.status.then(() => this.#exited = true);
-    this.stderr = new Collector(this.#child.stderr);
-  }
-
-  /** Closes the reading end of the child's stdout (once; later calls do nothing). */
-  async closeStdout(): Promise<void> {
-    if (!this.#child.stdout.locked) await this.#child.stdout.cancel();
-  }
-
-  /** The `local=` of the WskBind line on stderr. */
-  bindLocal(): Promise<string> {
-    return this.stderr.waitFor(
-      () => this.stderr.lines().map(parseLine).find((line) => line.call === "WskBind")?.local,
-      15_000,
-      "the WskBind line on stderr",
-    );
-  }
-
-  /** The first parsed stderr line `find` accepts, once it was printed (within 10 s). */
-  line(
-    find: (line: Record<string, string>) => boolean,
-    what: string,
-  ): Promise<Record<string, string>> {
-    return this.stderr.waitFor(() => this.stderr.lines().map(parseLine).find(find), 10_000, what);
-  }
-
-  /** Whether the child is still running. */
-  get running(): boolean {
-    return !this.#exited;
-  }
-
-  /** Sends `signal` to the child. */
-  kill(signal: Deno.Signal): void {
-    this.#child.kill(signal);
-  }
-
-  /** The child's status, once it exited within `ms`. */
-  async status(ms = 15_000): Promise<Deno.CommandStatus> {
-    const status = await within(this.#child.status, ms, "the accept child's exit");
-    await this.stderr.done;
-    return status;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
-    await this.#child.status;
-    await this.closeStdout();
-    await this.stderr.cancel();
-  }
+function heldStdoutChild(args: string[]): CliChild {
+  return new CliChild(args, [], [], { stdout: "held" });
 }
 
 /**
@@ -204,112 +128,37 @@ async function patternClient(port: number, size: number, corrupt = -1): Promise<
 }
 
 /**
- * A python3 client. argv: HOST SOURCE HEX HOW. It binds SOURCE port 0 (so the loopback source
- * address can be chosen, e.g. 127.0.0.2), prints {"port": N} (it is ready), reads the server's
- * port as a line on stdin, connects at once, sends HEX, then:
- *   close   half-closes and reads until EOF or a reset
- *   reset   after sending, waits for a line on stdin, then resets (SO_LINGER 0)
- *   silent  reads until EOF or a reset without half-closing (sends nothing if HEX is empty)
- * and prints {"data": hex received, "end": "eof" | "reset" | "sent-reset" | "timeout"}.
+ * Starts the python client and waits until it is ready (bound, its start-up over) before the
+ * server it will reach is known: a python3 that is slow to start (a pyenv shim takes 0.3–0.5 s)
+ * then adds nothing to the time between the server's first call and the connection. Its
+ * `address` is its own, as the server will see it.
  */
-const PYTHON_CLIENT = `
-import json, socket, struct, sys
-host, source, payload, how = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), sys.argv[4]
-s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-s.settimeout(10)
-s.bind((source, 0))
-print(json.dumps({"port": s.getsockname()[1]}), flush=True)
-port = int(sys.stdin.readline())
-data, end = b"", "eof"
-try:
-    s.connect((host, port))
-    s.sendall(payload)
-    if how == "reset":
-        print(json.dumps({"sent": len(payload)}), flush=True)
-        sys.stdin.readline()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()
-        end = "sent-reset"
-    else:
-        if how == "close":
-            s.shutdown(socket.SHUT_WR)
-        while chunk := s.recv(65536):
-            data += chunk
-except (ConnectionResetError, BrokenPipeError):
-    end = "reset"
-except socket.timeout:
-    end = "timeout"
-print(json.dumps({"data": data.hex(), "end": end}), flush=True)
-`;
-
-interface PythonReport {
-  readonly data: string;
-  readonly end: "eof" | "reset" | "sent-reset" | "timeout";
+function startPythonClient(
+  payload: string,
+  how: ClientHow,
+  source = "127.0.0.1",
+): Promise<PythonPeer<ClientReport>> {
+  return PythonPeer.client(source, "127.0.0.1", null, hex(payload), how);
 }
 
 /**
- * The python client, started and ready (bound, its start-up over) before the server it will
- * reach is known: a python3 that is slow to start (a pyenv shim takes 0.3–0.5 s) then adds
- * nothing to the time between the server's first call and the connection.
+ * Connects a ready client to `port` and runs it to the end; its report. With "reset",
+ * `beforeReset(local)` runs once the payload was sent, and the reset follows it.
  */
-class ReadyPythonClient implements AsyncDisposable {
-  readonly #python: PythonProcess;
-  readonly #how: "close" | "reset" | "silent";
-  readonly #bytes: number;
-  readonly local: string;
-
-  private constructor(
-    python: PythonProcess,
-    how: "close" | "reset" | "silent",
-    bytes: number,
-    local: string,
-  ) {
-    this.#python = python;
-    this.#how = how;
-    this.#bytes = bytes;
-    this.local = local;
+async function runPythonClient(
+  python: PythonPeer<ClientReport>,
+  port: number,
+  how: ClientHow,
+  payload = "",
+  beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
+): Promise<ClientReport> {
+  await python.writeLine(String(port));
+  if (how === "reset") {
+    assert.deepEqual(await python.json(), { sent: text.encode(payload).length });
+    await beforeReset(python.address);
+    await python.writeLine("go");
   }
-
-  /** Starts the client and waits until it says it is ready. */
-  static async start(
-    payload: string,
-    how: "close" | "reset" | "silent",
-    source = "127.0.0.1",
-  ): Promise<ReadyPythonClient> {
-    const bytes = text.encode(payload);
-    const hexPayload = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    const python = new PythonProcess(PYTHON_CLIENT, ["127.0.0.1", source, hexPayload, how], {
-      stdin: true,
-    });
-    try {
-      const own = JSON.parse(await python.line(30_000)) as { port: number };
-      return new ReadyPythonClient(python, how, bytes.length, `${source}:${own.port}`);
-    } catch (error) {
-      await python[Symbol.asyncDispose]();
-      throw error;
-    }
-  }
-
-  /**
-   * Connects to `port` and runs to the end; its report. With "reset", `beforeReset(local)` runs
-   * once the payload was sent, and the reset follows it.
-   */
-  async run(
-    port: number,
-    beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
-  ): Promise<PythonReport> {
-    await this.#python.writeLine(String(port));
-    if (this.#how === "reset") {
-      assert.deepEqual(JSON.parse(await this.#python.line()), { sent: this.#bytes });
-      await beforeReset(this.local);
-      await this.#python.writeLine("go");
-    }
-    return JSON.parse(await this.#python.line(15_000)) as PythonReport;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#python[Symbol.asyncDispose]();
-  }
+  return await python.json<ClientReport>();
 }
 
 /**
@@ -319,27 +168,18 @@ class ReadyPythonClient implements AsyncDisposable {
 async function pythonClient(
   port: number,
   payload: string,
-  how: "close" | "reset" | "silent",
+  how: ClientHow,
   source = "127.0.0.1",
   beforeReset: (local: string) => Promise<void> = () => Promise.resolve(),
-): Promise<{ local: string; seen: PythonReport }> {
-  await using python = await ReadyPythonClient.start(payload, how, source);
-  const seen = await python.run(port, beforeReset);
-  return { local: python.local, seen };
+): Promise<{ local: string; seen: ClientReport }> {
+  await using python = await startPythonClient(payload, how, source);
+  const seen = await runPythonClient(python, port, how, payload, beforeReset);
+  return { local: python.address, seen };
 }
 
 /** Every line of accept's output, parsed: WSK calls and events, and Summary lines. */
 function acceptLines(output: string): Record<string, string>[] {
-  const lines = output.split("\n");
-  assert.equal(lines.pop(), "", `output must end with a newline: ${JSON.stringify(output)}`);
-  return lines.map((line) => {
-    const fields = parseLine(line);
-    assert.match(fields.call!, /^(Wsk[A-Za-z]+|Summary)$/, `not a status line: ${line}`);
-    assert.match(fields.status!, /^STATUS_[A-Z_]+$/, `not a status line: ${line}`);
-    assert.match(fields.ntstatus!, HEX_STATUS, `not a status line: ${line}`);
-    assert.match(fields.time ?? "", TIME, `no time in: ${line}`);
-    return fields;
-  });
+  return statusLines(output, /^(Wsk[A-Za-z]+|Summary)$/);
 }
 
 /** The expected end of one connection's Summary line. */
@@ -391,6 +231,16 @@ function connectionLines(
 
 /** The calls on the connection of a client that sends, reads the echo and half-closes. */
 const ECHO_CONNECTION = ["WskReceive", "WskSend", "WskDisconnect", "WskCloseSocket"];
+
+/** The calls of one echoed connection with --events, after its WskAcceptEvent. */
+const EVENT_ECHO_CONNECTION = [
+  "WskReceiveEvent",
+  "WskSend",
+  "WskRelease",
+  "WskDisconnectEvent",
+  "WskDisconnect",
+  "WskCloseSocket",
+];
 
 /** The calls on the connection of a client whose bytes are taken and not answered. */
 const SINK_CONNECTION = ["WskReceive", "WskDisconnect", "WskCloseSocket"];
@@ -702,12 +552,9 @@ Deno.test("accept: a peer that resets gets a Summary with STATUS_CONNECTION_RESE
     "reset",
     "127.0.0.1",
     async (local) => {
-      await cli.stdout.waitFor(
-        () =>
-          cli.stdout.lines().map(parseLine).find((line) =>
-            line.call === "WskAccept" && line.remote === local
-          ),
-        15_000,
+      await cli.lineWhere(
+        "stdout",
+        (line) => line.call === "WskAccept" && line.remote === local,
         "the WskAccept line",
       );
       await sleep(100);
@@ -733,11 +580,11 @@ Deno.test("accept: a peer that resets gets a Summary with STATUS_CONNECTION_RESE
 Deno.test("accept --timeout 1000: a silent peer gets WskReceive STATUS_IO_TIMEOUT and a Summary with value=timeout", async () => {
   // --timeout also bounds the wait for the connection: the client is started (and ready)
   // before the server, so only a line on its stdin stands between the WskBind line and it.
-  await using python = await ReadyPythonClient.start("", "silent");
+  await using python = await startPythonClient("", "hold");
   await using cli = new CliChild(["accept", "--mode", "echo", "--timeout", "1000"]);
   const listenerLocal = await cli.bindLocal("stdout");
-  const seen = await python.run(portOf(listenerLocal));
-  const local = python.local;
+  const seen = await runPythonClient(python, portOf(listenerLocal), "hold");
+  const local = python.address;
   // The server gave up on the connection: a FIN (deno backing) after nothing came back.
   assert.deepEqual(seen, { data: "", end: "eof" });
   assert.equal(await cli.exitCode(), 1, cli.stderr.text());
@@ -943,14 +790,13 @@ Deno.test("accept --events --allow: a peer outside the network gets WskAcceptEve
     sent: 0,
     message: "127.0.0.3 matches no --allow network",
   });
-  const served = connectionLines(lines, listenerLocal, allowed.local, [
-    "WskReceiveEvent",
-    "WskSend",
-    "WskRelease",
-    "WskDisconnectEvent",
-    "WskDisconnect",
-    "WskCloseSocket",
-  ], "WskAcceptEvent");
+  const served = connectionLines(
+    lines,
+    listenerLocal,
+    allowed.local,
+    EVENT_ECHO_CONNECTION,
+    "WskAcceptEvent",
+  );
   assertAllSucceeded(served);
   assertSummary(served[7]!, { end: "graceful", received: 3, sent: 3 });
 });
@@ -1007,11 +853,8 @@ for (
   ]
 ) {
   Deno.test(`accept --deny "${value}" is a usage error: ${reason}`, async () => {
-    const result = await runCli(["accept", "--deny", value]);
-    assert.equal(result.code, 2);
-    assert.equal(result.stdout, "", "no socket was opened");
-    assert.equal(
-      result.stderr,
+    await assertUsageFails(
+      ["accept", "--deny", value],
       `error: option '--deny <cidr>' argument '${value}' is invalid. ` +
         `Cannot parse CIDR "${value}": ${reason}\n`,
     );
@@ -1047,12 +890,7 @@ Deno.test("accept: conflicting options are usage errors before any socket opens"
       stderr: "error: option '--reply-file <file>' cannot be used with option '--reply <text>'\n",
     },
   ];
-  for (const { args, stderr } of cases) {
-    const result = await runCli(["accept", ...args]);
-    assert.equal(result.stderr, stderr, args.join(" "));
-    assert.equal(result.stdout, "");
-    assert.equal(result.code, 2);
-  }
+  for (const { args, stderr } of cases) await assertUsageFails(["accept", ...args], stderr);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1079,14 +917,13 @@ Deno.test("accept --events --count 3 echoes concurrent clients through WskAccept
   assert.equal(lines.at(-1)!.socket, lines[1]!.socket);
   assert.equal(lines.length, 3 + 3 * 8 + 1);
   for (const run of runs) {
-    const own = connectionLines(lines, listenerLocal, run.local, [
-      "WskReceiveEvent",
-      "WskSend",
-      "WskRelease",
-      "WskDisconnectEvent",
-      "WskDisconnect",
-      "WskCloseSocket",
-    ], "WskAcceptEvent");
+    const own = connectionLines(
+      lines,
+      listenerLocal,
+      run.local,
+      EVENT_ECHO_CONNECTION,
+      "WskAcceptEvent",
+    );
     const size = String(run.sent.length);
     assert.equal(own[1]!.bytes, size, "indicated");
     assert.ok(Number(own[1]!.calls) >= 1);
@@ -1211,12 +1048,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       // Every connection is reported before the signal comes.
       for (const run of runs) {
         assert.deepEqual(run.got, run.sent);
-        await cli.stdout.waitFor(
-          () =>
-            cli.stdout.lines().map(parseLine).find((line) =>
-              line.call === "Summary" && line.remote === run.local
-            ),
-          15_000,
+        await cli.lineWhere(
+          "stdout",
+          (line) => line.call === "Summary" && line.remote === run.local,
           `the Summary of ${run.local}`,
         );
       }
@@ -1230,16 +1064,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
           lines,
           listenerLocal,
           run.local,
-          events
-            ? [
-              "WskReceiveEvent",
-              "WskSend",
-              "WskRelease",
-              "WskDisconnectEvent",
-              "WskDisconnect",
-              "WskCloseSocket",
-            ]
-            : ECHO_CONNECTION,
+          events ? EVENT_ECHO_CONNECTION : ECHO_CONNECTION,
           accept,
         );
         assertAllSucceeded(own);
@@ -1288,12 +1113,9 @@ Deno.test("accept --keep-open: a connection still open at SIGTERM is closed, its
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: portOf(listenerLocal) });
   try {
     await writeAll(conn, text.encode("partial"));
-    const accept = await cli.stdout.waitFor(
-      () =>
-        cli.stdout.lines().map(parseLine).find((line) =>
-          line.call === "WskAccept" && line.remote === `127.0.0.1:${conn.localAddr.port}`
-        ),
-      15_000,
+    const accept = await cli.lineWhere(
+      "stdout",
+      (line) => line.call === "WskAccept" && line.remote === `127.0.0.1:${conn.localAddr.port}`,
       "the WskAccept line",
     );
     await sleep(100);
@@ -1325,7 +1147,7 @@ Deno.test("accept --keep-open: a connection still open at SIGTERM is closed, its
 for (const events of [false, true]) {
   const how = events ? " --events" : "";
   Deno.test(`accept --count 2${how} --mode print: a closed standard output ends each connection with STATUS_PIPE_BROKEN in its Summary, and the server goes on to serve the next one`, async () => {
-    await using cli = new HeldStdoutChild([
+    await using cli = heldStdoutChild([
       "accept",
       "--count",
       "2",
@@ -1334,11 +1156,12 @@ for (const events of [false, true]) {
       ...(events ? ["--events"] : []),
     ]);
     await cli.closeStdout();
-    const listenerLocal = await cli.bindLocal();
+    const listenerLocal = await cli.bindLocal("stderr");
     for (let client = 1; client <= 2; client++) {
       const flood = await floodClient(portOf(listenerLocal), 1_000_000);
       try {
-        const summary = await cli.line(
+        const summary = await cli.lineWhere(
+          "stderr",
           (line) => line.call === "Summary" && line.remote === flood.local,
           `the Summary of client ${client}`,
         );
@@ -1374,19 +1197,20 @@ for (const events of [false, true]) {
   for (const [first, second] of [["SIGINT", "SIGTERM"], ["SIGTERM", "SIGINT"]] as const) {
     const how = events ? " --events" : "";
     Deno.test(`accept --keep-open${how} --mode print: ${first} while standard output is full closes the listener and the connection, the Summary counts the dropped bytes, and ${second} ends the process`, async () => {
-      await using cli = new HeldStdoutChild([
+      await using cli = heldStdoutChild([
         "accept",
         "--keep-open",
         "--mode",
         "print",
         ...(events ? ["--events"] : []),
       ]);
-      const listenerLocal = await cli.bindLocal();
+      const listenerLocal = await cli.bindLocal("stderr");
       const port = portOf(listenerLocal);
       const flood = await floodClient(port, 2_000_000);
       try {
         const accept = events ? "WskAcceptEvent" : "WskAccept";
-        await cli.line(
+        await cli.lineWhere(
+          "stderr",
           (line) => line.call === accept && line.remote === flood.local,
           "the accept line",
         );
@@ -1394,7 +1218,8 @@ for (const events of [false, true]) {
         await sleep(300);
         cli.kill(first);
         const listener = acceptLines(cli.stderr.text())[1]!.socket!;
-        await cli.line(
+        await cli.lineWhere(
+          "stderr",
           (line) => line.call === "WskCloseSocket" && line.socket === listener,
           "the listener's WskCloseSocket after the signal",
         );
@@ -1437,12 +1262,13 @@ for (const events of [false, true]) {
 }
 
 Deno.test("accept --mode print --timeout 1500: standard output that takes nothing for 1500 ms fails the connection with STATUS_IO_TIMEOUT and drops the rest", async () => {
-  await using cli = new HeldStdoutChild(["accept", "--mode", "print", "--timeout", "1500"]);
-  const listenerLocal = await cli.bindLocal();
+  await using cli = heldStdoutChild(["accept", "--mode", "print", "--timeout", "1500"]);
+  const listenerLocal = await cli.bindLocal("stderr");
   const flood = await floodClient(portOf(listenerLocal), 2_000_000);
   try {
     const listener = acceptLines(cli.stderr.text())[1]!.socket!;
-    await cli.line(
+    await cli.lineWhere(
+      "stderr",
       (line) => line.call === "WskCloseSocket" && line.socket === listener,
       "the listener's WskCloseSocket",
     );

@@ -9,8 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import { closedPort, runCli } from "../_helpers.ts";
+import { closedPort, hex, runCli } from "../_helpers.ts";
 import {
+  assertGracefulRun,
   assertLines,
   connectedPrefix,
   connectedPrefixJson,
@@ -20,7 +21,6 @@ import {
   failedJson,
   gracefulEnd,
   gracefulEndJson,
-  hex,
   humanLines,
   jsonLines,
   ok,
@@ -39,12 +39,9 @@ import {
 
 Deno.test("connect runs WskSocket, WskBind, WskConnect and a graceful end against a real peer and exits 0", async () => {
   await using peer = await startPeer("drain");
-  const { result, seen, local, remote } = await runAgainst(peer, "connect");
-  assert.equal(result.stderr, "");
-  assertLines(result.stdout, [...connectedPrefix(local, remote), ...gracefulEnd(local, remote)]);
-  assert.equal(result.code, 0);
-  assert.equal(seen.peer[0], "127.0.0.1");
-  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "eof" });
+  const run = await runAgainst(peer, "connect");
+  assertGracefulRun(run);
+  assert.equal(run.seen.peer[0], "127.0.0.1");
 });
 
 Deno.test("connect --json writes one JSON object per call with addresses the peer saw", async () => {

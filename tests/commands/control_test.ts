@@ -9,9 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { closedPort, parseLine, runCli } from "../_helpers.ts";
+import { closedPort, hex, parseLine, runCli } from "../_helpers.ts";
 import {
   assertFields,
+  assertGracefulRun,
   assertLines,
   connectedPrefix,
   connectedPrefixJson,
@@ -22,7 +23,6 @@ import {
   failedJson,
   gracefulEnd,
   gracefulEndJson,
-  hex,
   humanLines,
   jsonLines,
   ok,
@@ -40,11 +40,8 @@ import {
 
 Deno.test("disconnect without data sends a FIN, drains until the peer's FIN and exits 0", async () => {
   await using peer = await startPeer("drain");
-  const { result, seen, local, remote } = await runAgainst(peer, "disconnect");
-  assert.equal(result.stderr, "");
-  assertLines(result.stdout, [...connectedPrefix(local, remote), ...gracefulEnd(local, remote)]);
-  assert.equal(result.code, 0);
-  assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "eof" });
+  const run = await runAgainst(peer, "disconnect");
+  assertGracefulRun(run);
 });
 
 Deno.test('disconnect --data "bye\\n" delivers the final data, then a FIN', async () => {

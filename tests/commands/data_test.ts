@@ -4,18 +4,10 @@
 // made and removed by python too, so these tests need no --allow-write of their own.
 
 import assert from "node:assert/strict";
-import { cliCommand, closedPort, runCli, text } from "../_helpers.ts";
-import {
-  assertAllSucceeded,
-  callsOf,
-  CliChild,
-  Collector,
-  hex,
-  PythonListener,
-  randomBytes,
-  statusLines,
-  within,
-} from "./_peer.ts";
+import { closedPort, hex, runCli, text, within } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
+import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
+import { assertAllSucceeded, callsOf, CliChild, randomBytes, statusLines } from "./_peer.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers local to this file
@@ -38,8 +30,8 @@ interface PeerReport {
 }
 
 /**
- * The python3 peer. argv: MODE HOST ARG. It listens on HOST port 0, prints the port, serves one
- * connection, then prints a JSON report. Modes:
+ * The python3 peer. argv: HOST MODE ARG. PY_ONE_CONNECTION on HOST; it serves that connection,
+ * then prints a JSON report. Modes:
  * - sink: read until EOF.
  * - reply HEX: read until EOF, send HEX, close.
  * - source HEX: send HEX, half-close, read until EOF.
@@ -48,16 +40,10 @@ interface PeerReport {
  * - reset: wait 300 ms (the CLI's connect is complete), then close with SO_LINGER 0: a reset.
  * - silent: send nothing, read until EOF.
  */
-const PEER = String.raw`
-import base64, hashlib, json, os, socket, struct, sys, time
-mode, host, arg = sys.argv[1], sys.argv[2], sys.argv[3]
-srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-srv.bind((host, 0))
-srv.listen(1)
-print(srv.getsockname()[1], flush=True)
-conn, peer = srv.accept()
-srv.close()
-out = {"peer": peer[0], "peerPort": peer[1]}
+const PEER = PY_ONE_CONNECTION + String.raw`
+import base64, hashlib
+mode, arg = args[0], args[1]
+out = {"peer": addr[0], "peerPort": addr[1]}
 def read_all():
     h, n, head = hashlib.sha256(), 0, b""
     while True:
@@ -102,25 +88,20 @@ print(json.dumps(out), flush=True)
 `;
 
 /** A python3 peer running PEER; `await using` kills it if it is still running. */
-type Peer = PythonListener<PeerReport>;
+type Peer = PythonPeer<PeerReport>;
 
 const Peer = {
   /** Starts a peer in `mode` with `arg` on 127.0.0.1 and waits for the port it bound. */
   start(mode: string, arg = ""): Promise<Peer> {
-    return PythonListener.start<PeerReport>(PEER, "127.0.0.1", [mode, "127.0.0.1", arg]);
+    return PythonPeer.start<PeerReport>(PEER, ["127.0.0.1", mode, arg]);
   },
 };
 
 /** Runs a short python program with arguments and returns its stdout (fails on exit ≠ 0). */
 async function python(program: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("python3", {
-    args: ["-c", program, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, text.decode(out.stderr));
-  return text.decode(out.stdout).trim();
+  const out = await runProcess("python3", ["-c", program, ...args]);
+  assert.equal(out.code, 0, out.stderr);
+  return out.stdout.trim();
 }
 
 /** A scratch directory made and removed by python. */
@@ -148,7 +129,7 @@ function writeRandomFile(path: string, size: number): Promise<string> {
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(digest);
 }
 
 function fromBase64(b64: string): Uint8Array {
@@ -488,21 +469,9 @@ Deno.test("receive --timeout 500 completes with STATUS_IO_TIMEOUT and exits 1 we
   assertEndpoints(lines, peer, report);
 });
 
-/** The start of the python peers below: listen, print the port, accept one connection. */
-const ONE_CONNECTION = `
-import json, socket, struct
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-srv.settimeout(20)
-print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
-conn, _ = srv.accept()
-conn.settimeout(20)
-`;
-
-/** Starts one of those peers on 127.0.0.1. */
-function onePeer<Report>(script: string): Promise<PythonListener<Report>> {
-  return PythonListener.start<Report>(script, "127.0.0.1", []);
+/** Starts one of the peers below (PY_ONE_CONNECTION, then what it does) on 127.0.0.1. */
+function onePeer<Report>(script: string): Promise<PythonPeer<Report>> {
+  return PythonPeer.start<Report>(script, ["127.0.0.1"]);
 }
 
 /**
@@ -511,39 +480,21 @@ function onePeer<Report>(script: string): Promise<PythonListener<Report>> {
  */
 function spawnSend(
   port: number,
-  { via = [], stdin = "null", env = {}, args: extra = [] }: {
+  { via = [], stdin = "null", env = {}, args = [] }: {
     via?: string[];
     stdin?: "piped" | "null";
     env?: Record<string, string>;
     args?: string[];
   } = {},
-): Deno.ChildProcess & AsyncDisposable {
-  const wsk = [Deno.execPath(), ...cliCommand(["send", `127.0.0.1:${port}`, ...extra])];
-  const [program, ...args] = via.length > 0 ? [...via, ...wsk] : wsk;
-  const child = new Deno.Command(program!, {
-    args,
-    stdin,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...env },
-  }).spawn();
-  return Object.assign(child, {
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It exited.
-      }
-      await child.status;
-    },
-  });
+): CliChild {
+  return new CliChild(["send", `127.0.0.1:${port}`, ...args], [], via, { stdin, env });
 }
 
 /**
  * Records the first chunk as soon as it arrives (while the sender's input is still open), then
  * everything up to EOF.
  */
-const FIRST_CHUNK_PEER = ONE_CONNECTION + `
+const FIRST_CHUNK_PEER = PY_ONE_CONNECTION + `
 first = conn.recv(65536)
 print(json.dumps({"first": first.decode()}), flush=True)
 rest = b""
@@ -556,21 +507,19 @@ conn.close()
 Deno.test("send from standard input sends what arrives at once, not when a buffer fills", async () => {
   await using peer = await onePeer<{ first?: string; rest?: string }>(FIRST_CHUNK_PEER);
   await using child = spawnSend(peer.port, { stdin: "piped" });
-  const writer = child.stdin.getWriter();
-  await writer.write(text.encode("first line\n"));
+  await child.write("first line\n");
   // The peer sees the line while wsk's input is still open: nothing waits for more input.
   assert.deepEqual(await peer.report(10_000), { first: "first line\n" });
-  await writer.write(text.encode("second line\n"));
-  await writer.close();
-  const out = await within(child.output(), 15_000, "wsk send exit");
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const lines = statusLines(new TextDecoder().decode(out.stdout));
+  await child.write("second line\n");
+  await child.closeStdin();
+  assert.equal(await child.exitCode(15_000), 0, child.stderr.text());
+  const lines = statusLines(child.stdout.text());
   assertAllSucceeded(lines);
   assert.equal(lines.find((line) => line.call === "WskSend")?.bytes, "23");
 });
 
 /** Reads until the connection ends and reports how: a FIN or a reset. */
-const END_PEER = ONE_CONNECTION + `
+const END_PEER = PY_ONE_CONNECTION + `
 end = "timeout"
 try:
     while conn.recv(65536):
@@ -592,11 +541,11 @@ Deno.test("send exits 1 after a read error on its input and resets the connectio
     "os.execv(sys.argv[1], sys.argv[1:])";
   await using child = spawnSend(peer.port, { via: ["python3", "-c", becomeWsk] });
   // Before the fix the open connection kept the process alive after the error line.
-  const out = await within(child.output(), 15_000, "wsk send exit");
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 1, stderr);
+  const code = await child.exitCode(15_000);
+  const stderr = child.stderr.text();
+  assert.equal(code, 1, stderr);
   assert.match(stderr, /^error: .*os error 21\)\n$/);
-  const lines = statusLines(new TextDecoder().decode(out.stdout));
+  const lines = statusLines(child.stdout.text());
   assert.deepEqual(lines.map((line) => [line.call, line.status]), [
     ["WskSocket", "STATUS_SUCCESS"],
     ["WskBind", "STATUS_SUCCESS"],
@@ -608,7 +557,7 @@ Deno.test("send exits 1 after a read error on its input and resets the connectio
 });
 
 /** Takes the first chunk, then resets the connection (SO_LINGER 0). */
-const RESET_AFTER_FIRST_PEER = ONE_CONNECTION + `
+const RESET_AFTER_FIRST_PEER = PY_ONE_CONNECTION + `
 first = conn.recv(65536)
 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 conn.close()
@@ -631,8 +580,7 @@ Deno.test("send that fails part-way exits promptly although its input pipe stays
     via: ["bash", "-c", script, "bash"],
     env: { GO: go },
   });
-  const stdout = new Response(child.stdout).text();
-  const stderr = new Collector(child.stderr);
+  const stderr = child.stderr;
   try {
     assert.deepEqual(await peer.report(30_000), { first: "first\n" });
     const start = performance.now();
@@ -644,11 +592,11 @@ Deno.test("send that fails part-way exits promptly although its input pipe stays
     );
     assert.equal(exit, "exit=1", stderr.text());
     assert.ok(performance.now() - start < 7_500, "wsk waited for the end of its input");
-    const lines = statusLines(await stdout);
+    await child.stdout.done;
+    const lines = statusLines(child.stdout.text());
     const send = lines.find((line) => line.call === "WskSend");
     assert.match(send?.status ?? "", /STATUS_CONNECTION_(RESET|ABORTED)/, JSON.stringify(lines));
   } finally {
-    await stderr.cancel();
     await Deno.remove(go).catch(() => {});
   }
 });
@@ -657,7 +605,7 @@ Deno.test("send that fails part-way exits promptly although its input pipe stays
 // send --receive is full duplex
 
 /** Echoes everything until EOF, then half-closes and reports the byte count. */
-const ECHO_PEER = ONE_CONNECTION + `
+const ECHO_PEER = PY_ONE_CONNECTION + `
 n = 0
 while chunk := conn.recv(65536):
     conn.sendall(chunk)
@@ -670,16 +618,12 @@ conn.close()
 Deno.test("send --receive streams a 16 MiB echo byte-exact to stdout while it sends", async () => {
   await using peer = await onePeer<{ echoed: number }>(ECHO_PEER);
   await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
+  const { stdout, stderr } = child;
   const input = randomBytes(16 * MiB);
   // Written while stdout is read: an echo that waits for the whole input would block both.
-  const writer = child.stdin.getWriter();
-  await within(writer.write(input), 30_000, "writing 16 MiB to wsk");
-  await writer.close();
-  const status = await within(child.status, 30_000, "wsk send --receive exit");
-  await stdout.done;
-  await stderr.done;
+  await within(child.write(input), 30_000, "writing 16 MiB to wsk");
+  await child.closeStdin();
+  const status = await child.status(30_000, "wsk send --receive exit");
   assert.deepEqual(await peer.report(), { echoed: input.length });
   assert.equal(status.code, 0, stderr.text());
   const got = new Uint8Array(stdout.bytes());
@@ -695,21 +639,17 @@ Deno.test("send --receive streams a 16 MiB echo byte-exact to stdout while it se
 Deno.test("send --receive prints a line's reply before the next input line is sent", async () => {
   await using peer = await onePeer<{ echoed: number }>(ECHO_PEER);
   await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  const writer = child.stdin.getWriter();
-  await writer.write(text.encode("PING 1\r\n"));
+  const { stdout, stderr } = child;
+  await child.write("PING 1\r\n");
   // The reply shows while the input is still open.
   await stdout.waitFor(
     () => stdout.text() === "PING 1\r\n" ? true : undefined,
     10_000,
     "the reply to line 1",
   );
-  await writer.write(text.encode("PING 2\r\n"));
-  await writer.close();
-  const status = await within(child.status, 15_000, "wsk send --receive exit");
-  await stdout.done;
-  await stderr.done;
+  await child.write("PING 2\r\n");
+  await child.closeStdin();
+  const status = await child.status(15_000, "wsk send --receive exit");
   assert.equal(status.code, 0, stderr.text());
   assert.equal(stdout.text(), "PING 1\r\nPING 2\r\n");
   assert.deepEqual(await peer.report(), { echoed: 16 });
@@ -762,20 +702,10 @@ Deno.test("receive into a full disk (stdout is /dev/full) is WskReceive STATUS_D
   // Deno lets a program open a device only with --allow-all, so the device is its stdout, as in
   // `wsk receive … > /dev/full`. The peer is not asked for its report: wsk aborts the
   // connection, which may fail the peer's send.
-  const out = await new Deno.Command("sh", {
-    args: [
-      "-c",
-      'exec "$@" > /dev/full',
-      "sh",
-      Deno.execPath(),
-      ...cliCommand(["receive", `127.0.0.1:${peer.port}`]),
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).output();
-  const stderr = text.decode(out.stderr);
+  const out = await runCli(["receive", `127.0.0.1:${peer.port}`], {
+    via: ["sh", "-c", 'exec "$@" > /dev/full', "sh"],
+  });
+  const stderr = out.stderr;
   assert.equal(out.code, 1, stderr);
   const lines = statusLines(stderr);
   assert.equal(lines.length, stderr.trimEnd().split("\n").length, "only status lines");
@@ -788,20 +718,15 @@ Deno.test("receive into a full disk (stdout is /dev/full) is WskReceive STATUS_D
 
 Deno.test("receive into a closed stdout still prints WskReceive STATUS_PIPE_BROKEN and WskCloseSocket on stderr, exit 1", async () => {
   await using peer = await Peer.start("random", String(4 * MiB));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliCommand(["receive", `127.0.0.1:${peer.port}`]),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
+  await using child = new CliChild(["receive", `127.0.0.1:${peer.port}`], [], [], {
+    stdout: "held",
+  });
   // As `| head -c 10`: take a few bytes, then close the pipe.
-  const reader = child.stdout.getReader();
+  const reader = child.heldStdout().getReader();
   await within(reader.read(), 15_000, "the first payload bytes");
   await reader.cancel();
-  const stderr = new Collector(child.stderr);
-  const status = await within(child.status, 15_000, "wsk receive exit");
-  await stderr.done;
+  const { stderr } = child;
+  const status = await child.status(15_000, "wsk receive exit");
   assert.equal(status.code, 1, stderr.text());
   const lines = statusLines(stderr.text());
   // Aborted, not ended with a FIN as if the data had been delivered.
@@ -839,18 +764,11 @@ Deno.test("receive --output FILE stopped by SIGTERM (as `timeout` does) prints i
 Deno.test("send --receive reports the peer's reset at once and exits while its input is still open", async () => {
   await using peer = await Peer.start("reset");
   await using child = spawnSend(peer.port, { stdin: "piped", args: ["--receive"] });
-  const stdin = child.stdin.getWriter();
-  const stderr = new Collector(child.stderr);
-  try {
-    // The input stays open (an interactive user who typed nothing): before the fix the reset was
-    // reported only once the input ended.
-    const status = await within(child.status, 10_000, "wsk send exit with its input open");
-    await stderr.done;
-    assert.equal(status.code, 1, stderr.text());
-  } finally {
-    await stdin.close().catch(() => {});
-    await stderr.cancel();
-  }
+  const { stderr } = child;
+  // The input stays open (an interactive user who typed nothing): before the fix the reset was
+  // reported only once the input ended.
+  const status = await child.status(10_000, "wsk send exit with its input open");
+  assert.equal(status.code, 1, stderr.text());
   const lines = statusLines(stderr.text());
   assert.deepEqual(callsOf(lines), [...CONNECT_CHAIN, "WskReceive", "WskSend", "WskCloseSocket"]);
   assert.equal(lineOf(lines, "WskReceive").status, "STATUS_CONNECTION_RESET");
@@ -861,27 +779,17 @@ Deno.test("send --receive reports the peer's reset at once and exits while its i
 Deno.test("send from an open standard input stopped by SIGTERM ends its input and aborts the connection (exit 1)", async () => {
   await using peer = await Peer.start("sink");
   await using child = spawnSend(peer.port, { stdin: "piped" });
-  const stdin = child.stdin.getWriter();
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  try {
-    // Nothing is written: the input is open and empty, so no send is under way at the signal.
-    await stdout.waitFor(
-      () => stdout.lines().find((line) => line.startsWith("WskConnect ")),
-      15_000,
-      "the WskConnect line",
-    );
-    child.kill("SIGTERM");
-    // Before the fix the read pending on the open input held the process after the signal.
-    const status = await within(child.status, 10_000, "wsk send exit with its input open");
-    await stdout.done;
-    await stderr.done;
-    assert.equal(status.code, 1, `signal ${status.signal}; ${stderr.text()}`);
-  } finally {
-    await stdin.close().catch(() => {});
-    await stdout.cancel();
-    await stderr.cancel();
-  }
+  const { stdout, stderr } = child;
+  // Nothing is written: the input is open and empty, so no send is under way at the signal.
+  await stdout.waitFor(
+    () => stdout.lines().find((line) => line.startsWith("WskConnect ")),
+    15_000,
+    "the WskConnect line",
+  );
+  child.kill("SIGTERM");
+  // Before the fix the read pending on the open input held the process after the signal.
+  const status = await child.status(10_000, "wsk send exit with its input open");
+  assert.equal(status.code, 1, `signal ${status.signal}; ${stderr.text()}`);
   assert.equal(stderr.text(), "");
   const lines = statusLines(stdout.text());
   assert.deepEqual(callsOf(lines), [

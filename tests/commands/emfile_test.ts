@@ -6,7 +6,8 @@
 // STATUS_INSUFFICIENT_RESOURCES and still serve one more client after the storm.
 
 import assert from "node:assert/strict";
-import { parseLine, PythonProcess } from "../_helpers.ts";
+import { parseLine } from "../_helpers.ts";
+import { PythonPeer } from "../_python.ts";
 import { CliChild, portOf } from "./_peer.ts";
 
 const CLIENTS_SCRIPT = new URL("../../bench/emfile_clients.py", import.meta.url).pathname;
@@ -63,7 +64,7 @@ for (const c of CASES) {
   Deno.test(`accept --keep-open under ulimit -n 64, ${CLIENTS} clients at once, ${c.name}: each failed accept is STATUS_INSUFFICIENT_RESOURCES, every client is served (or denied with a reset) and the server still serves`, async () => {
     await using server = new CliChild(["accept", "--keep-open", ...c.args], [], LIMITED);
     const port = portOf(await server.bindLocal("stdout"));
-    const storm = new PythonProcess(RUN_FILE, [
+    await using storm = await PythonPeer.start(RUN_FILE, [
       CLIENTS_SCRIPT,
       "127.0.0.1",
       String(port),
@@ -76,11 +77,10 @@ for (const c of CASES) {
       "--deadline",
       "20",
       ...(c.denyEvery ? ["--deny-every", String(c.denyEvery)] : []),
-    ]);
-    await using _storm = storm;
-    assert.deepEqual(JSON.parse(await storm.line(15_000)), { ready: true });
+    ], { ready: "line", readyMs: 15_000, graceMs: 5000 });
+    assert.deepEqual(JSON.parse(storm.ready), { ready: true });
     // Bounded by the script's own deadlines (20 s for the storm, 10 s for the last client).
-    const result: StormResult = JSON.parse(await storm.line(35_000));
+    const result = await storm.json<StormResult>(35_000);
     const denied = c.denyEvery ? Math.ceil(CLIENTS / c.denyEvery) : 0;
     assert.deepEqual(
       result.counts,

@@ -3,8 +3,9 @@
 
 import assert from "node:assert/strict";
 import { MAX_PORT_LIST, parsePortList, parseRetryUntil } from "../../syntax/values.ts";
-import { closedPort, parseLine, PythonProcess, runCli, sleep } from "../_helpers.ts";
-import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
+import { closedPort, parseLine, runCli, sleep } from "../_helpers.ts";
+import { PythonPeer } from "../_python.ts";
+import { assertLines, assertUsageFails, failed, ok, TIME } from "./_peer.ts";
 
 const ADDRESS = /^127\.0\.0\.1:\d+$/;
 
@@ -77,14 +78,14 @@ Deno.test("parseRetryUntil() reads milliseconds from 0, or a duration with a uni
 // connect --retry-until
 
 /**
- * Binds 127.0.0.1 port 0 without listening (a connect to it is refused), prints the port (it is
+ * Binds argv[1] (127.0.0.1) port 0 without listening (a connect to it is refused), prints the port (it is
  * ready), listens once a line comes on stdin, reads its one client until EOF, closes, and prints
  * {"peer": "IP:PORT"}.
  */
 const LATE_LISTENER = String.raw`
 import json, socket, sys
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
+srv.bind((sys.argv[1], 0))
 print(srv.getsockname()[1], flush=True)
 sys.stdin.readline()
 srv.listen(1)
@@ -102,15 +103,15 @@ Deno.test("connect --retry-until succeeds once a listener comes up 2 s after the
   // The listener is ready (its port bound, refusing) before the CLI starts, so python's start-up
   // is out of the picture; 2 s leaves the CLI (deno) time to start and be refused at least once
   // on a loaded machine, and 10 s of retrying leaves time for the rest.
-  await using peer = new PythonProcess(LATE_LISTENER, [], { stdin: true });
-  const port = Number(await peer.line(30_000));
+  await using peer = await PythonPeer.start(LATE_LISTENER, ["127.0.0.1"], { stdin: true });
+  const port = peer.port;
   const started = performance.now();
   const running = runCli(["connect", `127.0.0.1:${port}`, "--retry-until", "10000"]);
   await sleep(2000);
   await peer.writeLine("listen");
   const result = await running;
   const elapsed = performance.now() - started;
-  const { peer: local } = JSON.parse(await peer.line(15_000)) as { peer: string };
+  const { peer: local } = await peer.json<{ peer: string }>();
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0, result.stdout);
   const remote = `127.0.0.1:${port}`;
@@ -182,34 +183,31 @@ Deno.test("connect --retry-until 0 makes exactly one attempt", async () => {
 });
 
 Deno.test("connect --retry-until refuses a value that is not a duration", async () => {
-  const result = await runCli(["connect", "127.0.0.1:1", "--retry-until", "5x"]);
-  assert.equal(
-    result.stderr,
+  await assertUsageFails(
+    ["connect", "127.0.0.1:1", "--retry-until", "5x"],
     "error: option '--retry-until <ms>' argument '5x' is invalid. Cannot parse retry deadline " +
       '"5x": expected milliseconds from 0 to 2147483647, or a number with a unit (500ms, 5s, 2m)\n',
   );
-  assert.equal(result.stdout, "");
-  assert.equal(result.code, 2);
 });
 
 // ---------------------------------------------------------------------------------------------
 // socketconnect HOST:PORTS
 
 /**
- * argv: MODE ("gap": the port P it listens on has P+1 free, left closed; "any": any port).
+ * argv: HOST MODE ("gap": the port P it listens on has P+1 free, left closed; "any": any port).
  * Prints the port, accepts one connection, reads it until EOF and prints {"bytes": N}.
  */
 const PORT_PEER = String.raw`
 import json, socket, sys
 def listener(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", port))
+    s.bind((sys.argv[1], port))
     s.listen(1)
     return s
 while True:
     srv = listener(0)
     port = srv.getsockname()[1]
-    if sys.argv[1] == "any":
+    if sys.argv[2] == "any":
         break
     try:
         if port < 65535:
@@ -233,8 +231,8 @@ conn.close()
 print(json.dumps({"bytes": received}), flush=True)
 `;
 
-function portPeer(mode: "gap" | "any"): Promise<PythonListener<{ bytes: number }>> {
-  return PythonListener.start<{ bytes: number }>(PORT_PEER, "127.0.0.1", [mode]);
+function portPeer(mode: "gap" | "any"): Promise<PythonPeer<{ bytes: number }>> {
+  return PythonPeer.start<{ bytes: number }>(PORT_PEER, ["127.0.0.1", mode]);
 }
 
 Deno.test("socketconnect over a port list: one line per port, exit 1 when one is closed", async () => {
@@ -296,14 +294,11 @@ Deno.test("socketconnect over a range of closed ports: every line refused, in or
 });
 
 Deno.test("socketconnect refuses a bad port list before any socket (exit 2)", async () => {
-  const result = await runCli(["socketconnect", "127.0.0.1:90-80"]);
-  assert.equal(
-    result.stderr,
+  await assertUsageFails(
+    ["socketconnect", "127.0.0.1:90-80"],
     "error: command-argument value '127.0.0.1:90-80' is invalid for argument 'remote'. Cannot " +
       'parse port list "127.0.0.1:90-80": the range "90-80" runs backwards\n',
   );
-  assert.equal(result.stdout, "");
-  assert.equal(result.code, 2);
 });
 
 Deno.test("--timeout and --retry-until take units: connect --retry-until 1s --timeout 500ms gives up after about a second", async () => {

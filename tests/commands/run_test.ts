@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { closedPort, parseLine, runCli } from "../_helpers.ts";
-import { PythonListener } from "./_peer.ts";
+import { PY_LISTEN, PythonPeer } from "../_python.ts";
 
 /**
- * A python server for scripts. Modes:
+ * A python server for scripts (PY_LISTEN on 127.0.0.1). argv: HOST MODE COUNT. Modes:
  *   http   read a request up to the blank line, answer "HTTP/1.0 200 OK" with a body, close
  *   redis  answer each "PING\r\n" line with "+PONG\r\n" until EOF, then close
  *   echo   echo until EOF, then close
@@ -21,14 +21,8 @@ import { PythonListener } from "./_peer.ts";
  * It serves `count` connections one after another, then reports, per connection, the client's
  * port and the bytes it got.
  */
-const SERVER = `
-import json, socket, struct, sys, time
-mode, count = sys.argv[1], int(sys.argv[2])
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
-srv.listen(8)
-srv.settimeout(20)
-print(json.dumps({"port": srv.getsockname()[1]}), flush=True)
+const SERVER = PY_LISTEN + `
+mode, count = args[0], int(args[1])
 served = []
 for index in range(count):
     conn, addr = srv.accept()
@@ -87,7 +81,7 @@ function startServer(
   mode: "http" | "redis" | "echo" | "twolines" | "resetpartial" | "hold" | "blob" | "bulkecho",
   count = 1,
 ) {
-  return PythonListener.start<Served>(SERVER, "127.0.0.1", [mode, String(count)]);
+  return PythonPeer.start<Served>(SERVER, ["127.0.0.1", mode, String(count)]);
 }
 
 function lines(stdout: string): Record<string, string>[] {

@@ -6,12 +6,14 @@
  */
 
 import assert from "node:assert/strict";
-import { type CliResult, closedPort, PythonProcess, runCli, sleep } from "../_helpers.ts";
+import { type CliResult, closedPort, runCli, sleep } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
+import { PY_LISTEN, PythonPeer } from "../_python.ts";
 import { assertLines, failed, jsonLines, ok, okJson } from "./_peer.ts";
 
 /**
- * A python3 peer driven line by line on stdin. It listens on 127.0.0.1 port 0 and prints the
- * port; then each command prints one JSON line:
+ * A python3 peer driven line by line on stdin. It listens (PY_LISTEN) on 127.0.0.1; then each
+ * command prints one JSON line:
  *   accept            accept a connection (its index is the count so far): {"peer": "IP:PORT"}
  *   connect PORT      connect to 127.0.0.1:PORT: {"local": "IP:PORT"}
  *   send I TEXT       send TEXT on connection I: {"sent": N}
@@ -20,13 +22,7 @@ import { assertLines, failed, jsonLines, ok, okJson } from "./_peer.ts";
  *   recvall I         read until EOF: {"data": TEXT, "end": "eof"}
  *   close I           close connection I: {"closed": true}
  */
-const PEER = `
-import json, socket, sys
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
-srv.listen(4)
-srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
+const PEER = PY_LISTEN + `
 conns = []
 def say(obj):
     print(json.dumps(obj), flush=True)
@@ -69,30 +65,12 @@ for conn in conns:
     conn.close()
 `;
 
-/** A python peer of {@linkcode PEER}. */
-class Peer implements AsyncDisposable {
-  readonly #python = new PythonProcess(PEER, [], { stdin: true });
-  port = 0;
+/** A python peer of {@linkcode PEER}: `ask()` sends one command and returns its JSON answer. */
+type Peer = PythonPeer<Record<string, string | number>>;
 
-  static async start(): Promise<Peer> {
-    const peer = new Peer();
-    peer.port = Number(await peer.#python.line());
-    return peer;
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  /** Sends one command and returns python's JSON answer. */
-  async do(command: string): Promise<Record<string, string | number>> {
-    await this.#python.writeLine(command);
-    return JSON.parse(await this.#python.line(20_000));
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#python[Symbol.asyncDispose]();
-  }
+/** Starts a {@linkcode PEER} on 127.0.0.1 and waits for its port. */
+function startPeer(): Promise<Peer> {
+  return PythonPeer.start(PEER, ["127.0.0.1"], { stdin: true });
 }
 
 /** Whether process `pid` still runs (a zombie counts as gone); python reads /proc for us. */
@@ -105,15 +83,15 @@ try:
 except FileNotFoundError:
     print("gone")
 `;
-  const out = await new Deno.Command("python3", { args: ["-c", script, String(pid)] }).output();
-  return new TextDecoder().decode(out.stdout).trim() === "alive";
+  const out = await runProcess("python3", ["-c", script, String(pid)]);
+  return out.stdout.trim() === "alive";
 }
 
 /** Makes a symbolic link (Deno.symlink needs unscoped read and write permissions). */
 async function symlink(target: string, path: string): Promise<void> {
   const script = "import os, sys; os.symlink(sys.argv[1], sys.argv[2])";
-  const out = await new Deno.Command("python3", { args: ["-c", script, target, path] }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const out = await runProcess("python3", ["-c", script, target, path]);
+  assert.equal(out.code, 0, out.stderr);
 }
 
 /** Polls `check` every 20 ms for at most `ms`. */
@@ -214,7 +192,7 @@ function ok1(call: string, fields: Record<string, string | RegExp> = {}) {
 }
 
 Deno.test("session: a whole lifecycle as separate commands against a python3 peer, then stop leaves nothing", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     const made = await s.wsk(["socket", "--session"]);
     assertOk(made, "socket");
@@ -228,16 +206,16 @@ Deno.test("session: a whole lifecycle as separate commands against a python3 pee
 
     const connected = await s.wsk(["connect", "@1", peer.address]);
     assertOk(connected, "connect");
-    const { peer: local } = await peer.do("accept") as { peer: string };
+    const { peer: local } = await peer.ask("accept") as { peer: string };
     const remote = peer.address;
     assertLines(connected.stdout, [ok1("WskConnect", { local, remote })]);
 
     const sent = await s.wsk(["send", "@1", "--data", "hello"]);
     assertOk(sent, "send");
     assertLines(sent.stdout, [ok1("WskSend", { local, remote, bytes: "5" })]);
-    assert.deepEqual(await peer.do("recv 0 5"), { data: "hello" });
+    assert.deepEqual(await peer.ask("recv 0 5"), { data: "hello" });
 
-    await peer.do("send 0 HELLO");
+    await peer.ask("send 0 HELLO");
     const received = await s.wsk(["receive", "@1", "--bytes", "5"]);
     assertOk(received, "receive");
     assertLines(received.stdout, [
@@ -267,7 +245,7 @@ Deno.test("session: a whole lifecycle as separate commands against a python3 pee
     assertOk(disconnected, "disconnect");
     assertLines(disconnected.stdout, [ok1("WskDisconnect", { local, remote })]);
     // The peer sees our FIN after exactly what we sent, then replies on its open half.
-    assert.deepEqual(await peer.do("recvall 0"), { data: "", end: "eof" });
+    assert.deepEqual(await peer.ask("recvall 0"), { data: "", end: "eof" });
 
     // Illegal after our disconnect: the state machine's status, exit 1, nothing sent.
     const late = await s.wsk(["send", "@1", "--data", "late"]);
@@ -281,8 +259,8 @@ Deno.test("session: a whole lifecycle as separate commands against a python3 pee
       }),
     ]);
 
-    await peer.do("send 0 bye");
-    assert.deepEqual(await peer.do("close 0"), { closed: true });
+    await peer.ask("send 0 bye");
+    assert.deepEqual(await peer.ask("close 0"), { closed: true });
     const reply = await s.wsk(["receive", "@1"]);
     assertOk(reply, "receive after half-close");
     assertLines(reply.stdout, [
@@ -372,7 +350,7 @@ Deno.test("session: unknown, malformed and misused handles are usage errors (exi
 });
 
 Deno.test("session: a listening handle accepts a connection, which gets its own handle", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     const made = await s.wsk(["socket", "--session", "--listen", "--bind", "127.0.0.1:0"]);
     assertOk(made, "socket --listen");
@@ -382,7 +360,7 @@ Deno.test("session: a listening handle accepts a connection, which gets its own 
       ok1("WskGetLocalAddress", { local: /^127\.0\.0\.1:\d+$/ }),
     ]);
     const listening = bind!.local!;
-    const { local: client } = await peer.do(`connect ${listening.split(":")[1]}`) as {
+    const { local: client } = await peer.ask(`connect ${listening.split(":")[1]}`) as {
       local: string;
     };
     const accepted = await s.wsk(["accept", "@1"]);
@@ -390,7 +368,7 @@ Deno.test("session: a listening handle accepts a connection, which gets its own 
     assertLines(accepted.stdout, [
       ok("WskAccept", { socket: "2", handle: "@2", local: listening, remote: client }),
     ]);
-    await peer.do("send 0 hi");
+    await peer.ask("send 0 hi");
     const got = await s.wsk(["receive", "@2", "--bytes", "2"]);
     assertOk(got, "receive");
     assertLines(got.stdout, [
@@ -420,11 +398,11 @@ async function connectHandle(s: Session, peer: Peer): Promise<void> {
   assertOk(await s.wsk(["socket", "--session"]), "socket");
   const handle = `@${(await s.list()).length}`;
   assertOk(await s.wsk(["connect", handle, peer.address]), "connect");
-  await peer.do("accept");
+  await peer.ask("accept");
 }
 
 Deno.test("session: commands on two handles run at once; commands on one handle run one after another", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
     await connectHandle(s, peer);
@@ -435,19 +413,19 @@ Deno.test("session: commands on two handles run at once; commands on one handle 
     const local2 = await s.wsk(["getlocaladdress", "@2"]);
     assertOk(local2, "getlocaladdress @2");
     assertOk(await s.wsk(["send", "@2", "--data", "two"]), "send @2");
-    assert.deepEqual(await peer.do("recv 1 3"), { data: "two" });
+    assert.deepEqual(await peer.ask("recv 1 3"), { data: "two" });
     // A send on @1 queues behind the receive: nothing is sent while the receive waits.
     const queued = s.wsk(["send", "@1", "--data", "one", "--json"]);
     await until(async () => (await s.entry("@1"))?.pending === 2, "the send to queue");
     await sleep(200);
     assert.equal((await s.entry("@1"))?.sent, 0, "the queued send has not run");
-    await peer.do("send 0 hello");
+    await peer.ask("send 0 hello");
     const [received, sent] = await Promise.all([waiting, queued]);
     assertOk(received, "receive @1");
     assertOk(sent, "send @1");
     assert.equal(jsonLines(received.stdout)[0]!.data, "hello");
     assert.equal(jsonLines(sent.stdout)[0]!.information, 3);
-    assert.deepEqual(await peer.do("recv 0 3"), { data: "one" });
+    assert.deepEqual(await peer.ask("recv 0 3"), { data: "one" });
     const entry = await s.entry("@1");
     assert.equal(entry?.pending, 0);
     assert.equal(entry?.sent, 3);
@@ -455,12 +433,12 @@ Deno.test("session: commands on two handles run at once; commands on one handle 
 });
 
 Deno.test("session: data that arrives between commands is buffered up to 1 MiB, then TCP pushes back; none is lost", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
     const total = 16 << 20;
     // python blocks in sendall until wsk has taken it all.
-    const sending = peer.do(`blob 0 ${total}`);
+    const sending = peer.ask(`blob 0 ${total}`);
     await until(async () => ((await s.entry("@1"))?.received as number) >= 1 << 20, "1 MiB");
     const first = await s.entry("@1");
     await sleep(300);
@@ -483,10 +461,10 @@ Deno.test("session: data that arrives between commands is buffered up to 1 MiB, 
 });
 
 Deno.test("session: closesocket shows the bytes the agent read ahead and no receive took (value=unread)", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
-    await peer.do("send 0 abc");
+    await peer.ask("send 0 abc");
     await until(async () => (await s.entry("@1"))?.buffered === 3, "3 bytes buffered");
     const closed = await s.wsk(["closesocket", "@1"]);
     assertOk(closed, "closesocket");
@@ -535,7 +513,7 @@ sys.stdin.read()
 `;
 
 Deno.test("session: a client that stops reading its answer does not keep the agent from its idle exit", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     const size = 2_000_000;
     const request = {
@@ -546,20 +524,18 @@ Deno.test("session: a client that stops reading its answer does not keep the age
     };
     // A client that sends its request and then never reads (python: the test may not dial).
     // It is started, and ready, before the agent: its start-up must not eat the idle time.
-    await using client = new PythonProcess(
+    await using client = await PythonPeer.start(
       STALLED_CLIENT,
       [s.socketPath, JSON.stringify(request)],
-      {
-        stdin: true,
-      },
+      { stdin: true, ready: "line" },
     );
-    assert.equal(await client.line(30_000), "ready");
+    assert.equal(client.ready, "ready");
     await connectHandle(s, peer);
     const { pid } = await s.status();
     // The whole 2 MB comes back in the answer (a receive that matches keeps its data).
-    const sending = peer.do(`blob 0 ${size}`);
+    const sending = peer.ask(`blob 0 ${size}`);
     await client.writeLine("go");
-    assert.equal(await client.line(), "sent");
+    assert.equal(await client.nextLine(), "sent");
     assert.deepEqual(await sending, { sent: size });
     // The answer is stuck in a socket nobody reads; the idle time (3 s) still ends the agent.
     await until(async () => !(await alive(pid!)), "the agent to exit", 20_000);
@@ -578,7 +554,7 @@ for line in conn.makefile("rb"):
 `;
 
 Deno.test("session: the agent says it is alive every 2 s while a step runs, then answers", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
     // The peer sends nothing: the receive runs its whole 5 s and times out.
@@ -599,10 +575,14 @@ Deno.test("session: the agent says it is alive every 2 s while a step runs, then
         hex: false,
       }],
     };
-    await using client = new PythonProcess(LINES_CLIENT, [s.socketPath, JSON.stringify(request)]);
+    await using client = await PythonPeer.start(
+      LINES_CLIENT,
+      [s.socketPath, JSON.stringify(request)],
+      { ready: "none" },
+    );
     const lines: string[] = [];
     for (;;) {
-      const line = await client.line(15_000);
+      const line = await client.nextLine(15_000);
       lines.push(line);
       if (!line.includes('"alive"')) break;
     }
@@ -650,10 +630,12 @@ print("answered", flush=True)
 
 Deno.test("session: socket --session that meets a stopping agent starts a fresh one and succeeds", async () => {
   await withSession(async (s) => {
-    await using stopping = new PythonProcess(STOPPING_AGENT, [s.socketPath]);
-    assert.equal(await stopping.line(), "ready");
+    await using stopping = await PythonPeer.start(STOPPING_AGENT, [s.socketPath], {
+      ready: "line",
+    });
+    assert.equal(stopping.ready, "ready");
     const made = await s.wsk(["socket", "--session", "--json"]);
-    assert.equal(await stopping.line(), "answered", "the command met the stopping agent first");
+    assert.equal(await stopping.nextLine(), "answered", "the command met the stopping agent first");
     assertOk(made, "socket --session");
     const line = JSON.parse(made.stdout.trim());
     assert.equal(line.call, "WskSocket");
@@ -683,8 +665,8 @@ Deno.test("session: accept LOCAL --hold accepts one connection and keeps both so
   await withSession(async (s) => {
     const port = closedPort();
     const holding = s.wsk(["accept", `127.0.0.1:${port}`, "--hold", "--json"]);
-    await using client = new PythonProcess(LATE_CLIENT, [String(port)]);
-    const clientPort = Number((await client.line(20_000)).split(" ")[1]);
+    await using client = await PythonPeer.start(LATE_CLIENT, [String(port)], { ready: "none" });
+    const clientPort = Number((await client.nextLine(20_000)).split(" ")[1]);
     const held = await holding;
     assertOk(held, "accept --hold");
     const lines = held.stdout.trim().split("\n").map((line) => JSON.parse(line));
@@ -695,7 +677,7 @@ Deno.test("session: accept LOCAL --hold accepts one connection and keeps both so
     ]);
     assert.equal(lines[2].remote, `127.0.0.1:${clientPort}`);
     assertOk(await s.wsk(["send", "@2", "--data", "held"]), "send on the accepted handle");
-    assert.equal(await client.line(), "held");
+    assert.equal(await client.nextLine(), "held");
     const listener = await s.entry("@1");
     assert.equal(listener?.local, `127.0.0.1:${port}`);
     const usageError = await s.wsk(["accept", "--hold", "--json"]);
@@ -704,7 +686,7 @@ Deno.test("session: accept LOCAL --hold accepts one connection and keeps both so
 });
 
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
     const { pid } = await s.status();
@@ -866,16 +848,16 @@ Deno.test("session: --json lines carry the handle; human lines say handle=@N", a
 });
 
 Deno.test("session: receive @1 --output - writes the payload raw to stdout; its lines go to stderr", async () => {
-  await using peer = await Peer.start();
+  await using peer = await startPeer();
   await withSession(async (s) => {
     await connectHandle(s, peer);
-    await peer.do("send 0 raw\\x01bytes");
+    await peer.ask("send 0 raw\\x01bytes");
     const got = await s.wsk(["receive", "@1", "--bytes", "12", "--output", "-"]);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(got.stdout, "raw\\x01bytes");
     assert.match(got.stderr, /^WskReceive STATUS_SUCCESS 0x00000000 socket=1 handle=@1 .*bytes=12/);
     // Without --output the data is in the line, as in a script.
-    await peer.do("send 0 again");
+    await peer.ask("send 0 again");
     const line = await s.wsk(["receive", "@1", "--bytes", "5"]);
     assertOk(line, "receive");
     assert.match(line.stdout, /^WskReceive STATUS_SUCCESS .*bytes=5 .*data="again"/);

@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { formatHexDump, HexTrace } from "../../report/trace.ts";
 import { formatBytes } from "../../report/progress.ts";
-import { cliCommand, runCli, text } from "../_helpers.ts";
-import { PythonListener } from "./_peer.ts";
+import { CLI_ENV, cliCommand, hex, runCli, text } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
+import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 
 const MiB = 1024 * 1024;
 
@@ -80,23 +81,14 @@ Deno.test("formatBytes() uses binary units", () => {
 // Peers
 
 /**
- * argv: MODE HEX…. Listens on 127.0.0.1 port 0 and prints the port; for its one client:
+ * argv: HOST MODE HEX…. PY_ONE_CONNECTION on HOST; for its one client:
  * - reply HEX: read until EOF, send HEX, close;
  * - source HEX HEX…: send each part 200 ms apart, half-close, read until EOF;
  * - sink: read until EOF.
  * Then prints {"received": "<hex>" (first 64 KiB), "bytes": N}.
  */
-const PEER = String.raw`
-import json, socket, sys, time
-mode, parts = sys.argv[1], [bytes.fromhex(p) for p in sys.argv[2:]]
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.bind(("127.0.0.1", 0))
-srv.listen(1)
-srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
-srv.close()
-conn.settimeout(20)
+const PEER = PY_ONE_CONNECTION + String.raw`
+mode, parts = args[0], [bytes.fromhex(p) for p in args[1:]]
 def read_all():
     head, n = b"", 0
     try:
@@ -125,10 +117,7 @@ interface Seen {
 }
 
 function peer(mode: "reply" | "source" | "sink", ...parts: string[]) {
-  const hex = parts.map((part) =>
-    Array.from(text.encode(part), (b) => b.toString(16).padStart(2, "0")).join("")
-  );
-  return PythonListener.start<Seen>(PEER, "127.0.0.1", [mode, ...hex]);
+  return PythonPeer.start<Seen>(PEER, ["127.0.0.1", mode, ...parts.map(hex)]);
 }
 
 /** The lines of `output` that belong to a hex dump. */
@@ -145,7 +134,7 @@ function statusLines(output: string): string[] {
 // --hex
 
 Deno.test("send --hex dumps what was sent (>) and the reply (<) on stderr, never on stdout", async () => {
-  await using p = await PythonListener.start<Seen>(PEER, "127.0.0.1", ["reply", "2b504f4e470d0a"]);
+  await using p = await PythonPeer.start<Seen>(PEER, ["127.0.0.1", "reply", "2b504f4e470d0a"]);
   const result = await runCli([
     "send",
     p.address,
@@ -271,16 +260,11 @@ print(json.dumps({"code": os.waitstatus_to_exitcode(status), "output": out.decod
 
 /** Runs wsk on a pseudo-terminal; its exit code and all it wrote (stdout and stderr mixed). */
 async function runOnTty(args: string[]): Promise<{ code: number; output: string }> {
-  const out = await new Deno.Command("python3", {
-    args: ["-c", ON_A_TTY, Deno.execPath(), ...cliCommand(args)],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  assert.equal(out.code, 0, text.decode(out.stderr));
-  return JSON.parse(text.decode(out.stdout));
+  const out = await runProcess("python3", ["-c", ON_A_TTY, Deno.execPath(), ...cliCommand(args)], {
+    env: CLI_ENV,
+  });
+  assert.equal(out.code, 0, out.stderr);
+  return JSON.parse(out.stdout);
 }
 
 Deno.test("--progress is drawn by default on a terminal for a transfer over 1 MiB", async () => {

@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type CliResult, runCli } from "../_helpers.ts";
+import { CLI_ENV, type CliResult, runCli } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
 import { VERSION } from "../../main.ts";
 import { DISPATCH_CALLS } from "./_peer.ts";
 
@@ -503,30 +504,12 @@ Deno.test(
 async function runLoopbackOnly(args: string[]): Promise<CliResult & { elapsedMs: number }> {
   const main = new URL("../../main.ts", import.meta.url).pathname;
   const start = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--allow-net=127.0.0.1", main, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, 20_000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-    stdoutBytes: out.stdout,
-    elapsedMs: performance.now() - start,
-  };
+  const out = await runProcess(
+    Deno.execPath(),
+    ["run", "--no-prompt", "--allow-net=127.0.0.1", main, ...args],
+    { env: CLI_ENV, timeoutMs: 20_000 },
+  );
+  return { ...out, elapsedMs: performance.now() - start };
 }
 
 for (const host of ["999.1.1.1", "1.2.3", "256.0.0.1", "01.2.3.4", "2130706433", "0x7f.0.0.1"]) {

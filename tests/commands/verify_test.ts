@@ -5,7 +5,16 @@ import assert from "node:assert/strict";
 import { fillPattern, PATTERN_BLOCK, patternByte, PatternVerifier } from "../../engine/pattern.ts";
 import { parseSize } from "../../syntax/values.ts";
 import { runCli } from "../_helpers.ts";
-import { assertLines, failed, ok, PythonListener, TIME } from "./_peer.ts";
+import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
+import {
+  assertLines,
+  assertUsageFails,
+  connectedPrefix,
+  failed,
+  gracefulEnd,
+  ok,
+  TIME,
+} from "./_peer.ts";
 
 const MiB = 1024 * 1024;
 
@@ -233,21 +242,12 @@ def pattern(offset, n):
 `;
 
 /**
- * argv: HOST TOTAL FLIP. Listens on HOST port 0, prints the port, sends TOTAL pattern bytes to
+ * argv: HOST TOTAL FLIP. PY_ONE_CONNECTION on HOST, then it sends TOTAL pattern bytes to
  * its one client with the byte at FLIP (if >= 0) inverted, half-closes, reads until EOF, then
  * prints {"sent": N, "end": "eof"|"reset"}.
  */
-const PATTERN_SOURCE = PYTHON_PATTERN + String.raw`
-import json, socket, sys
-host, total, flip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-srv.bind((host, 0))
-srv.listen(1)
-srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
-srv.close()
-conn.settimeout(20)
+const PATTERN_SOURCE = PYTHON_PATTERN + PY_ONE_CONNECTION + String.raw`
+total, flip = int(args[0]), int(args[1])
 sent, end = 0, "eof"
 try:
     while sent < total:
@@ -266,20 +266,10 @@ print(json.dumps({"sent": sent, "end": end}), flush=True)
 `;
 
 /**
- * argv: HOST. Listens on HOST port 0, prints the port, reads its one client to EOF checking
+ * argv: HOST. PY_ONE_CONNECTION on HOST, then it reads its one client to EOF checking
  * every byte against the pattern, then prints {"received": N, "mismatch": OFFSET or null}.
  */
-const PATTERN_SINK = PYTHON_PATTERN + String.raw`
-import json, socket, sys
-host = sys.argv[1]
-srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-srv.bind((host, 0))
-srv.listen(1)
-srv.settimeout(20)
-print(srv.getsockname()[1], flush=True)
-conn, _ = srv.accept()
-srv.close()
-conn.settimeout(20)
+const PATTERN_SINK = PYTHON_PATTERN + PY_ONE_CONNECTION + String.raw`
 received, mismatch = 0, None
 while True:
     data = conn.recv(1 << 20)
@@ -303,24 +293,25 @@ interface SinkReport {
   readonly mismatch: number | null;
 }
 
-function patternSource(total: number, flip = -1): Promise<PythonListener<SourceReport>> {
-  return PythonListener.start<SourceReport>(PATTERN_SOURCE, "127.0.0.1", [
-    "127.0.0.1",
-    String(total),
-    String(flip),
-  ]);
+function patternSource(total: number, flip = -1): Promise<PythonPeer<SourceReport>> {
+  return PythonPeer.start<SourceReport>(PATTERN_SOURCE, ["127.0.0.1", String(total), String(flip)]);
 }
+
+/** Starts a PATTERN_SINK on 127.0.0.1. */
+function patternSink(): Promise<PythonPeer<SinkReport>> {
+  return PythonPeer.start<SinkReport>(PATTERN_SINK, ["127.0.0.1"]);
+}
+
+/** Any address on 127.0.0.1. */
+const LOOPBACK = /^127\.0\.0\.1:\d+$/;
 
 const hexByte = (b: number) => "0x" + b.toString(16).toUpperCase().padStart(2, "0");
 
 /** The lines of a receive whose stream ended (FIN) and was reported with `receive` fields. */
 function receivedToEnd(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] {
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = /^127\.0\.0\.1:\d+$/;
+  const [local, remote] = [LOOPBACK, LOOPBACK];
   return [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     { ...receive, local, remote },
     ok("WskDisconnect", { local, remote }),
     ok("WskCloseSocket", { local, remote }),
@@ -329,12 +320,9 @@ function receivedToEnd(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] 
 
 /** The lines of a receive cut short by a mismatch: the socket is closed (reset) at once. */
 function stoppedEarly(receive: ReturnType<typeof ok>): ReturnType<typeof ok>[] {
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = /^127\.0\.0\.1:\d+$/;
+  const [local, remote] = [LOOPBACK, LOOPBACK];
   return [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     { ...receive, local, remote },
     // Closed before the stream's end: without --allow-ffi the deno backing can only close (FIN).
     ok("WskCloseSocket", { local, remote, peer_saw: "FIN" }),
@@ -463,10 +451,7 @@ Deno.test("receive --verify-pattern refuses --drain and a second total, before a
     },
   ];
   for (const { args, stderr } of cases) {
-    const result = await runCli(["receive", "127.0.0.1:1", ...args]);
-    assert.equal(result.stderr, stderr, args.join(" "));
-    assert.equal(result.stdout, "");
-    assert.equal(result.code, 2);
+    await assertUsageFails(["receive", "127.0.0.1:1", ...args], stderr);
   }
 });
 
@@ -474,30 +459,21 @@ Deno.test("receive --verify-pattern refuses --drain and a second total, before a
 // send --pattern
 
 Deno.test("send --pattern 8M delivers the pattern a python receiver checks byte for byte", async () => {
-  await using peer = await PythonListener.start<SinkReport>(PATTERN_SINK, "127.0.0.1", [
-    "127.0.0.1",
-  ]);
+  await using peer = await patternSink();
   const result = await runCli(["send", peer.address, "--pattern", "8M"]);
   assert.deepEqual(await peer.report(), { received: 8 * MiB, mismatch: null });
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
-  const local = /^127\.0\.0\.1:\d+$/;
-  const remote = peer.address;
+  const [local, remote] = [LOOPBACK, peer.address];
   assertLines(result.stdout, [
-    ok("WskSocket"),
-    ok("WskBind", { local: "0.0.0.0:0" }),
-    ok("WskConnect", { local, remote }),
+    ...connectedPrefix(local, remote),
     ok("WskSend", { local, remote, bytes: String(8 * MiB), calls: "8" }),
-    ok("WskDisconnect", { local, remote }),
-    ok("WskReceive", { local, remote, calls: "1" }),
-    ok("WskCloseSocket", { local, remote }),
+    ...gracefulEnd(local, remote),
   ]);
 });
 
 Deno.test("send --pattern of a size that is not a whole block ends exactly there", async () => {
-  await using peer = await PythonListener.start<SinkReport>(PATTERN_SINK, "127.0.0.1", [
-    "127.0.0.1",
-  ]);
+  await using peer = await patternSink();
   const result = await runCli(["send", peer.address, "--pattern", "1000001"]);
   assert.deepEqual(await peer.report(), { received: 1000001, mismatch: null });
   assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -523,9 +499,6 @@ Deno.test("send --pattern conflicts with --data and --file, before any socket", 
     },
   ];
   for (const { args, stderr } of cases) {
-    const result = await runCli(["send", "127.0.0.1:1", ...args]);
-    assert.equal(result.stderr, stderr, args.join(" "));
-    assert.equal(result.stdout, "");
-    assert.equal(result.code, 2);
+    await assertUsageFails(["send", "127.0.0.1:1", ...args], stderr);
   }
 });

@@ -53,12 +53,11 @@ import {
   assertStatus,
   closedPort,
   connectedPair,
+  hex,
   listenLoopback,
   loopbackHost,
   newSocket,
   npi,
-  PYTHON_LISTEN,
-  PythonProcess,
   readAll,
   readExactly,
   receive,
@@ -66,6 +65,8 @@ import {
   within,
   wskSocket,
 } from "../_helpers.ts";
+import { PY_LISTEN, PythonPeer } from "../_python.ts";
+import { runProcess } from "../_child.ts";
 
 const D = WSK_PROVIDER_CONNECTION_DISPATCH;
 const MOD_URL = new URL("../../provider/mod.ts", import.meta.url).href;
@@ -232,25 +233,17 @@ function pattern(length: number, seed = 0): Uint8Array {
  * has no permission for; the snippet sees the provider module as `m`.
  */
 async function runInChildDeno(allowNet: string, body: string): Promise<unknown> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-config", "--no-lock", "--no-prompt", `--allow-net=${allowNet}`, "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(text.encode(`import * as m from ${JSON.stringify(MOD_URL)};\n${body}`));
-  await writer.close();
-  const timer = setTimeout(() => child.kill(), 20_000);
-  try {
-    const out = await child.output();
-    const stdout = text.decode(out.stdout).trim();
-    assert.equal(out.code, 0, `the child failed: ${text.decode(out.stderr)}`);
-    return JSON.parse(stdout);
-  } finally {
-    clearTimeout(timer);
-  }
+  const out = await runProcess(
+    Deno.execPath(),
+    ["run", "--no-config", "--no-lock", "--no-prompt", `--allow-net=${allowNet}`, "-"],
+    {
+      stdin: `import * as m from ${JSON.stringify(MOD_URL)};\n${body}`,
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      timeoutMs: 20_000,
+    },
+  );
+  assert.equal(out.code, 0, `the child failed: ${out.stderr}`);
+  return JSON.parse(out.stdout.trim());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1437,7 +1430,7 @@ Deno.test("connection dispatch calls on a value that is not a connection socket 
 
 // Listens on 127.0.0.1:0, prints its port, accepts one connection, prints the peer address it
 // saw, reads to EOF and prints the bytes as hex. Every wait has a 10 s limit.
-const PYTHON_PEER = PYTHON_LISTEN + `
+const PYTHON_PEER = PY_LISTEN + `
 conn, addr = srv.accept()
 conn.settimeout(10)
 print(addr[0], addr[1], flush=True)
@@ -1454,9 +1447,9 @@ srv.close()
 
 for (const backing of ["deno", "node"] as const) {
   Deno.test(`WskConnectEx() reaches a python3 peer that sees WskGetLocalAddress and the bytes sent (${backing} backing)`, async () => {
-    await using python = new PythonProcess(PYTHON_PEER, ["127.0.0.1"]);
+    await using python = await PythonPeer.start(PYTHON_PEER, ["127.0.0.1"]);
     await using socket = await newSocket(AF_INET, { backing });
-    const port = Number(await python.line());
+    const port = python.port;
     assert.ok(Number.isInteger(port) && port > 0, `python printed port ${port}`);
     const local = backing === "deno" ? wildcard(AF_INET) : sockAddr("127.0.0.1", 0);
     assertStatus(await D.WskBind(socket, local), STATUS_SUCCESS);
@@ -1469,18 +1462,17 @@ for (const backing of ["deno", "node"] as const) {
     assert.equal(socket.backing, backing);
     const mine = await D.WskGetLocalAddress(socket);
     assertStatus(mine, STATUS_SUCCESS);
-    const [seenHost, seenPort] = (await python.line()).split(" ");
+    const [seenHost, seenPort] = (await python.nextLine()).split(" ");
     assert.deepEqual(sockAddr(seenHost!, Number(seenPort)), mine.address);
     const theirs = await D.WskGetRemoteAddress(socket);
     assert.deepEqual(theirs.address, sockAddr("127.0.0.1", port));
     // A graceful disconnect lets python's read loop end; it prints everything it got.
     assertStatus(await D.WskDisconnect(socket, null, 0, { timeout: 5000 }), STATUS_SUCCESS);
-    const hex = await python.line();
-    const expected = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
-    assert.equal(hex.length, expected.length, "python received a different byte count");
-    assert.equal(hex, expected);
-    const exit = await python.exit();
-    assert.equal(exit.code, 0, exit.stderr);
+    const received = await python.nextLine();
+    const expected = hex(payload);
+    assert.equal(received.length, expected.length, "python received a different byte count");
+    assert.equal(received, expected);
+    assert.equal(await python.exitCode(), 0, python.stderr.text());
     await closeSocket(socket);
   });
 }

@@ -59,8 +59,6 @@ import {
   listenLoopback,
   loopbackHost,
   newSocket,
-  PYTHON_LISTEN,
-  PythonProcess,
   readUlong,
   receive,
   sleep,
@@ -68,6 +66,8 @@ import {
   ulong,
   waitFor,
 } from "../_helpers.ts";
+import { PY_LISTEN, PythonPeer } from "../_python.ts";
+import { runProcess } from "../_child.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -146,14 +146,14 @@ function control(
 
 /** `ss -tnoi` for the established TCP socket whose local port is `port`: its lines, or null. */
 async function ssSocketInfo(port: number): Promise<string | null> {
-  const output = await new Deno.Command("ss", {
-    args: ["-tnoi", "state", "established", `( sport = :${port} )`],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(output.success, `ss failed: ${text.decode(output.stderr)}`);
-  const lines = text.decode(output.stdout).split("\n");
+  const output = await runProcess("ss", [
+    "-tnoi",
+    "state",
+    "established",
+    `( sport = :${port} )`,
+  ]);
+  assert.equal(output.code, 0, `ss failed: ${output.stderr}`);
+  const lines = output.stdout.split("\n");
   const index = lines.findIndex((line) => new RegExp(`:${port}\\s`).test(line));
   if (index < 0) return null;
   // The socket's line plus its indented detail line.
@@ -163,9 +163,7 @@ async function ssSocketInfo(port: number): Promise<string | null> {
 let ssAvailable: boolean | undefined;
 async function haveSs(): Promise<boolean> {
   if (ssAvailable === undefined) {
-    const which = await new Deno.Command("which", { args: ["ss"], stdout: "null", stderr: "null" })
-      .output();
-    ssAvailable = which.success;
+    ssAvailable = (await runProcess("which", ["ss"])).code === 0;
   }
   return ssAvailable;
 }
@@ -757,7 +755,7 @@ Deno.test("WskReceive() completes at once from data read ahead for WskDisconnect
 });
 
 /** A python3 peer that listens, accepts one connection, waits for a byte, then resets it. */
-const PYTHON_RESETTER = PYTHON_LISTEN + `
+const PYTHON_RESETTER = PY_LISTEN + `
 conn, _ = srv.accept()
 conn.settimeout(10)
 got = conn.recv(1)
@@ -770,24 +768,23 @@ print("reset after", got.decode(), flush=True)
 for (const family of [AF_INET, AF_INET6] as const) {
   Deno.test(`WskDisconnectEvent() fires with WSK_FLAG_ABORTIVE when a python3 peer resets (${family === AF_INET ? "IPv4" : "IPv6"})`, async () => {
     const host = loopbackHost(family);
-    await using python = new PythonProcess(PYTHON_RESETTER, [host]);
+    await using python = await PythonPeer.start(PYTHON_RESETTER, [host]);
     const events = recorder(() => STATUS_SUCCESS);
     const context = { name: "reset context" };
     await using socket = await newSocket(family, {}, events.dispatch, context);
-    const port = Number(await python.line());
+    const port = python.port;
     assert.ok(port > 0, "the peer printed its port");
     const d = socket.Dispatch;
     assertStatus(await d.WskBind(socket, wildcard(family)), 0);
     assertStatus(await d.WskConnect(socket, sockAddr(host, port), 0, { timeout: 5000 }), 0);
     assertStatus(await enableEvents(socket, WSK_EVENT_DISCONNECT | WSK_EVENT_RECEIVE), 0);
     assertStatus(await d.WskSend(socket, wskBuf(text.encode("x"))), 0);
-    assert.equal(await python.line(), "reset after x");
+    assert.equal(await python.nextLine(), "reset after x");
     await waitFor(() => events.disconnects.length > 0, "the disconnect event");
     assert.deepEqual(events.disconnects, [{ context, flags: WSK_FLAG_ABORTIVE }]);
     assert.equal(socket.state, "ABORTED");
     assert.equal(events.indications.length, 0, "no data was indicated");
-    const exit = await python.exit();
-    assert.equal(exit.code, 0, `python3 failed: ${exit.stderr}`);
+    assert.equal(await python.exitCode(), 0, `python3 failed: ${python.stderr.text()}`);
   });
 }
 

@@ -35,10 +35,9 @@ import {
   cancelAfter,
   concatBytes,
   connectedPair,
+  hex,
   loopbackHost,
   newSocket,
-  PYTHON_LISTEN,
-  PythonProcess,
   readAll,
   readExactly,
   receive,
@@ -46,6 +45,7 @@ import {
   text,
   within,
 } from "../_helpers.ts";
+import { PY_LISTEN, PythonPeer } from "../_python.ts";
 
 const BACKINGS = ["deno", "node"] as const;
 
@@ -72,10 +72,6 @@ function randomBytes(length: number): Uint8Array {
     crypto.getRandomValues(bytes.subarray(offset, Math.min(length, offset + 65536)));
   }
   return bytes;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function fromHex(s: string): Uint8Array {
@@ -125,7 +121,7 @@ function assertState(socket: WskConnectionSocket, expected: ConnectionState): vo
 // one JSON line; it sees what Deno cannot show (a FIN versus a reset) and can reset a connection
 // (SO_LINGER 0 close).
 
-const SCRIPTED_PEER = PYTHON_LISTEN + `
+const SCRIPTED_PEER = PY_LISTEN + `
 conn = None
 
 def recv_until_end():
@@ -182,7 +178,7 @@ if conn is not None:
     conn.close()
 `;
 
-const ECHO_PEER = PYTHON_LISTEN + `
+const ECHO_PEER = PY_LISTEN + `
 conn, _ = srv.accept()
 srv.close()
 conn.settimeout(20)
@@ -209,50 +205,14 @@ interface PeerReply {
   readonly error?: string;
 }
 
-/** A python3 peer script (SCRIPTED_PEER or ECHO_PEER) that answers in JSON lines. */
-class PythonPeer implements AsyncDisposable {
-  readonly #python: PythonProcess;
-  /** The port the peer listens on. */
-  readonly port: number;
-
-  private constructor(python: PythonProcess, port: number) {
-    this.#python = python;
-    this.port = port;
-  }
-
-  /** Starts `script` and waits for the line that names its port. */
-  static async start(script: string, family: AddressFamily): Promise<PythonPeer> {
-    const python = new PythonProcess(script, [loopbackHost(family)], { stdin: true });
-    try {
-      const first = await python.line(10_000);
-      const port = Number(first);
-      assert.ok(Number.isInteger(port) && port > 0, `python peer did not start: ${first}`);
-      return new PythonPeer(python, port);
-    } catch (error) {
-      await python[Symbol.asyncDispose]();
-      throw error;
-    }
-  }
-
-  /** The next JSON line the peer prints. */
-  async next(ms = 15_000): Promise<PeerReply> {
-    return JSON.parse(await this.#python.line(ms)) as PeerReply;
-  }
-
-  /** Sends one command and returns the peer's answer to it. */
-  async cmd(line: string, ms = 15_000): Promise<PeerReply> {
-    await this.#python.writeLine(line);
-    return await this.next(ms);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.#python[Symbol.asyncDispose]();
-  }
+/** Starts a python3 peer script (SCRIPTED_PEER or ECHO_PEER) that answers in JSON lines. */
+function startPeer(script: string, family: AddressFamily): Promise<PythonPeer<PeerReply>> {
+  return PythonPeer.start<PeerReply>(script, [loopbackHost(family)], { stdin: true });
 }
 
 /** A WSK socket of `backing`, connected to a python peer that accepted it. */
 async function connectToPeer(
-  peer: PythonPeer,
+  peer: PythonPeer<PeerReply>,
   family: AddressFamily,
   backing: BackingPreference,
   acceptCommand = true,
@@ -260,7 +220,7 @@ async function connectToPeer(
   const socket = await newSocket(family, { backing });
   try {
     assertStatus(await socket.Dispatch.WskBind(socket, wildcard(family)), STATUS_SUCCESS, "bind:");
-    const accepting = acceptCommand ? peer.cmd("accept") : null;
+    const accepting = acceptCommand ? peer.ask("accept") : null;
     const connected = await socket.Dispatch.WskConnect(
       socket,
       sockAddr(loopbackHost(family), peer.port),
@@ -438,11 +398,11 @@ for (const backing of BACKINGS) {
   });
 
   Deno.test(`WskSend() completes with STATUS_CONNECTION_RESET after the peer reset the connection (${backing} backing)`, async () => {
-    await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);
+    await using peer = await startPeer(SCRIPTED_PEER, AF_INET);
     await using socket = await connectToPeer(peer, AF_INET, backing);
     await sendAll(socket, text.encode("hi"));
-    assert.equal(text.decode(peerData(await peer.cmd("recv 2"))), "hi");
-    assert.ok((await peer.cmd("rst")).ok);
+    assert.equal(text.decode(peerData(await peer.ask("recv 2"))), "hi");
+    assert.ok((await peer.ask("rst")).ok);
     await sleep(50);
     const sent = await socket.Dispatch.WskSend(socket, wskBuf(text.encode("into the void")), 0, {
       timeout: 5000,
@@ -736,12 +696,12 @@ for (const backing of BACKINGS) {
   });
 
   Deno.test(`WskReceive() completes with STATUS_CONNECTION_RESET when the peer resets, and the socket is ABORTED (${backing} backing)`, async () => {
-    await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);
+    await using peer = await startPeer(SCRIPTED_PEER, AF_INET);
     await using socket = await connectToPeer(peer, AF_INET, backing);
     const receiving = socket.Dispatch.WskReceive(socket, wskBuf(new Uint8Array(64)), 0, {
       timeout: 5000,
     });
-    assert.ok((await peer.cmd("rst")).ok);
+    assert.ok((await peer.ask("rst")).ok);
     const reset = await receiving;
     assertStatus(reset, STATUS_CONNECTION_RESET);
     assert.equal(reset.information, 0);
@@ -796,11 +756,11 @@ Deno.test("WskReceive() completes with STATUS_INVALID_HANDLE on a closed socket"
 
 for (const backing of BACKINGS) {
   Deno.test(`WskDisconnect() sends the final buffer, then FIN, and receiving still works (${backing} backing)`, async () => {
-    await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);
+    await using peer = await startPeer(SCRIPTED_PEER, AF_INET);
     await using socket = await connectToPeer(peer, AF_INET, backing);
     const d = socket.Dispatch;
     await sendAll(socket, text.encode("hello "));
-    const watching = peer.cmd("recvall");
+    const watching = peer.ask("recvall");
     const disconnected = await d.WskDisconnect(socket, wskBuf(text.encode("world")), 0, {
       timeout: 5000,
     });
@@ -812,8 +772,8 @@ for (const backing of BACKINGS) {
     assert.equal(seen.end, "eof");
     assert.equal(text.decode(peerData(seen)), "hello world");
     // Half-open: the peer answers after our FIN, and we still receive it.
-    assert.ok((await peer.cmd(`send ${hex(text.encode("bye"))}`)).ok);
-    assert.ok((await peer.cmd("close")).ok);
+    assert.ok((await peer.ask(`send ${hex(text.encode("bye"))}`)).ok);
+    assert.ok((await peer.ask("close")).ok);
     assert.equal(text.decode(await receiveExactly(socket, 3)), "bye");
     const fin = await receive(socket, 16);
     assertStatus(fin.completion, STATUS_SUCCESS);
@@ -855,11 +815,11 @@ for (const backing of BACKINGS) {
 }
 
 Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE resets a node-backed connection without a FIN first", async () => {
-  await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);
+  await using peer = await startPeer(SCRIPTED_PEER, AF_INET);
   await using socket = await connectToPeer(peer, AF_INET, "node");
   await sendAll(socket, text.encode("ping"));
-  assert.equal(text.decode(peerData(await peer.cmd("recv 4"))), "ping");
-  const watching = peer.cmd("recvall");
+  assert.equal(text.decode(peerData(await peer.ask("recv 4"))), "ping");
+  const watching = peer.ask("recvall");
   await sleep(50);
   const aborted = await socket.Dispatch.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE);
   assertStatus(aborted, STATUS_SUCCESS);
@@ -968,12 +928,12 @@ for (const backing of BACKINGS) {
 }
 
 Deno.test("WskCloseSocket() of a live node-backed connection resets it", async () => {
-  await using peer = await PythonPeer.start(SCRIPTED_PEER, AF_INET);
+  await using peer = await startPeer(SCRIPTED_PEER, AF_INET);
   const socket = await connectToPeer(peer, AF_INET, "node");
   try {
     await sendAll(socket, text.encode("x"));
-    assert.equal(text.decode(peerData(await peer.cmd("recv 1"))), "x");
-    const watching = peer.cmd("recvall");
+    assert.equal(text.decode(peerData(await peer.ask("recv 1"))), "x");
+    const watching = peer.ask("recvall");
     await sleep(50);
     assertStatus(await socket.Dispatch.WskCloseSocket(socket), STATUS_SUCCESS);
     const seen = await watching;
@@ -1013,7 +973,7 @@ for (
 ) {
   const label = `${family === AF_INET6 ? "IPv6" : "IPv4"}, ${backing} backing`;
   Deno.test(`WskSend() and WskReceive() round-trip 8 MiB byte-exact through a python3 echo peer (${label})`, async () => {
-    await using peer = await PythonPeer.start(ECHO_PEER, family);
+    await using peer = await startPeer(ECHO_PEER, family);
     await using socket = await connectToPeer(peer, family, backing, false);
     const data = randomBytes(8 * 1024 * 1024);
     const chunk = 1024 * 1024;
@@ -1036,7 +996,7 @@ for (
     await sending;
     assert.equal(total, data.length);
     assert.equal(await sha256(concatBytes(parts)), await sha256(data));
-    const report = await peer.next();
+    const report = await peer.json();
     assert.equal(report.echoed, data.length);
     assertState(socket, "BOTHFIN");
   });

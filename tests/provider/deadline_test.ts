@@ -23,6 +23,7 @@ import {
   wskBuf,
 } from "../../provider/mod.ts";
 import { connectedPair, sleep } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
 
 const DONE = { status: STATUS_SUCCESS, information: 0 };
 
@@ -87,14 +88,11 @@ Deno.test("calls with timeouts each time out once", async () => {
 /** Runs `code` in a Deno process of its own; its stdout, exit code and wall time. */
 async function runAlone(code: string): Promise<{ stdout: string; code: number; ms: number }> {
   const start = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", code],
+  const out = await runProcess(Deno.execPath(), ["eval", "--no-config", code], {
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  });
   return {
-    stdout: new TextDecoder().decode(out.stdout).trim(),
+    stdout: out.stdout.trim(),
     code: out.code,
     ms: performance.now() - start,
   };

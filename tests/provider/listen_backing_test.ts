@@ -34,8 +34,8 @@ import { canResetDenoConnections } from "../../provider/mod.ts";
 import {
   assertStatus,
   enableEvents,
+  hex,
   loopbackHost,
-  PythonProcess,
   readAll,
   readExactly,
   receive,
@@ -44,6 +44,8 @@ import {
   within,
   wskSocket,
 } from "../_helpers.ts";
+import { type ClientHow, type ClientReport, PythonPeer } from "../_python.ts";
+import { runProcess } from "../_child.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -77,54 +79,15 @@ function accepted(c: WskAcceptCompletion): WskConnectionSocket {
   return c.socket;
 }
 
-/**
- * A python3 client: binds, connects to argv[1] port argv[2], sends argv[3], half-closes unless
- * argv[4] is "hold", then reads until EOF or a reset. Prints {"port": its own port} first, then
- * {"data": hex, "end": "eof" | "reset"}.
- */
-const PYTHON_CLIENT = `
-import json, socket, sys
-host, port, payload, how = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
-s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-s.settimeout(10)
-s.bind((host, 0))
-# The port is known before connecting: a reset may already come back from connect().
-print(json.dumps({"port": s.getsockname()[1]}), flush=True)
-end = "eof"
-data = b""
-try:
-    s.connect((host, port))
-    s.sendall(payload)
-    if how != "hold":
-        s.shutdown(socket.SHUT_WR)
-    while chunk := s.recv(65536):
-        data += chunk
-except ConnectionResetError:
-    end = "reset"
-except socket.timeout:
-    end = "timeout"
-print(json.dumps({"data": data.hex(), "end": end}), flush=True)
-`;
-
-interface ClientReport {
-  readonly data: string;
-  readonly end: "eof" | "reset" | "timeout";
-}
-
-function pythonClient(family: AddressFamily, port: number, payload: string, how = "close") {
-  return new PythonProcess(PYTHON_CLIENT, [loopbackHost(family), String(port), payload, how]);
-}
-
-async function clientPort(python: PythonProcess): Promise<number> {
-  return (JSON.parse(await python.line()) as { port: number }).port;
-}
-
-async function clientReport(python: PythonProcess): Promise<ClientReport> {
-  return JSON.parse(await python.line()) as ClientReport;
-}
-
-function hex(s: string): string {
-  return Array.from(text.encode(s), (b) => b.toString(16).padStart(2, "0")).join("");
+/** Starts a PY_CLIENT that sends `payload`; ready (its `port` known) once bound. */
+function pythonClient(
+  family: AddressFamily,
+  port: number,
+  payload: string,
+  how: ClientHow = "close",
+): Promise<PythonPeer<ClientReport>> {
+  const host = loopbackHost(family);
+  return PythonPeer.client(host, host, port, hex(payload), how);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,8 +132,8 @@ Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE on a socket a node-backed list
   const { listen, port } = await nodeListener();
   await using _listen = listen;
   const pending = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
-  await using python = pythonClient(AF_INET, port, "hello", "hold");
-  const peerPort = await clientPort(python);
+  await using python = await pythonClient(AF_INET, port, "hello", "hold");
+  const peerPort = python.port;
   await using socket = accepted(await pending);
   assert.equal(socket.remoteAddress!.port, peerPort);
   const got = await receive(socket, 5, WSK_FLAG_WAITALL);
@@ -178,9 +141,9 @@ Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE on a socket a node-backed list
   const d = socket.Dispatch;
   assertStatus(await d.WskDisconnect(socket, null, WSK_FLAG_ABORTIVE), STATUS_SUCCESS);
   assert.equal(socket.state, "ABORTED");
-  const seen = await clientReport(python);
+  const seen = await python.report();
   assert.deepEqual(seen, { data: "", end: "reset" });
-  assert.equal((await python.exit()).code, 0);
+  assert.equal(await python.exitCode(), 0);
 });
 
 Deno.test("WskDisconnect() with WSK_FLAG_ABORTIVE on an accepted socket resets a Deno client too (ConnectionReset)", async () => {
@@ -203,15 +166,13 @@ Deno.test("WskCloseSocket() of a live connection a node-backed listener accepted
   await using _listen = listen;
   // Live (ESTAB): the close is abortive.
   const first = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
-  await using live = pythonClient(AF_INET, port, "x", "hold");
-  await clientPort(live);
+  await using live = await pythonClient(AF_INET, port, "x", "hold");
   const a = accepted(await first);
   assertStatus(await a.Dispatch.WskCloseSocket(a), STATUS_SUCCESS);
-  assert.deepEqual(await clientReport(live), { data: "", end: "reset" });
+  assert.deepEqual(await live.report(), { data: "", end: "reset" });
   // Shut both ways (BOTHFIN): the close is a plain FIN, and the final data arrives whole.
   const second = listen.Dispatch.WskAccept(listen, 0, undefined, null, { timeout: 5000 });
-  await using done = pythonClient(AF_INET, port, "y");
-  await clientPort(done);
+  await using done = await pythonClient(AF_INET, port, "y");
   const b = accepted(await second);
   const d = b.Dispatch;
   assertStatus(await d.WskDisconnect(b, wskBuf(text.encode("bye")), 0, { timeout: 5000 }), 0);
@@ -220,7 +181,7 @@ Deno.test("WskCloseSocket() of a live connection a node-backed listener accepted
   assert.equal((await receive(b, 16)).completion.information, 0, "the client's FIN");
   assert.equal(b.state, "BOTHFIN");
   assertStatus(await d.WskCloseSocket(b), STATUS_SUCCESS);
-  assert.deepEqual(await clientReport(done), { data: hex("bye"), end: "eof" });
+  assert.deepEqual(await done.report(), { data: hex("bye"), end: "eof" });
 });
 
 Deno.test("WskAcceptEvent() answering STATUS_REQUEST_NOT_ACCEPTED on a node-backed listener resets the peer", async () => {
@@ -234,9 +195,9 @@ Deno.test("WskAcceptEvent() answering STATUS_REQUEST_NOT_ACCEPTED on a node-back
   const { listen, port } = await nodeListener(AF_INET, dispatch);
   await using _listen = listen;
   assertStatus(await enableEvents(listen, WSK_EVENT_ACCEPT), STATUS_SUCCESS);
-  await using python = pythonClient(AF_INET, port, "", "hold");
-  const peerPort = await clientPort(python);
-  assert.deepEqual(await clientReport(python), { data: "", end: "reset" });
+  await using python = await pythonClient(AF_INET, port, "", "hold");
+  const peerPort = python.port;
+  assert.deepEqual(await python.report(), { data: "", end: "reset" });
   assert.deepEqual(seen, [peerPort]);
 });
 
@@ -361,20 +322,14 @@ console.log(ntStatusName(bound.status), l.state);
 await l.Dispatch.WskCloseSocket(l);
 console.log("still running");
 `;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1:1", "--allow-read", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(text.encode(script));
-  await writer.close();
-  const out = await within(child.output(), 30_000, "the child");
-  assert.equal(text.decode(out.stderr), "");
+  const out = await runProcess(
+    Deno.execPath(),
+    ["run", "--allow-net=127.0.0.1:1", "--allow-read", "-"],
+    { stdin: script, env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" } },
+  );
+  assert.equal(out.stderr, "");
   assert.equal(
-    text.decode(out.stdout),
+    out.stdout,
     `${ntStatusName(STATUS_ACCESS_DENIED)} INIT\nstill running\n`,
   );
   assert.equal(out.code, 0);
@@ -395,16 +350,16 @@ Deno.test("WskAccept() on a node-backed listener: a WskReceive cancelled by its 
 });
 
 /**
- * Binds, prints its port, connects to 127.0.0.1 port argv[1], sends a byte and resets the
- * connection (SO_LINGER 0), then prints "reset".
+ * Binds argv[1] (127.0.0.1), prints its port, connects to port argv[2] there, sends a byte and
+ * resets the connection (SO_LINGER 0), then prints "reset".
  */
 const PYTHON_RESET_AT_ONCE = `
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.settimeout(10)
-s.bind(("127.0.0.1", 0))
+s.bind((sys.argv[1], 0))
 print(s.getsockname()[1], flush=True)
-s.connect(("127.0.0.1", int(sys.argv[1])))
+s.connect((sys.argv[1], int(sys.argv[2])))
 s.sendall(b"x")
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()
@@ -419,9 +374,12 @@ for (const backing of ["deno", "node"] as const) {
     const port = listen.localAddress!.port;
     let resetPort: number;
     {
-      await using python = new PythonProcess(PYTHON_RESET_AT_ONCE, [String(port)]);
-      resetPort = Number(await python.line());
-      assert.equal(await python.line(), "reset");
+      await using python = await PythonPeer.start(PYTHON_RESET_AT_ONCE, [
+        "127.0.0.1",
+        String(port),
+      ]);
+      resetPort = python.port;
+      assert.equal(await python.nextLine(), "reset");
     }
     await sleep(50);
     using client = await Deno.connect({ hostname: "127.0.0.1", port });
