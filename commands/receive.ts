@@ -5,7 +5,7 @@ import { NT_SUCCESS, STATUS_DATA_ERROR } from "../provider/mod.ts";
 import type { CliContext } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
 import { parseByteCount, parseLocal, parseRemote, parseSize } from "../syntax/values.ts";
-import { OutputFile } from "../engine/output.ts";
+import { OutputFile, payloadRecords } from "../engine/output.ts";
 import { PatternVerifier } from "../engine/pattern.ts";
 import { Progress, progressFlag } from "../report/progress.ts";
 import { pump } from "../engine/pump.ts";
@@ -43,8 +43,9 @@ export function receiveCommand(ctx: CliContext) {
     )
     .option(
       "--output <file>",
-      "where the data goes (- for stdout, the default); a file is written beside FILE and " +
-        "renamed over it only once data arrived",
+      "where the data goes (- for stdout, the default; with --json the default puts it in the " +
+        "WskReceive records); a file is written beside FILE and renamed over it only once " +
+        "data arrived",
       "-",
     )
     .option("--append", "add the data at the end of --output FILE instead of replacing it")
@@ -69,7 +70,10 @@ export function receiveCommand(ctx: CliContext) {
       }
       // Verifying writes the data nowhere unless --output was given on the command line.
       const writing = !verifying || command.getOptionValueSource("output") === "cli";
-      const toStdout = writing && options.output === "-" && !options.drain;
+      // --json without --output: the data travels in WskReceive records on stdout.
+      const inRecords = writing && options.json === true && !options.drain &&
+        command.getOptionValueSource("output") !== "cli";
+      const toStdout = writing && options.output === "-" && !options.drain && !inRecords;
       if (options.append && (options.output === "-" || !writing)) {
         throw new UsageError('Cannot use "--append" without "--output FILE"');
       }
@@ -93,6 +97,8 @@ export function receiveCommand(ctx: CliContext) {
           } else {
             const sink = file
               ? (bytes: Uint8Array) => file.write(bytes)
+              : inRecords
+              ? payloadRecords(run, socket)
               : toStdout
               ? (bytes: Uint8Array) => ctx.writePayload(bytes)
               : () => Promise.resolve();

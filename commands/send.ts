@@ -10,6 +10,7 @@ import { Progress, progressFlag } from "../report/progress.ts";
 import { HexTrace } from "../report/trace.ts";
 import { UsageError } from "../syntax/usage.ts";
 import { DuplexReceive } from "../engine/pump.ts";
+import { payloadRecords } from "../engine/output.ts";
 
 import { type ByteSource, closeQuietly, sendPattern, sendStream } from "../engine/send.ts";
 /** Builds the `send` command. */
@@ -46,8 +47,8 @@ export function sendCommand(ctx: CliContext) {
     .option("--nodelay", "send with WSK_FLAG_NODELAY")
     .option(
       "--receive",
-      "write what the peer sends to stdout while sending (full duplex); after the input, " +
-        "half-close and wait for the peer's FIN",
+      "write what the peer sends to stdout while sending (full duplex; with --json in " +
+        "WskReceive records); after the input, half-close and wait for the peer's FIN",
     )
     .option("--bind <local>", "local address to bind (default: wildcard, port 0)", parseLocal)
     .option("--hex", "hex dump every chunk sent (>) and received (<) to stderr")
@@ -112,11 +113,17 @@ export function sendCommand(ctx: CliContext) {
         run.signal.addEventListener("abort", stopInput, { once: true });
         // --receive is full duplex: what the peer sends is written out from the moment the
         // socket is connected, while the input is still sent; a failure there stops the input.
+        // With --json the reply travels in WskReceive records on stdout.
         const reader = options.receive
-          ? new DuplexReceive(run, socket, (bytes) => ctx.writePayload(bytes), {
-            failure: stopInput,
-            close: () => run.close(socket),
-          })
+          ? new DuplexReceive(
+            run,
+            socket,
+            json ? payloadRecords(run, socket) : (bytes) => ctx.writePayload(bytes),
+            {
+              failure: stopInput,
+              close: () => run.close(socket),
+            },
+          )
           : null;
         let sent: WskCompletion;
         if (options.data !== undefined) sent = await run.send(socket, options.data, flags);
@@ -162,7 +169,7 @@ export function sendCommand(ctx: CliContext) {
         } else if (NT_SUCCESS(sent.status)) await run.finish(socket);
         else await run.close(socket);
       }, (reporter) => {
-        if (options.receive) reporter.payloadOnStdout = true;
+        if (options.receive && options.json !== true) reporter.payloadOnStdout = true;
       });
     });
 }
