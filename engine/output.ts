@@ -18,16 +18,18 @@ import type { PumpHost } from "./pump.ts";
  * the bytes in `data` (valid UTF-8) or `base64`, so standard output carries only JSON Lines
  * while the data streams (nothing is held back for the loop's own line, which follows with the
  * totals and no data). A closed standard output makes the write fail, as a raw write would.
+ * `call`: the record's name (`WskReceiveEvent` for data a receive event indicated).
  */
 export function payloadRecords(
   host: PumpHost,
   socket: WskConnectionSocket,
+  call = "WskReceive",
 ): (bytes: Uint8Array, elapsedMs: number) => Promise<void> {
   let chunk = 0;
   return (bytes, elapsedMs) => {
     chunk++;
     host.report(
-      "WskReceive",
+      call,
       socket,
       { status: STATUS_SUCCESS, information: bytes.length },
       elapsedMs,

@@ -262,3 +262,43 @@ Deno.test("receive -q in text mode writes the payload and nothing else", async (
   assert.deepEqual(result.stdoutBytes, ALL_BYTES);
   assert.equal(result.stderr, "");
 });
+
+for (const events of [false, true]) {
+  const how = events ? "--events" : "IRPs";
+  Deno.test(`accept --mode print --json (${how}) puts the payload in records on stdout, every line JSON`, async () => {
+    await using cli = new CliChild([
+      "accept",
+      "--mode",
+      "print",
+      "--json",
+      ...(events ? ["--events"] : []),
+    ]);
+    const bind = await cli.stdout.waitFor(
+      () => cli.stdout.lines().map((l) => JSON.parse(l)).find((r) => r.call === "WskBind"),
+      15_000,
+      "the WskBind record",
+    );
+    const port = Number(/:(\d+)$/.exec(bind.local)![1]);
+    const sent = new Uint8Array([...BOM_TEXT, ...ALL_BYTES, ...randomBytes(64 * 1024)]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await writeAll(conn, sent);
+      await conn.closeWrite();
+      await within(readToEnd(conn), 15_000, "the server's FIN");
+    } finally {
+      conn.close();
+    }
+    assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+    assert.equal(cli.stderr.text(), "");
+    const records = parseEveryLine(cli.stdout.text());
+    const call = events ? "WskReceiveEvent" : "WskReceive";
+    const chunks = records.filter((r) => r.chunk !== undefined);
+    assert.ok(chunks.length >= 1 && chunks.every((r) => r.call === call), cli.stdout.text());
+    assert.deepEqual(
+      payloadOf(records.map((r) => r.chunk === undefined ? r : { ...r, call: "WskReceive" }))
+        .bytes,
+      sent,
+    );
+    assert.equal(records.at(-2)?.call, "Summary");
+  });
+}
