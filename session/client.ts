@@ -290,8 +290,9 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
   const options = optionWords(words);
   const json = options.includes("--json");
   const verbose = options.includes("--verbose");
+  const quiet = options.includes("-q") || options.includes("--quiet");
   const end = words.indexOf("--");
-  const global = new Set(["--json", "--verbose", "--session"]);
+  const global = new Set(["--json", "--verbose", "--session", "-q", "--quiet"]);
   const rest = words.filter((word, i) => (end !== -1 && i >= end) || !global.has(word));
   try {
     const where = await place(handle === null);
@@ -327,6 +328,7 @@ export async function runInSession(args: readonly string[], ctx: CliContext): Pr
       json,
       verbose,
       color: ctx.color && !json,
+      quiet,
     });
     for (const item of response.items ?? []) {
       if (item.kind === "call") reporter.record(fromWire(item.record), item.expected);

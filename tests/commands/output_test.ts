@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { closedPort, runCli, text } from "../_helpers.ts";
+import { Reporter, type TextSink } from "../../report/reporter.ts";
 import { CliChild, randomBytes, within } from "./_peer.ts";
 
 /** Every stdout line parsed as JSON (any line that does not parse fails the test). */
@@ -302,3 +303,38 @@ for (const events of [false, true]) {
     assert.equal(records.at(-2)?.call, "Summary");
   });
 }
+
+Deno.test("Reporter with quiet writes failures, failed expectations and payload records only", () => {
+  const out: string[] = [];
+  const sink: TextSink = { line: (t) => out.push(t) };
+  const reporter = new Reporter(sink, sink, {
+    json: true,
+    verbose: false,
+    color: false,
+    quiet: true,
+  });
+  const base = { information: 0, socket: 1, elapsedMs: 1 };
+  reporter.record({ ...base, call: "WskConnect", status: 0 });
+  // A failure the command set out to show (closesocket's cancel) is not a failure.
+  reporter.record({ ...base, call: "WskReceive", status: 0xC0000120 }, 0xC0000120);
+  reporter.record({ ...base, call: "WskSend", status: 0xC000020D });
+  reporter.record({
+    ...base,
+    call: "WskReceive",
+    status: 0,
+    data: text.encode("x"),
+    payload: true,
+  });
+  const expectation = { step: 1, line: 1, verb: "receive", expected: "OK" };
+  reporter.expectation({ ...expectation, passed: true });
+  reporter.expectation({ ...expectation, passed: false, actual: "NO" });
+  reporter.note("a note");
+  assert.deepEqual(out.map((line) => line.startsWith("{") ? JSON.parse(line).call : line), [
+    "WskSend",
+    "WskReceive",
+    "Expect",
+    "a note",
+  ]);
+  assert.equal(JSON.parse(out[2]!).result, "FAILED");
+  assert.equal(reporter.failed, true);
+});
