@@ -21,6 +21,13 @@ export function wskCommand(name: string, summary: string, calls: string, example
     .addOption(new Option("--json", "write JSON Lines, one object per dispatch call"))
     .addOption(
       new Option(
+        "-q, --quiet",
+        "print only failures (failed calls, failed expectations, errors); payload still goes " +
+          "where it goes",
+      ),
+    )
+    .addOption(
+      new Option(
         "--timeout <ms>",
         "bound every pending call: milliseconds, or a number with a unit (500ms, 5s, 2m)",
       )
@@ -47,6 +54,7 @@ export async function runAction(
     json: options.json === true,
     verbose: options.verbose === true,
     color: ctx.color && options.json !== true,
+    quiet: options.quiet === true,
   });
   setup(reporter);
   const controller = new AbortController();

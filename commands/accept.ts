@@ -47,6 +47,7 @@ import { type CidrRule, parseCidr, refusalOf } from "../engine/cidr.ts";
 import { PatternVerifier } from "../engine/pattern.ts";
 import { pump, writeFailure } from "../engine/pump.ts";
 import { echoLoop } from "../engine/echo.ts";
+import { payloadRecords } from "../engine/output.ts";
 import { Run } from "../engine/context.ts";
 import { UsageError } from "../syntax/usage.ts";
 
@@ -191,8 +192,22 @@ function raceWrite(
   });
 }
 
+/** Each connection's payload records with --json (numbered per connection). */
+const payloadSinks = new WeakMap<Connection, (bytes: Uint8Array, ms: number) => Promise<void>>();
+
+/** The payload-record sink of `connection` (--mode print --json), made on first use. */
+function recordsOf(server: Server, connection: Connection, call: string) {
+  let sink = payloadSinks.get(connection);
+  if (sink === undefined) {
+    sink = payloadRecords(server.run, connection.socket, call);
+    payloadSinks.set(connection, sink);
+  }
+  return sink;
+}
+
 /**
- * Writes received payload to standard output (--mode print). The write races the server's stop
+ * Writes received payload to standard output (--mode print): raw, or with --json in WskReceive
+ * (WskReceiveEvent) records, one per chunk, so stdout stays JSON Lines. The write races the server's stop
  * and --timeout: once the server was stopped, or when standard output took nothing for that
  * long, the write is abandoned and this chunk and every later one of the connection are dropped,
  * counted in its Summary, and the connection fails (STATUS_CANCELLED, or STATUS_IO_TIMEOUT for
@@ -206,11 +221,19 @@ async function printPayload(
   server: Server,
   connection: Connection,
   bytes: Uint8Array,
+  call = "WskReceive",
+  elapsedMs = 0,
 ): Promise<boolean> {
   let abandoned = false;
   if (connection.dropped === 0 && !server.stop.aborted) {
     const { run } = server;
-    const outcome = await raceWrite(server.ctx.writePayload(bytes), server.stop, run.timeout);
+    const outcome = await raceWrite(
+      run.reporter.json
+        ? recordsOf(server, connection, call)(bytes, elapsedMs)
+        : server.ctx.writePayload(bytes),
+      server.stop,
+      run.timeout,
+    );
     if (outcome === "written") return true;
     abandoned = true;
     if (outcome === "stalled") {
@@ -238,7 +261,7 @@ async function receiveToFin(
   server: Server,
   connection: Connection,
   options: {
-    sink?: (bytes: Uint8Array) => Promise<boolean>;
+    sink?: (bytes: Uint8Array, elapsedMs: number) => Promise<boolean>;
     show?: boolean;
     verifier?: PatternVerifier;
   } = {},
@@ -337,7 +360,8 @@ async function serveIrp(server: Server, connection: Connection): Promise<void> {
     case "discard":
     case "print": {
       const sink = server.mode === "print"
-        ? (bytes: Uint8Array) => printPayload(server, connection, bytes)
+        ? (bytes: Uint8Array, ms: number) =>
+          printPayload(server, connection, bytes, "WskReceive", ms)
         : undefined;
       const fin = await receiveToFin(server, connection, sink ? { sink } : {});
       if (fin) await disconnectGracefully(server, connection);
@@ -501,7 +525,8 @@ class EventConnection {
       for (const part of parts) {
         if (this.#fault !== null) break;
         // Dropped (the server stopped, or standard output stalled): the stream ends here.
-        if (!await printPayload(this.#server, this.connection, part)) this.#ended("dropped");
+        const printed = await printPayload(this.#server, this.connection, part, "WskReceiveEvent");
+        if (!printed) this.#ended("dropped");
       }
     } catch (error) {
       this.#fault ??= writeFailure(error);
@@ -1094,7 +1119,7 @@ export function command(ctx: CliContext) {
           unlisten();
         }
       }, (reporter) => {
-        if (mode === "print") reporter.payloadOnStdout = true;
+        if (mode === "print" && options.json !== true) reporter.payloadOnStdout = true;
       });
     });
 }

@@ -50,9 +50,11 @@ export const receive: VerbDecl = {
     {
       flags: "--output <file>",
       help:
-        "where the data goes: - for stdout (the command line's default; lines then go to stderr); a " +
+        "where the data goes: - for stdout (the command line's default without --json; lines then " +
+        "go to stderr); a " +
         "file is written beside FILE and renamed over it only once data arrived; without " +
-        "--output in a script or on a handle, the data is shown in the WskReceive line",
+        "--output, --json puts it in per-chunk WskReceive records, and a script step or a handle " +
+        "shows it in its WskReceive line",
     },
     { flags: "--append", help: "add the data at the end of --output FILE instead of replacing it" },
     ...TRACE_OPTIONS,
@@ -69,7 +71,7 @@ export const receive: VerbDecl = {
     // The command line writes the data to stdout unless it checks it or prints JSON.
     const output = (options.output as string | undefined) ??
       (entry === "cli" && verify === undefined && matching === undefined &&
-          options.drain !== true
+          options.json !== true && options.drain !== true
         ? "-"
         : undefined);
     if (options.append && (output === undefined || output === "-")) {

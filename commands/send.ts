@@ -46,8 +46,8 @@ export const send: VerbDecl = {
     { flags: "--nodelay", help: "send with WSK_FLAG_NODELAY" },
     {
       flags: "--receive",
-      help: "write what the peer sends to stdout while sending (full duplex); after the input, " +
-        "half-close and wait for the peer's FIN",
+      help: "write what the peer sends to stdout while sending (full duplex; with --json in " +
+        "WskReceive records); after the input, half-close and wait for the peer's FIN",
     },
     ...TRACE_OPTIONS,
   ],

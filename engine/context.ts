@@ -48,6 +48,8 @@ export interface GlobalOptions {
   readonly json?: true;
   readonly timeout: number;
   readonly verbose?: true;
+  /** `-q/--quiet`: only failures are printed. */
+  readonly quiet?: true;
 }
 
 /** Default bound for every pending call, in milliseconds. */

@@ -9,6 +9,35 @@
 
 import { basename, dirname } from "node:path";
 import { UsageError } from "../syntax/usage.ts";
+import { STATUS_SUCCESS, type WskConnectionSocket } from "../provider/mod.ts";
+import type { PumpHost } from "./pump.ts";
+
+/**
+ * A pump sink for `--json` without `--output`: each chunk becomes its own WskReceive record on
+ * the status stream, `calls` 1, `information` the chunk's length, `chunk` its 1-based number and
+ * the bytes in `data` (valid UTF-8) or `base64`, so standard output carries only JSON Lines
+ * while the data streams (nothing is held back for the loop's own line, which follows with the
+ * totals and no data). A closed standard output makes the write fail, as a raw write would.
+ * `call`: the record's name (`WskReceiveEvent` for data a receive event indicated).
+ */
+export function payloadRecords(
+  host: PumpHost,
+  socket: WskConnectionSocket,
+  call = "WskReceive",
+): (bytes: Uint8Array, elapsedMs: number) => Promise<void> {
+  let chunk = 0;
+  return (bytes, elapsedMs) => {
+    chunk++;
+    host.report(
+      call,
+      socket,
+      { status: STATUS_SUCCESS, information: bytes.length },
+      elapsedMs,
+      { calls: 1, data: bytes, payload: true, extra: { chunk } },
+    );
+    return Promise.resolve();
+  };
+}
 
 /** Where received data goes when it goes to a file. */
 export class OutputFile {

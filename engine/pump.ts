@@ -175,8 +175,11 @@ export interface PumpOptions {
   readonly timeout?: number | null;
   /** Bound each call by the timeout (an idle timeout) instead of the whole loop. */
   readonly idle?: boolean;
-  /** Where the data goes, chunk by chunk; a chunk is valid only until the sink resolves. */
-  readonly sink?: (bytes: Uint8Array) => Promise<SinkResult>;
+  /**
+   * Where the data goes, chunk by chunk; a chunk is valid only until the sink resolves.
+   * `elapsedMs`: how long the WskReceive that brought it took (0 for carried bytes).
+   */
+  readonly sink?: (bytes: Uint8Array, elapsedMs: number) => Promise<SinkResult>;
   /** Put up to 4 KiB of what arrived in the line's `data`. */
   readonly show?: boolean;
   /**
@@ -332,7 +335,7 @@ export class ReceivePump {
     const deadline = start + (this.#timeout ?? 0);
 
     /** Hands one chunk on; false when the loop must end. */
-    const take = async (bytes: Uint8Array): Promise<boolean> => {
+    const take = async (bytes: Uint8Array, callMs = 0): Promise<boolean> => {
       total += bytes.length;
       options.progress?.add(bytes.length);
       if (options.verify) {
@@ -352,7 +355,7 @@ export class ReceivePump {
       if (options.sink) {
         let result: SinkResult;
         try {
-          result = await options.sink(bytes);
+          result = await options.sink(bytes, callMs);
         } catch (error) {
           const failure = writeFailure(error);
           last = {
@@ -393,6 +396,7 @@ export class ReceivePump {
         break;
       }
       const length = Math.min(buffer.bytes.length, limit - total);
+      const callStart = performance.now();
       last = await d.WskReceive(
         socket,
         { Mdl: { Next: null, bytes: buffer.bytes }, Offset: 0, Length: length },
@@ -413,7 +417,7 @@ export class ReceivePump {
       }
       const bytes = buffer.bytes.subarray(0, last.information);
       host.hex?.dump("<", socket.id, bytes);
-      going = await take(bytes);
+      going = await take(bytes, performance.now() - callStart);
       buffer.received(bytes.length);
     }
     this.#unbounded = null;
@@ -494,7 +498,7 @@ export class DuplexReceive {
   constructor(
     host: PumpHost,
     socket: WskConnectionSocket,
-    sink: (bytes: Uint8Array) => Promise<void>,
+    sink: (bytes: Uint8Array, elapsedMs: number) => Promise<void>,
     on: { readonly failure: () => void; readonly close: () => Promise<void> },
   ) {
     this.#pump = new ReceivePump(host, socket, { sink, timeout: null, report: false });

@@ -56,6 +56,11 @@ export interface CallRecord {
   readonly option?: string;
   /** Received payload to show (not payload that went to an output stream). */
   readonly data?: Uint8Array;
+  /**
+   * The record carries received payload itself (`--json` without `--output`): it is written
+   * even with `--quiet`, and a closed standard output fails it instead of being ignored.
+   */
+  readonly payload?: boolean;
   /** Failure explanation. */
   readonly message?: string;
   /** The host error behind a failure (shown with --verbose). */
@@ -72,6 +77,11 @@ export interface ReportOptions {
   readonly verbose: boolean;
   /** Colour the status name (only ever true on a TTY without NO_COLOR). */
   readonly color: boolean;
+  /**
+   * `--quiet`: write only what went wrong (records that count as failures, failed
+   * expectations); payload records and notes are written as usual.
+   */
+  readonly quiet?: boolean;
 }
 
 /** Longest payload shown inline in a human line before it is cut. */
@@ -228,19 +238,14 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   return parts.join(" ");
 }
 
-/** Encodes bytes as base64. */
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+/** Decodes payload that is valid UTF-8 as is, a leading byte order mark included. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
- * Formats one record as a JSON Lines object (no trailing newline).
+ * Formats one record as a JSON Lines object (no trailing newline). Payload bytes go in `data`
+ * when they are valid UTF-8 (the text decodes back to the same bytes, a byte order mark
+ * included), and in `base64` otherwise: one rule for every record, so a reader rebuilds the
+ * bytes from either field.
  *
  * @example
  * ```ts
@@ -279,7 +284,7 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
     try {
       object.data = strictUtf8.decode(record.data);
     } catch {
-      object.base64 = base64(record.data);
+      object.base64 = record.data.toBase64();
     }
   }
   if (!NT_SUCCESS(record.status) && record.message) object.message = record.message;
@@ -341,6 +346,8 @@ export function formatExpectation(record: ExpectationRecord, json: boolean): str
 export interface TextSink {
   /** Writes one complete line (the newline is added). */
   line(text: string): void;
+  /** True once the reader went away and lines are no longer written. */
+  readonly closed?: boolean;
 }
 
 /** Wraps a Deno writer as a line sink (synchronous writes keep line order across streams). */
@@ -348,6 +355,9 @@ export function writerSink(writer: { writeSync(p: Uint8Array): number }): TextSi
   const encoder = new TextEncoder();
   let closed = false;
   return {
+    get closed(): boolean {
+      return closed;
+    },
     line(text: string): void {
       if (closed) return;
       const bytes = encoder.encode(text + "\n");
@@ -402,19 +412,32 @@ export class Reporter {
 
   /**
    * Writes a record. A failure status counts against the exit code unless it is `expected`
-   * (e.g. the STATUS_CANCELLED that `closesocket` sets out to show).
+   * (e.g. the STATUS_CANCELLED that `closesocket` sets out to show). With `--quiet` only a
+   * record that counts as a failure is written, and a payload record.
    */
   record(record: CallRecord, expected?: NTSTATUS): void {
-    if (!NT_SUCCESS(record.status) && record.status !== expected) this.#failed = true;
+    const failure = !NT_SUCCESS(record.status) && record.status !== expected;
+    if (failure) this.#failed = true;
+    if (this.#options.quiet && !failure && !record.payload) return;
     const text = this.#options.json
       ? formatJson(record, this.#options)
       : formatHuman(record, this.#options);
-    (this.#statusToErr ? this.#err : this.#out).line(text);
+    const sink = this.#statusToErr ? this.#err : this.#out;
+    sink.line(text);
     this.#lines++;
+    // Payload that could not be written is lost data: the caller's write fails (the receive
+    // then ends with STATUS_PIPE_BROKEN), where a status line is simply no longer shown.
+    if (record.payload && sink.closed) {
+      this.#err.line(
+        formatErrorLine("standard output was closed before all received data was written"),
+      );
+      throw new Deno.errors.BrokenPipe("standard output was closed");
+    }
   }
 
-  /** Writes an expectation's outcome on the status stream. */
+  /** Writes an expectation's outcome on the status stream (with `--quiet`, only a failed one). */
   expectation(record: ExpectationRecord): void {
+    if (this.#options.quiet && record.passed) return;
     const text = formatExpectation(record, this.#options.json);
     (this.#statusToErr ? this.#err : this.#out).line(text);
     this.#lines++;

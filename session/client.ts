@@ -259,6 +259,8 @@ const MAX_HANDLE_INPUT = 32 << 20;
 export interface SessionFlags {
   readonly json: boolean;
   readonly verbose: boolean;
+  /** `-q`: only failures are printed. */
+  readonly quiet?: boolean;
   /** The per-call bound the steps use (for how long silence from the agent is tolerated). */
   readonly timeout: number;
 }
@@ -297,6 +299,7 @@ export async function runHandleCommand(
   return await runSessionSteps(ctx, handle, [step], {
     json: options.json === true,
     verbose: options.verbose === true,
+    quiet: options.quiet === true,
     timeout: (options.timeout as number | undefined) ?? DEFAULT_TIMEOUT,
   });
 }
@@ -417,6 +420,7 @@ export async function runSessionSteps(
       json: flags.json,
       verbose: flags.verbose,
       color: ctx.color && !flags.json,
+      quiet: flags.quiet === true,
     });
     if (local.raw && output === null) reporter.payloadOnStdout = true;
     for (const item of response.items ?? []) {

@@ -46,7 +46,7 @@ import { checkPorts, socketConnect } from "../engine/socketconnect.ts";
 import type { Endpoint } from "../syntax/values.ts";
 import { PatternVerifier } from "../engine/pattern.ts";
 import { type ByteSource, closeQuietly, sendPattern, sendStream } from "../engine/send.ts";
-import { OutputFile } from "../engine/output.ts";
+import { OutputFile, payloadRecords } from "../engine/output.ts";
 import { Progress } from "../report/progress.ts";
 import { HexTrace } from "../report/trace.ts";
 import { UsageError } from "../syntax/usage.ts";
@@ -147,7 +147,7 @@ export class ScriptRunner {
     for (const step of steps) {
       // Payload on standard output: every line goes to standard error, from the first one.
       const raw = (step.verb === "receive" && step.output === "-" && !step.drain) ||
-        (step.verb === "send" && step.receive);
+        (step.verb === "send" && step.receive && !this.#inRecords(step));
       if (raw) this.#needIO().payloadOnStdout();
       if (step.verb === "receive" && step.output !== undefined && step.output !== "-") {
         const writing = step.verifyPattern === undefined || step.output !== undefined;
@@ -585,10 +585,28 @@ export class ScriptRunner {
     }
   }
 
-  /** Where a step's payload goes: a file opened by prepare, standard output, or nowhere. */
-  #payloadSink(step: Step & { verb: "receive" }): ((bytes: Uint8Array) => Promise<void>) | null {
+  /**
+   * Whether received payload travels in WskReceive records on stdout: a command line with
+   * `--json` and no `--output` (stdout then carries only JSON Lines).
+   */
+  #inRecords(step: Step): boolean {
+    if (!this.#commandLine || this.#io?.json !== true) return false;
+    return step.verb === "send"
+      ? step.receive
+      : step.verb === "receive" && step.output === undefined;
+  }
+
+  /**
+   * Where a step's payload goes: a file opened by prepare, standard output, per-chunk records,
+   * or nowhere (the line shows it).
+   */
+  #payloadSink(
+    step: Step & { verb: "receive" },
+    socket: WskConnectionSocket,
+  ): ((bytes: Uint8Array, elapsedMs: number) => Promise<void>) | null {
     const file = this.#opened.get(step)?.output;
     if (file) return (bytes) => file.write(bytes);
+    if (this.#inRecords(step)) return payloadRecords(this.#run, socket);
     if (step.output !== "-") return null;
     const io = this.#needIO();
     io.payloadOnStdout();
@@ -692,13 +710,15 @@ export class ScriptRunner {
   ): Promise<Outcome> {
     const run = this.#run;
     const io = this.#needIO();
-    io.payloadOnStdout();
+    const records = this.#inRecords(step);
+    if (!records) io.payloadOnStdout();
+    const write = records ? payloadRecords(run, socket) : (bytes: Uint8Array) => io.stdout(bytes);
     const source = input?.source ?? null;
     const stopInput = () => input?.stop();
     const carried = this.#carry.get(socket);
     this.#carry.delete(socket);
-    if (carried) await io.stdout(carried);
-    const reader = new DuplexReceive(run, socket, (bytes) => io.stdout(bytes), {
+    if (carried) await write(carried, 0);
+    const reader = new DuplexReceive(run, socket, write, {
       failure: stopInput,
       close: () => run.close(socket),
     });
@@ -767,7 +787,7 @@ export class ScriptRunner {
       ...(carried ? { carried } : {}),
       ...(step.status === undefined ? {} : { expected: step.status }),
     };
-    const sink = this.#payloadSink(step);
+    const sink = this.#payloadSink(step, socket);
     const json = this.#io?.json ?? true;
     if (step.verifyPattern !== undefined) {
       const size = step.verifyPattern === true ? undefined : step.verifyPattern;

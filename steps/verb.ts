@@ -261,6 +261,7 @@ export function stepParser(verb: VerbDecl, entry: Exclude<Entry, "cli">): Comman
     // The command line's global options, which a handle command takes too.
     addOption(command, { flags: "--json", help: "write JSON Lines" });
     addOption(command, { flags: "--verbose", help: "add the system error to failures" });
+    addOption(command, { flags: "-q, --quiet", help: "print only failures" });
   }
   if (entry === "script") {
     addOption(command, {

@@ -8,6 +8,8 @@
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import {
   type AddressFamily,
+  AF_INET,
+  AF_INET6,
   FIONREAD,
   IPPROTO_IPV6,
   IPPROTO_TCP,
@@ -105,14 +107,124 @@ function parseEndpointText(text: string, local: boolean, shown = text): Endpoint
   return { kind: "name", host, port, text };
 }
 
-/** Parses a remote endpoint: `HOST:PORT` or `[IPV6]:PORT`, port 1–65535. */
-export function parseRemote(text: string): Endpoint {
-  return parseEndpointText(text, false);
+/** A port as typed after an address (`PORTS` also takes lists and ranges: `80,8000-8002`). */
+const PORT = "[0-9]{1,5}";
+const PORTS = "[0-9][0-9,-]*";
+
+/**
+ * The one address a mistyped `text` most likely meant, or null when no single reading fits.
+ * Each form is unambiguous: only one split of the text gives a host and a port.
+ *
+ * - the wrong separator: `127.0.0.1 8099` (one quoted word), `127.0.0.1;8099`, `127.0.0.1/8099`
+ *   (not when the number could be a prefix length, as in `10.0.0.0/8`);
+ * - a doubled colon: `127.0.0.1::8099`;
+ * - a dot before the port after a whole IPv4 address: `127.0.0.1.8099`;
+ * - an IPv6 address without brackets: `::1:8099` → `[::1]:8099`, or without the colon after
+ *   them: `[::1]8099`;
+ * - a URL: `http://127.0.0.1:8099/` (its port, or 80/443 for http/https).
+ *
+ * `ports` is the pattern of the port part; `parses` says whether a candidate is valid, and only
+ * a valid candidate is offered.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addressHint } from "./values.ts";
+ *
+ * const valid = (text: string) => /^(\[::1\]|127\.0\.0\.1):\d+$/.test(text);
+ * assert.equal(addressHint("127.0.0.1;8099", "[0-9]{1,5}", valid), "127.0.0.1:8099");
+ * assert.equal(addressHint("::1:8099", "[0-9]{1,5}", valid), "[::1]:8099");
+ * assert.equal(addressHint("127.0.0.1", "[0-9]{1,5}", valid), null);
+ * ```
+ */
+export function addressHint(
+  text: string,
+  ports: string,
+  parses: (candidate: string) => boolean,
+): string | null {
+  const candidates: string[] = [];
+  const separated = new RegExp(`^([^\\s;/]+?)(\\s+|;|/|::)(${ports})$`).exec(text.trim());
+  if (separated) {
+    const [, host, separator, port] = separated as unknown as [string, string, string, string];
+    const family = isIpLiteral(host);
+    // After a doubled colon only an IPv4 address or localhost is sure to be the host: `fe80::80`
+    // may be an IPv6 address missing its brackets and port.
+    // After a slash a small number may be a prefix length (`10.0.0.0/8`), not a port.
+    const prefix = separator === "/" && Number(port) <= (family === AF_INET6 ? 128 : 32);
+    if (!prefix && (separator !== "::" || family === AF_INET || host === "localhost")) {
+      candidates.push(family === AF_INET6 ? `[${host}]:${port}` : `${host}:${port}`);
+    }
+  }
+  const dotted = new RegExp(`^([0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+)\\.(${ports})$`).exec(text);
+  if (dotted && isIpLiteral(dotted[1]!) === AF_INET) candidates.push(`${dotted[1]}:${dotted[2]}`);
+  const unbracketed = new RegExp(`^([0-9a-fA-F:.]*:[0-9a-fA-F:.]*):(${ports})$`).exec(text);
+  if (unbracketed && isIpLiteral(unbracketed[1]!) === AF_INET6) {
+    candidates.push(`[${unbracketed[1]}]:${unbracketed[2]}`);
+  }
+  const unseparated = new RegExp(`^\\[([^\\]]+)\\](${ports})$`).exec(text);
+  if (unseparated) candidates.push(`[${unseparated[1]}]:${unseparated[2]}`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    try {
+      const url = new URL(text);
+      const port = url.port || { "http:": "80", "https:": "443" }[url.protocol];
+      if (port && url.hostname) candidates.push(`${url.hostname}:${port}`);
+    } catch {
+      // Not a URL after all.
+    }
+  }
+  const valid = [...new Set(candidates)].filter((candidate) =>
+    candidate !== text && parses(candidate)
+  );
+  return valid.length === 1 ? valid[0]! : null;
 }
 
-/** Parses a local endpoint: as a remote one, or `:PORT` for the wildcard address. */
+/**
+ * Runs `parse`; when it refuses `text` and {@linkcode addressHint} finds the address it most
+ * likely meant, the one-line error ends with `; did you mean ADDRESS?`.
+ */
+function withHint<T>(text: string, ports: string, parse: (text: string) => T): T {
+  try {
+    return parse(text);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    const hint = addressHint(text, ports, (candidate) => {
+      try {
+        parse(candidate);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (hint === null) throw error;
+    throw new InvalidArgumentError(`${error.message}; did you mean ${hint}?`);
+  }
+}
+
+/**
+ * Parses a remote endpoint: `HOST:PORT` or `[IPV6]:PORT`, port 1–65535. A mistyped form gets
+ * a hint (see {@linkcode addressHint}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRemote } from "./values.ts";
+ *
+ * assert.throws(
+ *   () => parseRemote("127.0.0.1/8099"),
+ *   /Cannot parse address "127.0.0.1\/8099": .*; did you mean 127.0.0.1:8099\?$/,
+ * );
+ * ```
+ */
+export function parseRemote(text: string): Endpoint {
+  return withHint(text, PORT, (t) => parseEndpointText(t, false));
+}
+
+/**
+ * Parses a local endpoint: as a remote one, or `:PORT` for the wildcard address. A mistyped
+ * form gets a hint (see {@linkcode addressHint}).
+ */
 export function parseLocal(text: string): Endpoint {
-  return parseEndpointText(text, true);
+  return withHint(text, PORT, (t) => parseEndpointText(t, true));
 }
 
 /** Parses an integer within bounds. */
@@ -394,6 +506,11 @@ export interface PortList {
  * ```
  */
 export function parsePortList(text: string): PortList {
+  return withHint(text, PORTS, portList);
+}
+
+/** {@linkcode parsePortList} without the hint. */
+function portList(text: string): PortList {
   const colon = text.lastIndexOf(":");
   const spec = colon < 0 ? "" : text.slice(colon + 1);
   if (colon < 0 || !/[-,]/.test(spec)) {
