@@ -242,6 +242,8 @@ export async function runCli(
     stdin?: Uint8Array | string;
     timeoutMs?: number;
     env?: Record<string, string>;
+    /** The working directory of the run (relative paths in `args` resolve against it). */
+    cwd?: string;
     /** Extra permissions, e.g. {@linkcode FFI}. */
     permissions?: readonly string[];
     /** A launcher and its arguments, with the deno command line following them. */
@@ -259,6 +261,7 @@ export async function runCli(
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   }).spawn();
   const timer = setTimeout(() => {
     try {
