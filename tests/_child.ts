@@ -145,6 +145,8 @@ export interface ChildOptions {
   readonly stdout?: "collect" | "held";
   /** Added to the test's environment. */
   readonly env?: Record<string, string>;
+  /** The child's working directory. */
+  readonly cwd?: string;
   /** A launcher and its arguments, with the program and its arguments following them. */
   readonly via?: readonly string[];
   /**
@@ -177,6 +179,7 @@ export class Child implements AsyncDisposable {
       stdout: "piped",
       stderr: "piped",
       ...(options.env ? { env: options.env } : {}),
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     }).spawn();
     this.#child.status.then(() => this.#exited = true);
     this.#stdin = options.stdin === "piped" ? this.#child.stdin.getWriter() : null;

@@ -247,6 +247,8 @@ export function runCli(
     stdin?: Uint8Array | string;
     timeoutMs?: number;
     env?: Record<string, string>;
+    /** The working directory of the run (relative paths in `args` resolve against it). */
+    cwd?: string;
     /** Extra permissions, e.g. {@linkcode FFI}. */
     permissions?: readonly string[];
     /** A launcher and its arguments, with the deno command line following them. */
