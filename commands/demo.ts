@@ -35,7 +35,7 @@ import type { CliContext } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
 import { pump } from "../engine/pump.ts";
 import type { Run } from "../engine/context.ts";
-import { echo } from "./accept.ts";
+import { echo } from "../engine/accept/modes.ts";
 
 const text = new TextEncoder();
 
