@@ -10,6 +10,7 @@ import { Reporter } from "../report/reporter.ts";
 import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "../engine/context.ts";
 import { parseTimeout } from "../syntax/values.ts";
 import type { CliContext, StepIO } from "../steps/io.ts";
+import { onFirstSignal } from "../engine/interrupt.ts";
 
 export type { CliContext } from "../steps/io.ts";
 
@@ -59,24 +60,9 @@ export async function runAction(
   setup(reporter);
   const controller = new AbortController();
   // The first Ctrl-C (SIGINT) or SIGTERM (`timeout`, `kill`) cancels the pending calls, so the
-  // closing lines are printed and --output's temporary file is removed; the listeners then
-  // step aside so a second signal ends the process the default way.
-  const signals: Deno.Signal[] = [];
-  const stopListening = () => {
-    for (const signal of signals.splice(0)) Deno.removeSignalListener(signal, onInterrupt);
-  };
-  const onInterrupt = () => {
-    controller.abort();
-    stopListening();
-  };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, onInterrupt);
-      signals.push(signal);
-    } catch {
-      // No signal support here (e.g. a restricted test runtime): the signal ends the process.
-    }
-  }
+  // closing lines are printed and --output's temporary file is removed; a second one ends the
+  // process.
+  const stopListening = onFirstSignal(() => controller.abort());
   const timeoutGiven = command.getOptionValueSource("timeout") === "cli";
   try {
     await body(new Run(reporter, options.timeout, timeoutGiven, controller.signal));

@@ -1,6 +1,8 @@
 /**
  * `wsk demo`: the embedded default. An echo listener in this process, and clients that walk
- * every dispatch function against it, one status line per call.
+ * every dispatch function against it, one status line per call, in four acts each under a
+ * heading, and a last verdict line computed from the records: every call is checked against
+ * what its act sets out to show.
  *
  * @module
  */
@@ -9,6 +11,8 @@ import {
   IPPROTO_TCP,
   NPI_WSK_INTERFACE_ID,
   NT_SUCCESS,
+  type NTSTATUS,
+  ntStatusName,
   parseSockAddr,
   SIO_WSK_QUERY_IDEAL_SEND_BACKLOG,
   SO_KEEPALIVE,
@@ -19,43 +23,160 @@ import {
   STATUS_CONNECTION_RESET,
   STATUS_NOT_SUPPORTED,
   STATUS_PENDING,
+  STATUS_SUCCESS,
   TCP_NODELAY,
   ulong,
   WSK_EVENT_RECEIVE,
   WSK_FLAG_ABORTIVE,
   WSK_FLAG_WAITALL,
   wskBuf,
+  type WskCompletion,
   type WskConnectionSocket,
   type WskDataIndication,
   WskGetOption,
   WskIoctl,
+  type WskListenSocket,
   WskSetOption,
 } from "../provider/mod.ts";
 import type { CliContext } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
 import { pump } from "../engine/pump.ts";
-import type { Run } from "../engine/context.ts";
-import { echo } from "../engine/echo.ts";
+import { type Described, Run } from "../engine/context.ts";
+import type { CallRecord } from "../report/reporter.ts";
+import { echo } from "../engine/accept/modes.ts";
 
 const text = new TextEncoder();
 
-/** Client A: the explicit route, options, data both ways, events and WskRelease, FIN. */
-async function explicitRoute(run: Run, server: string): Promise<void> {
-  const kept: WskDataIndication[] = [];
-  const socket = await run.socket(2, {}, {
-    WskReceiveEvent(_context, _flags, indication, bytesIndicated) {
-      if (indication) kept.push(indication);
-      run.report(
-        "WskReceiveEvent",
-        socket,
-        { status: STATUS_PENDING, information: bytesIndicated },
-        0,
+/** The demo's acts, in the order they run. */
+type ActName = "server" | "client" | "events" | "errors";
+
+/** One act: its heading, and the outcomes other than STATUS_SUCCESS it sets out to show. */
+interface Act {
+  readonly name: ActName;
+  /** One line saying what the act shows. */
+  readonly shows: string;
+  /** Each must be reported exactly once in the act; every other call must succeed. */
+  readonly outcomes: readonly { readonly call: string; readonly status: NTSTATUS }[];
+}
+
+const ACTS: Readonly<Record<ActName, Act>> = {
+  server: {
+    name: "server",
+    shows: "a listener on 127.0.0.1 that echoes every connection as Microsoft's echosrv does " +
+      "(its WskAccept and echo lines show in each act; its WskCloseSocket ends the demo)",
+    outcomes: [],
+  },
+  client: {
+    name: "client",
+    shows: "the explicit route: WskSocket, options, WskBind, WskConnect, addresses, data both " +
+      "ways, a graceful WskDisconnect with final data",
+    outcomes: [],
+  },
+  events: {
+    name: "events",
+    shows: "WskReceiveEvent keeps the data it indicates (STATUS_PENDING) until WskRelease " +
+      "returns it",
+    outcomes: [{ call: "WskReceiveEvent", status: STATUS_PENDING }],
+  },
+  errors: {
+    name: "errors",
+    shows: "failures on purpose: WskSendEx/WskReceiveEx are reserved, an abortive " +
+      "WskDisconnect resets the server's receive, WskCloseSocket cancels a pending WskReceive",
+    outcomes: [
+      { call: "WskSendEx", status: STATUS_NOT_SUPPORTED },
+      { call: "WskReceiveEx", status: STATUS_NOT_SUPPORTED },
+      { call: "WskReceive", status: STATUS_CONNECTION_RESET },
+      { call: "WskReceive", status: STATUS_CANCELLED },
+    ],
+  },
+};
+
+/** How often the events act looks for the indication, and how many times (1 s in all). */
+const EVENT_POLL_MS = 10;
+const EVENT_POLLS = 100;
+
+/**
+ * A Run that also checks every reported call against the act under way, for the verdict: a
+ * call is as expected when it succeeded or is one of the act's outcomes not seen yet.
+ */
+class DemoRun extends Run {
+  #act: Act = ACTS.server;
+  #waiting: { call: string; status: NTSTATUS }[] = [];
+  #calls = 0;
+  /** What was not as expected, one phrase each. */
+  readonly #problems: string[] = [];
+  readonly #heading: (act: Act) => void;
+
+  constructor(outer: Run, heading: (act: Act) => void) {
+    super(outer.reporter, outer.timeout, outer.timeoutGiven, outer.signal);
+    this.#heading = heading;
+  }
+
+  /** Ends the act under way (its outcomes not seen are problems) and starts `act`. */
+  begin(act: Act): void {
+    this.#close();
+    this.#act = act;
+    this.#waiting = [...act.outcomes];
+    this.#heading(act);
+  }
+
+  /** A problem the records do not show (an echo that came back different). */
+  problem(text: string): void {
+    this.#problems.push(`${text} (${this.#act.name})`);
+  }
+
+  /** The calls counted and what was not as expected, once the last act ended. */
+  verdict(): { calls: number; problems: readonly string[] } {
+    this.#close();
+    return { calls: this.#calls, problems: this.#problems };
+  }
+
+  #close(): void {
+    for (const missing of this.#waiting.splice(0)) {
+      this.#problems.push(
+        `${missing.call} ${ntStatusName(missing.status)} did not happen (${this.#act.name})`,
       );
-      return STATUS_PENDING;
-    },
-  });
-  if (!socket) return;
-  const s: WskConnectionSocket = socket;
+    }
+  }
+
+  override report(
+    call: string,
+    socket: Described | null,
+    completion: WskCompletion,
+    elapsedMs: number,
+    extra: Partial<CallRecord> = {},
+    expected?: NTSTATUS,
+  ): void {
+    this.#calls++;
+    const status = completion.status;
+    const planned = this.#waiting.findIndex((o) => o.call === call && o.status === status);
+    if (planned >= 0) this.#waiting.splice(planned, 1);
+    else if (status !== STATUS_SUCCESS) {
+      this.#problems.push(`${call} ${ntStatusName(status)} (${this.#act.name})`);
+    }
+    super.report(call, socket, completion, elapsedMs, extra, expected);
+  }
+}
+
+/** Accepts one connection on `listener` and echoes it; `expected` excuses the echo's failure. */
+async function serveOne(
+  run: Run,
+  listener: WskListenSocket,
+  expected?: NTSTATUS,
+): Promise<void> {
+  const l = listener.Dispatch;
+  const accepted = await run.call(
+    "WskAccept",
+    (c) => c.socket ?? listener,
+    () => l.WskAccept(listener, 0, undefined, null, run.irp()),
+  );
+  if (accepted.socket) await echo(run, accepted.socket, expected);
+}
+
+/** Act client: the explicit route, options, data both ways, a graceful disconnect, FIN. */
+async function explicitRoute(run: DemoRun, server: string): Promise<void> {
+  const s = await run.socket(2);
+  if (!s) return;
   const d = s.Dispatch;
   const option = (name: string, value: number) => ({ option: name, value });
   await run.call(
@@ -113,22 +234,8 @@ async function explicitRoute(run: Run, server: string): Promise<void> {
   );
   if (NT_SUCCESS(echoed.status) && new TextDecoder().decode(reply) !== "hello, wsk") {
     run.reporter.fail();
+    run.problem("the echo of WskSend came back different");
   }
-  await run.call("WskSendEx", s, () => d.WskSendEx(s), {}, STATUS_NOT_SUPPORTED);
-  await run.call("WskReceiveEx", s, () => d.WskReceiveEx(s), {}, STATUS_NOT_SUPPORTED);
-  await run.call(
-    "WskControlSocket",
-    s,
-    () =>
-      d.WskControlSocket(s, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
-        NpiId: NPI_WSK_INTERFACE_ID,
-        EventMask: WSK_EVENT_RECEIVE,
-      }),
-    option("SO_WSK_EVENT_CALLBACK", WSK_EVENT_RECEIVE),
-  );
-  await run.send(s, text.encode("event"));
-  for (let i = 0; i < 100 && kept.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-  for (const list of kept) await run.call("WskRelease", s, () => d.WskRelease(s, list));
   await run.call(
     "WskDisconnect",
     s,
@@ -138,7 +245,48 @@ async function explicitRoute(run: Run, server: string): Promise<void> {
   await run.close(s);
 }
 
-/** Client B: WskConnectEx with first data, then an abortive disconnect (RST). */
+/** Act events: WskReceiveEvent indications kept (STATUS_PENDING), then WskRelease. */
+async function receiveEvents(run: DemoRun, server: string): Promise<void> {
+  const kept: WskDataIndication[] = [];
+  const socket = await run.socket(2, {}, {
+    WskReceiveEvent(_context, _flags, indication, bytesIndicated) {
+      if (indication) kept.push(indication);
+      run.report(
+        "WskReceiveEvent",
+        socket,
+        { status: STATUS_PENDING, information: bytesIndicated },
+        0,
+      );
+      return STATUS_PENDING;
+    },
+  });
+  if (!socket) return;
+  const s: WskConnectionSocket = socket;
+  const d = s.Dispatch;
+  await run.call("WskBind", s, () => d.WskBind(s, parseSockAddr("127.0.0.1:0"), 0, run.irp()));
+  await run.call("WskConnect", s, () => d.WskConnect(s, parseSockAddr(server), 0, run.irp()));
+  if (s.state !== "ESTAB") return await run.close(s);
+  await run.call(
+    "WskControlSocket",
+    s,
+    () =>
+      d.WskControlSocket(s, WskSetOption, SO_WSK_EVENT_CALLBACK, SOL_SOCKET, {
+        NpiId: NPI_WSK_INTERFACE_ID,
+        EventMask: WSK_EVENT_RECEIVE,
+      }),
+    { option: "SO_WSK_EVENT_CALLBACK", value: WSK_EVENT_RECEIVE },
+  );
+  await run.send(s, text.encode("event"));
+  for (let i = 0; i < EVENT_POLLS && kept.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, EVENT_POLL_MS));
+  }
+  for (const list of kept) await run.call("WskRelease", s, () => d.WskRelease(s, list));
+  await run.call("WskDisconnect", s, () => d.WskDisconnect(s, null, 0, run.irp()));
+  await pump(run, s, { show: true });
+  await run.close(s);
+}
+
+/** Act errors, first connection: WskConnectEx with first data, the reserved calls, an RST. */
 async function connectExAndAbort(run: Run, server: string): Promise<void> {
   const s = await run.socket(2, { abortive: true });
   if (!s) return;
@@ -151,6 +299,8 @@ async function connectExAndAbort(run: Run, server: string): Promise<void> {
   );
   if (s.state === "ESTAB") {
     await pump(run, s, { limit: 10, waitAll: true, show: true });
+    await run.call("WskSendEx", s, () => d.WskSendEx(s), {}, STATUS_NOT_SUPPORTED);
+    await run.call("WskReceiveEx", s, () => d.WskReceiveEx(s), {}, STATUS_NOT_SUPPORTED);
     await run.call(
       "WskDisconnect",
       s,
@@ -160,7 +310,7 @@ async function connectExAndAbort(run: Run, server: string): Promise<void> {
   await run.close(s);
 }
 
-/** Client C: WskSocketConnect, then WskCloseSocket under a pending WskReceive. */
+/** Act errors, second connection: WskSocketConnect, then WskCloseSocket under a WskReceive. */
 async function closeWithPending(run: Run, server: string): Promise<void> {
   const d = run.npi.Dispatch;
   const made = await run.call(
@@ -187,48 +337,68 @@ async function closeWithPending(run: Run, server: string): Promise<void> {
   run.report("WskReceive", described, await pending, 0, {}, STATUS_CANCELLED);
 }
 
+/** The acts, each against the one listener; the server's lines of an act end inside it. */
+async function walk(run: DemoRun): Promise<void> {
+  run.begin(ACTS.server);
+  const listener = await run.listen(parseSockAddr("127.0.0.1:0"));
+  if (!listener) return;
+  const l = listener.Dispatch;
+  const local = await run.call(
+    "WskGetLocalAddress",
+    listener,
+    () => l.WskGetLocalAddress(listener, run.irp()),
+  );
+  if (local.address) {
+    const server = `127.0.0.1:${local.address.port}`;
+    run.begin(ACTS.client);
+    await Promise.all([serveOne(run, listener), explicitRoute(run, server)]);
+    run.begin(ACTS.events);
+    await Promise.all([serveOne(run, listener), receiveEvents(run, server)]);
+    run.begin(ACTS.errors);
+    // The client resets this connection on purpose: the echo's reset is expected.
+    await Promise.all([
+      serveOne(run, listener, STATUS_CONNECTION_RESET),
+      connectExAndAbort(run, server),
+    ]);
+    await Promise.all([serveOne(run, listener), closeWithPending(run, server)]);
+  }
+  await run.close(listener);
+}
+
 /** Builds the `demo` command. */
 export function command(ctx: CliContext) {
   return wskCommand(
     "demo",
     "Start an echo listener on 127.0.0.1:0 in this process and walk every dispatch function " +
-      "against it, printing each status line.",
+      "against it in four acts (server, client, events, errors), each under a '# act: what it " +
+      "shows' heading, then a verdict: '# N calls, all as expected' (exit 0) or the calls that " +
+      'were not (exit 1). With --json, headings are {"demo","shows"} and the verdict ' +
+      '{"verdict","calls","passed","problems"} objects.',
     "all of them: WskSocket, WskSocketConnect, WskBind, WskConnect, WskConnectEx, " +
       "WskGetLocalAddress, WskGetRemoteAddress, WskControlSocket, WskSend, WskReceive, " +
       "WskSendEx, WskReceiveEx, WskRelease, WskDisconnect, WskAccept, WskCloseSocket",
     ["wsk demo", "wsk demo --json"],
   ).action(async (options, command) => {
-    await runAction(ctx, command, options, async (run) => {
-      const listener = await run.listen(parseSockAddr("127.0.0.1:0"));
-      if (!listener) return;
-      const l = listener.Dispatch;
-      const local = await run.call(
-        "WskGetLocalAddress",
-        listener,
-        () => l.WskGetLocalAddress(listener, run.irp()),
+    const json = options.json === true;
+    await runAction(ctx, command, options, async (outer) => {
+      const run = new DemoRun(outer, (act) => {
+        ctx.stdout.line(
+          json
+            ? JSON.stringify({ demo: act.name, shows: act.shows })
+            : `# ${act.name}: ${act.shows}`,
+        );
+      });
+      await walk(run);
+      const { calls, problems } = run.verdict();
+      if (problems.length > 0) run.reporter.fail();
+      const verdict = problems.length === 0
+        ? `${calls} calls, all as expected`
+        : `${calls} calls, ${problems.length} not as expected: ${problems.join("; ")}`;
+      ctx.stdout.line(
+        json
+          ? JSON.stringify({ verdict, calls, passed: problems.length === 0, problems })
+          : `# ${verdict}`,
       );
-      if (!local.address) return await run.close(listener);
-      const server = `127.0.0.1:${local.address.port}`;
-      // The server side: accept three connections and echo each, as echosrv does. The second
-      // client resets its connection on purpose, so a reset there is expected.
-      const serving = (async () => {
-        const handlers: Promise<void>[] = [];
-        for (let i = 0; i < 3; i++) {
-          const accepted = await run.call(
-            "WskAccept",
-            (c) => c.socket ?? listener,
-            () => l.WskAccept(listener, 0, undefined, null, run.irp()),
-          );
-          if (!accepted.socket) break;
-          handlers.push(echo(run, accepted.socket, i === 1 ? STATUS_CONNECTION_RESET : undefined));
-        }
-        await Promise.all(handlers);
-      })();
-      await explicitRoute(run, server);
-      await connectExAndAbort(run, server);
-      await closeWithPending(run, server);
-      await serving;
-      await run.close(listener);
     });
   });
 }

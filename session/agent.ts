@@ -37,6 +37,7 @@ import {
 } from "../report/reporter.ts";
 import { DEFAULT_TIMEOUT, Run } from "../engine/context.ts";
 import type { Step } from "../steps/step.ts";
+import { onFirstSignal, STOP_SIGNALS } from "../engine/interrupt.ts";
 import { UsageError } from "../syntax/usage.ts";
 import {
   type AnySocket,
@@ -221,9 +222,8 @@ class SessionAgent {
       this.#listener = listener;
       await Deno.chmod(staging, 0o600);
       await Deno.rename(staging, this.#path);
-      const signals: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP"];
-      const onSignal = () => void this.#stop();
-      for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+      // SIGHUP too: the terminal that started the agent may close. A second signal ends it.
+      const stopListening = onFirstSignal(() => void this.#stop(), [...STOP_SIGNALS, "SIGHUP"]);
       const onRejection = (event: PromiseRejectionEvent) => {
         // One socket's fault must not end the agent and every other socket with it.
         event.preventDefault();
@@ -235,7 +235,7 @@ class SessionAgent {
         await this.#accept(listener);
         await this.#stopped.promise;
       } finally {
-        for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+        stopListening();
         globalThis.removeEventListener("unhandledrejection", onRejection);
         clearTimeout(this.#idleTimer);
       }

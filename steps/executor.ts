@@ -645,7 +645,6 @@ export class ScriptRunner {
     const run = this.#run;
     const socket = this.#connection(step);
     const flags = step.nodelay ? WSK_FLAG_NODELAY : 0;
-    const json = this.#io?.json ?? true;
     const opened = this.#opened.get(step)?.input;
     const input = opened && stoppable(opened, run.signal);
     try {

@@ -1299,11 +1299,32 @@ Deno.test("accept --mode print --timeout 1500: standard output that takes nothin
 // ---------------------------------------------------------------------------------------------
 // demo
 
-Deno.test("demo walks every dispatch function, one parseable status line each, and exits 0", async () => {
+/** The demo's acts, in order, as its headings name them. */
+const DEMO_ACTS = ["server", "client", "events", "errors"];
+
+/** Splits demo's human output into its `# act: …` headings, its status lines and its verdict. */
+function demoParts(stdout: string): { acts: string[]; lines: string; verdict: string } {
+  const all = stdout.split("\n");
+  assert.equal(all.pop(), "");
+  const verdict = all.pop()!;
+  const headings = all.filter((line) => line.startsWith("# "));
+  for (const heading of headings) assert.match(heading, /^# [a-z]+: \S.*$/, heading);
+  return {
+    acts: headings.map((heading) => heading.slice(2, heading.indexOf(":"))),
+    lines: all.filter((line) => !line.startsWith("# ")).map((line) => `${line}\n`).join(""),
+    verdict,
+  };
+}
+
+Deno.test("demo walks every dispatch function under a heading per act, one parseable status line each, and ends with its verdict (exit 0)", async () => {
   const result = await runCli(["demo"]);
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
-  const lines = statusLines(result.stdout);
+  const parts = demoParts(result.stdout);
+  assert.deepEqual(parts.acts, DEMO_ACTS);
+  assert.ok(result.stdout.startsWith("# server: "), "the first line is the server's heading");
+  const lines = statusLines(parts.lines);
+  assert.equal(parts.verdict, `# ${lines.length} calls, all as expected`);
   const calls = new Set(callsOf(lines));
   for (const call of DISPATCH_CALLS) assert.ok(calls.has(call), `demo shows ${call}`);
   // The listener the demo binds is the one every WskAccept reports on.
@@ -1313,18 +1334,35 @@ Deno.test("demo walks every dispatch function, one parseable status line each, a
     assert.equal(accept.local, bind.local);
     assert.equal(accept.status, "STATUS_SUCCESS");
   }
+  // Every failure shown is one the errors act sets out to show.
+  const failures = lines.filter((line) => line.status !== "STATUS_SUCCESS");
+  assert.deepEqual(failures.map((line) => [line.call, line.status]).sort(), [
+    ["WskReceive", "STATUS_CANCELLED"],
+    ["WskReceive", "STATUS_CONNECTION_RESET"],
+    ["WskReceiveEvent", "STATUS_PENDING"],
+    ["WskReceiveEx", "STATUS_NOT_SUPPORTED"],
+    ["WskSendEx", "STATUS_NOT_SUPPORTED"],
+  ]);
 });
 
-Deno.test("demo --json writes only JSON Lines with a call, a status and an 0x-hex ntstatus", async () => {
+Deno.test("demo --json writes only JSON Lines: a {demo, shows} object per act, one per call, and a last {verdict} object", async () => {
   const result = await runCli(["demo", "--json"]);
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
   const lines = result.stdout.split("\n");
   assert.equal(lines.pop(), "");
-  assert.ok(lines.length >= DISPATCH_CALLS.length);
+  const objects = lines.map((line) => JSON.parse(line));
+  const acts = objects.filter((object) => "demo" in object);
+  assert.deepEqual(acts.map((act) => act.demo), DEMO_ACTS);
+  for (const act of acts) {
+    assert.deepEqual(Object.keys(act), ["demo", "shows"]);
+    assert.match(act.shows, /\S/);
+  }
+  assert.deepEqual(objects[0], acts[0]);
+  const records = objects.filter((object) => "call" in object);
   const calls = new Set<string>();
-  for (const line of lines) {
-    const object = JSON.parse(line);
+  for (const object of records) {
+    const line = JSON.stringify(object);
     assert.match(object.call, /^Wsk[A-Za-z]+$/, line);
     assert.match(object.status, /^STATUS_[A-Z_]+$/, line);
     assert.match(object.ntstatus, HEX_STATUS, line);
@@ -1333,4 +1371,51 @@ Deno.test("demo --json writes only JSON Lines with a call, a status and an 0x-he
     calls.add(object.call);
   }
   for (const call of DISPATCH_CALLS) assert.ok(calls.has(call), `demo --json shows ${call}`);
+  assert.equal(acts.length + records.length + 1, objects.length, "nothing else is written");
+  assert.deepEqual(objects.at(-1), {
+    verdict: `${records.length} calls, all as expected`,
+    calls: records.length,
+    passed: true,
+    problems: [],
+  });
+});
+
+/** demo run with no permission at all: its WskBind is refused. */
+async function demoWithoutNet(json: boolean): Promise<{ code: number; out: string; err: string }> {
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", main, "demo", ...(json ? ["--json"] : [])],
+    stdin: "null",
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+  }).output();
+  return {
+    code: output.code,
+    out: new TextDecoder().decode(output.stdout),
+    err: new TextDecoder().decode(output.stderr),
+  };
+}
+
+Deno.test("demo's verdict comes from its records: without net access the refused WskBind is named and it exits 1", async () => {
+  const human = await demoWithoutNet(false);
+  assert.equal(human.err, "");
+  assert.equal(human.code, 1);
+  const parts = demoParts(human.out);
+  assert.deepEqual(parts.acts, ["server"]);
+  const lines = statusLines(parts.lines);
+  assert.deepEqual(callsOf(lines), ["WskSocket", "WskBind", "WskCloseSocket"]);
+  assert.equal(lines[1]!.status, "STATUS_ACCESS_DENIED");
+  assert.equal(
+    parts.verdict,
+    "# 3 calls, 1 not as expected: WskBind STATUS_ACCESS_DENIED (server)",
+  );
+  const json = await demoWithoutNet(true);
+  assert.equal(json.err, "");
+  assert.equal(json.code, 1);
+  const objects = json.out.trimEnd().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(objects.at(-1), {
+    verdict: "3 calls, 1 not as expected: WskBind STATUS_ACCESS_DENIED (server)",
+    calls: 3,
+    passed: false,
+    problems: ["WskBind STATUS_ACCESS_DENIED (server)"],
+  });
 });

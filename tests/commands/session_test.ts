@@ -685,6 +685,22 @@ Deno.test("session: accept LOCAL --hold accepts one connection and keeps both so
   });
 });
 
+for (const signal of ["SIGHUP", "SIGTERM", "SIGINT"] as const) {
+  Deno.test(`session: ${signal} stops the agent as \`session stop\` does: it exits and leaves no socket file; the next socket starts a fresh agent`, async () => {
+    await using peer = await startPeer();
+    await withSession(async (s) => {
+      await connectHandle(s, peer);
+      const { pid } = await s.status();
+      Deno.kill(pid!, signal);
+      await until(async () => !(await alive(pid!)), `the agent to end on ${signal}`);
+      assert.equal(await exists(s.socketPath), false, "no socket file is left");
+      const fresh = await s.wsk(["socket", "--session"]);
+      assertOk(fresh, `socket after ${signal}`);
+      assert.notEqual((await s.status()).pid, pid);
+    });
+  });
+}
+
 Deno.test("session: a killed agent gives a clear error (exit 1) to the command in flight; the next socket starts a fresh agent", async () => {
   await using peer = await startPeer();
   await withSession(async (s) => {
