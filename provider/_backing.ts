@@ -124,12 +124,31 @@ class DenoBacking implements ConnectionBacking {
   }
 }
 
+/**
+ * Throws Deno's NotCapable when this process may not use `address` on the network (as Deno's own
+ * calls do), so the caller's status mapping sees the usual error.
+ */
+function requireNet(address: SockAddr): void {
+  const host = address.family === AF_INET6
+    ? `[${address.address}]:${address.port}`
+    : `${address.address}:${address.port}`;
+  if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
+    throw new Deno.errors.NotCapable(
+      `Requires net access to "${host}", run again with the --allow-net flag`,
+    );
+  }
+}
+
 /** Connects with `node:net`, binding the local address first when one is given. */
 export async function connectNode(request: ConnectRequest): Promise<ConnectionBacking> {
   // Loaded on demand: node:net costs startup time that most calls never need.
   const net = await import("node:net");
   request.signal.throwIfAborted();
   const { remote, local } = request;
+  // node:net checks the net permission of both ends in a later tick and throws there, out of
+  // reach of any handler (an uncaught error ends the process): check first, so a denied end is
+  // a failed connect like Deno.connect's.
+  for (const end of local ? [local, remote] : [remote]) requireNet(end);
   const socket = new net.Socket({ allowHalfOpen: true });
   return await new Promise<ConnectionBacking>((resolve, reject) => {
     function onAbort() {

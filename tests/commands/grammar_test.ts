@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { closedPort, listenLoopback, runCli } from "../_helpers.ts";
+import { runProcess } from "../_child.ts";
 
 Deno.test("connect 127.0.0.1 PORT (two words, as nc takes them) connects like 127.0.0.1:PORT", async () => {
   using listener = listenLoopback();
@@ -67,4 +68,27 @@ Deno.test("socketconnect A,B --retry-until gives up at its deadline: a refused p
   ]);
   assert.equal(result.code, 1);
   assert.match(result.stdout, /^WskSocketConnect STATUS_CONNECTION_REFUSED 0xC0000236 .*calls=\d+/);
+});
+
+Deno.test("a connect denied by a narrow --allow-net is WskConnect STATUS_ACCESS_DENIED, never a stack trace (node backing too)", async () => {
+  using listener = listenLoopback();
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  // 127.0.0.1:0 lets a bind through, but not the port it got: the bound socket (node:net)
+  // then connects from an address this process may not use. A plain socket (Deno's) too.
+  const scripts = [
+    `bind 127.0.0.1:0\ngetlocaladdress\nconnect 127.0.0.1:${listener.port}\n`,
+    `connect 127.0.0.1:${listener.port}\n`,
+  ];
+  for (const script of scripts) {
+    const result = await runProcess(Deno.execPath(), [
+      "run",
+      "--allow-net=127.0.0.1:0",
+      main,
+      "run",
+      "-",
+    ], { env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" }, stdin: script });
+    assert.equal(result.code, 1, result.stderr);
+    assert.doesNotMatch(result.stderr, /Uncaught|\s+at /);
+    assert.match(result.stdout, /^WskConnect STATUS_ACCESS_DENIED 0xC0000022 /m);
+  }
 });

@@ -8,6 +8,7 @@ import { loadVerbs } from "../../main.ts";
 import { verbCommand } from "../../cli/verb.ts";
 import type { CliContext } from "../../cli/command.ts";
 import { parseHandleWords, parseVerbWords, type VerbDecl } from "../../steps/verb.ts";
+import { runCli } from "../_helpers.ts";
 
 /** A value each option's parser takes, by the option's value name in its flags. */
 const SAMPLES: Record<string, string> = {
@@ -120,4 +121,118 @@ Deno.test("parity: the same typo is refused the same way on the CLI, in a script
     /unknown option '--bogus'/,
   );
   assert.throws(() => parseHandleWords(receive, ["--bogus"], at.text), /unknown option '--bogus'/);
+});
+
+/** A loopback server in this process: says "hello" to each connection, then echoes it. */
+function greetingEcho(): { port: number; close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        try {
+          await conn.write(new TextEncoder().encode("hello"));
+          const buffer = new Uint8Array(4096);
+          for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+            await conn.write(buffer.subarray(0, n));
+          }
+        } catch {
+          // The client reset or closed it.
+        } finally {
+          conns.delete(conn);
+          try {
+            conn.close();
+          } catch {
+            // Closed already.
+          }
+        }
+      })();
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    async close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // Closed already.
+        }
+      }
+      await serving;
+    },
+  };
+}
+
+/** Every JSON record a run printed, stdout and stderr (payload on stdout moves lines away). */
+function records(result: { stdout: string; stderr: string }): Record<string, unknown>[] {
+  return [...result.stdout.split("\n"), ...result.stderr.split("\n")].flatMap((line) => {
+    try {
+      const value = JSON.parse(line);
+      return value !== null && typeof value === "object" && "call" in value ? [value] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** What a call's record says that does not depend on where its socket came from. */
+function outcome(record: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (record === undefined) return { missing: true };
+  const { call, status, information, option, value, data, base64 } = record;
+  return { call, status, information, option, value, data, base64 };
+}
+
+Deno.test("parity: the same words print the same call on the CLI, in a script and on a handle", async () => {
+  const server = greetingEcho();
+  const dir = await Deno.makeTempDir({ prefix: "wsk-parity-" });
+  const env = { WSK_SESSION_DIR: `${dir}/session` };
+  const remote = `127.0.0.1:${server.port}`;
+  const cases: { words: string[]; call: string }[] = [
+    { words: ["receive", "--bytes", "5", "--output", "-"], call: "WskReceive" },
+    { words: ["send", "--data", "ping"], call: "WskSend" },
+    {
+      words: ["controlsocket", "--set", "TCP_NODELAY=1", "--get", "TCP_NODELAY"],
+      call: "WskControlSocket",
+    },
+    { words: ["getremoteaddress"], call: "WskGetRemoteAddress" },
+    { words: ["disconnect", "--data", "bye"], call: "WskDisconnect" },
+    { words: ["receive", "--bytes", "5", "--status", "STATUS_SUCCESS"], call: "WskReceive" },
+  ];
+  try {
+    for (const { words, call } of cases) {
+      const [verb, ...rest] = words;
+      const cli = await runCli([verb!, remote, ...rest, "--json"], { env });
+      const script = await runCli(["run", "-", "--json"], {
+        env,
+        stdin: `socketconnect ${remote}\n${words.map((w) => `'${w}'`).join(" ")}\n`,
+      });
+      const made = await runCli(["socketconnect", remote, "--session", "--json"], { env });
+      assert.equal(made.code, 0, made.stderr);
+      const handle = `@${records(made)[0]!.socket}`;
+      const onHandle = await runCli([verb!, handle, ...rest, "--json"], { env });
+      const [a, b, c] = [cli, script, onHandle].map((result) =>
+        outcome(records(result).find((record) => record.call === call))
+      );
+      assert.deepEqual(b, a, `${words.join(" ")}: script vs CLI`);
+      assert.deepEqual(c, a, `${words.join(" ")}: handle vs CLI`);
+      assert.equal(a!.status, "STATUS_SUCCESS", words.join(" "));
+      for (
+        const [what, result] of [["cli", cli], ["script", script], ["handle", onHandle]] as const
+      ) {
+        assert.equal(result.code, 0, `${words.join(" ")} (${what}): ${result.stderr}`);
+      }
+      if (words.includes("--output")) {
+        for (const result of [cli, script, onHandle]) assert.equal(result.stdout, "hello");
+      }
+      const closed = await runCli(["closesocket", handle, "--no-pending-receive"], { env });
+      assert.equal(closed.code, 0, closed.stderr);
+    }
+  } finally {
+    await runCli(["session", "stop"], { env });
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
