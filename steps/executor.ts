@@ -591,9 +591,11 @@ export class ScriptRunner {
    */
   #inRecords(step: Step): boolean {
     if (!this.#commandLine || this.#io?.json !== true) return false;
-    return step.verb === "send"
-      ? step.receive
-      : step.verb === "receive" && step.output === undefined;
+    if (step.verb === "send") return step.receive;
+    // A check (--verify-pattern, --until, --expect…) or --drain writes the data nowhere.
+    return step.verb === "receive" && step.output === undefined && !step.drain &&
+      step.verifyPattern === undefined && step.until === undefined &&
+      step.expect === undefined && step.expectRe === undefined;
   }
 
   /**
