@@ -24,6 +24,7 @@ async function socketConnect(
   remote: SockAddr,
 ): Promise<{ made: WskSocketCompletion; elapsedMs: number }> {
   const d = run.npi.Dispatch;
+  await run.prepare({ connect: { local } });
   const start = performance.now();
   const made = await d.WskSocketConnect(
     run.npi.Client,

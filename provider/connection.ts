@@ -22,10 +22,13 @@ import {
 } from "./status.ts";
 import {
   type AddressFamily,
+  AF_INET,
   formatSockAddr,
   isSockAddr,
   isWildcard,
+  loopback,
   type SockAddr,
+  wildcard,
 } from "./address.ts";
 import {
   IPPROTO_TCP,
@@ -54,7 +57,15 @@ import {
   type WskIrp,
   WskSetOption,
 } from "./types.ts";
-import { type BackingKind, connectDeno, type ConnectionBacking, connectNode } from "./_backing.ts";
+import {
+  type BackingKind,
+  type BackingPreference,
+  chooseBacking,
+  connectDeno,
+  type ConnectionBacking,
+  connectNode,
+  loadBacking,
+} from "./_backing.ts";
 import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
 import { segmentsOf } from "./_buffers.ts";
 import {
@@ -68,7 +79,6 @@ import {
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
 import { probeBind } from "./_probe.ts";
-import { canResetDenoConnections } from "./_rst.ts";
 
 /**
  * The states of a connection socket (wsk-semantics §2.1).
@@ -90,7 +100,7 @@ export type ConnectionState =
   | "CLOSED";
 
 /** Which host socket a connection uses: see the README's "Backing" section. */
-export type BackingPreference = "auto" | BackingKind;
+export type { BackingPreference };
 
 /** What the peer was sent when this side aborted a connection: see `peerSaw`. */
 export type Teardown = "RST" | "FIN";
@@ -136,6 +146,8 @@ interface SendRequest {
 }
 
 let nextSocketId = 1;
+/** Set while the provider makes a socket of its own, which takes no id from the clients' count. */
+let makingOwnSocket = false;
 
 /** Hands out socket ids; shared with listening sockets so ids are unique within a process. */
 export function allocateSocketId(): number {
@@ -250,8 +262,8 @@ export class WskConnectionSocket {
     };
   }
 
-  /** A number that names this socket within the process. */
-  readonly id: number = allocateSocketId();
+  /** A number that names this socket within the process (0: the provider's own warm-up). */
+  readonly id: number = makingOwnSocket ? 0 : allocateSocketId();
   /** The address family given at creation. */
   readonly family: AddressFamily;
   #context: unknown;
@@ -359,6 +371,25 @@ export class WskConnectionSocket {
   /** Bytes read from the host socket so far. */
   get bytesReceived(): number {
     return this.#bytesReceived;
+  }
+
+  /**
+   * Loads what this socket's WskConnect or WskConnectEx needs from the host (node:net for a
+   * node backing, the host's connect path, libc for resets), so that a client timing the call
+   * times the call alone. Model-only, not a WSK call: a connect without it works the same, its
+   * first time in a process only includes the loading. Resolves at once on a connected socket.
+   *
+   * @example Prepare, then time the connect
+   * ```ts ignore
+   * await socket.prepare();
+   * const start = performance.now();
+   * await socket.Dispatch.WskConnect(socket, remote);
+   * console.log(performance.now() - start);
+   * ```
+   */
+  prepare(): Promise<void> {
+    if (this.#state !== "INIT" && this.#state !== "BOUND") return Promise.resolve();
+    return warmConnect(this.#chooseBacking(this.#bound ?? wildcard(this.family, 0)));
   }
 
   /** Closes the socket if it is still open (for `await using`). */
@@ -506,12 +537,10 @@ export class WskConnectionSocket {
   }
 
   #chooseBacking(bound: SockAddr): BackingKind {
-    const preference = this.#options.backing ?? "auto";
-    if (preference !== "auto") return preference;
-    const specific = !isWildcard(bound) || bound.port !== 0 || this.#bindFixed;
-    // An abortive client needs a backing that can reset: deno can with --allow-ffi.
-    const mustReset = this.#options.abortive === true && !canResetDenoConnections();
-    return specific || mustReset ? "node" : "deno";
+    return chooseBacking(this.#options.backing, {
+      specific: !isWildcard(bound) || bound.port !== 0 || this.#bindFixed,
+      abortive: this.#options.abortive === true,
+    });
   }
 
   #attach(backing: ConnectionBacking): void {
@@ -1431,4 +1460,61 @@ export function missingCallback(
     return "WskSendBacklogEvent";
   }
   return undefined;
+}
+
+/** How long the warm-up connection of {@linkcode warmConnect} may take at most. */
+const WARM_CONNECT_MS = 1000;
+
+/** The warm-up of each backing, made once per process. */
+const warmed = new Map<BackingKind, Promise<void>>();
+
+/**
+ * Makes once, per backing, what the first connect of a process would otherwise do inside its
+ * own call: load the backing's host code (see `loadBacking`), and run one connection through the
+ * model to a throw-away listener of this process on 127.0.0.1 (WskBind, WskConnect,
+ * WskDisconnect, WskReceive of the peer's FIN, WskCloseSocket: the host runtime sets up its
+ * connect path, and the engine compiles the model's code, on first use, 2 to 10 ms). Without net
+ * permission for 127.0.0.1 only the loading is done. Never rejects.
+ */
+export function warmConnect(kind: BackingKind): Promise<void> {
+  let done = warmed.get(kind);
+  if (done === undefined) {
+    done = connectToSelf(kind);
+    warmed.set(kind, done);
+  }
+  return done;
+}
+
+async function connectToSelf(kind: BackingKind): Promise<void> {
+  await loadBacking(kind);
+  if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") return;
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  } catch {
+    return; // No descriptor or no loopback: the first connect pays for itself.
+  }
+  const accepted = listener.accept().then((conn) => conn.close(), () => {});
+  const d = WSK_PROVIDER_CONNECTION_DISPATCH;
+  const irp = { timeout: WARM_CONNECT_MS };
+  makingOwnSocket = true;
+  let socket: WskConnectionSocket;
+  try {
+    socket = newConnectionSocket(AF_INET, undefined, null, { backing: kind });
+  } finally {
+    makingOwnSocket = false;
+  }
+  try {
+    const remote = { ...loopback(AF_INET), port: listener.addr.port };
+    await d.WskBind(socket, wildcard(AF_INET, 0), 0, irp);
+    if ((await d.WskConnect(socket, remote, 0, irp)).status === STATUS_SUCCESS) {
+      await d.WskDisconnect(socket, null, 0, irp);
+      await accepted;
+      await d.WskReceive(socket, { Mdl: null, Offset: 0, Length: 0 }, WSK_FLAG_DRAIN, irp);
+    }
+  } finally {
+    await d.WskCloseSocket(socket);
+    listener.close();
+    await accepted;
+  }
 }

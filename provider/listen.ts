@@ -33,10 +33,12 @@ import {
   WskSetOption,
 } from "./types.ts";
 import {
+  chooseBacking,
   type ConnectionBacking,
   listenDeno,
   type ListenerBacking,
   listenNode,
+  loadBacking,
 } from "./_backing.ts";
 import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
 import {
@@ -56,7 +58,6 @@ import {
   newAcceptedSocket,
   type WskConnectionSocket,
 } from "./connection.ts";
-import { canResetDenoConnections } from "./_rst.ts";
 
 /** States of a listening socket: created, bound and listening, closed. */
 export type ListenState = "INIT" | "LISTENING" | "CLOSED";
@@ -235,6 +236,15 @@ export class WskListenSocket {
     return this.#state;
   }
 
+  /**
+   * Loads what this socket's WskBind needs from the host (node:net for a node-backed
+   * listener), so that a client timing the call times the call alone. Model-only, not a WSK
+   * call; resolves at once once the socket listens.
+   */
+  prepare(): Promise<void> {
+    return this.#state === "INIT" ? loadBacking(this.#backingKind()) : Promise.resolve();
+  }
+
   /** Closes the socket if it is still open (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#state !== "CLOSED") await this.#close();
@@ -287,9 +297,7 @@ export class WskListenSocket {
    * faster and can reset too when `--allow-ffi` is granted.
    */
   #backingKind(): "node" | "deno" {
-    const preference = this.#options.backing ?? "auto";
-    if (preference !== "auto") return preference;
-    return this.#options.abortive === true && !canResetDenoConnections() ? "node" : "deno";
+    return chooseBacking(this.#options.backing, { abortive: this.#options.abortive === true });
   }
 
   #accept(

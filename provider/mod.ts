@@ -76,6 +76,7 @@ export {
   type WskProviderListenDispatch,
 } from "./listen.ts";
 export {
+  prepareProvider,
   WSK_PROVIDER_BASIC_DISPATCH,
   WSK_PROVIDER_DISPATCH,
   type WskAddressInfoCompletion,
@@ -84,6 +85,7 @@ export {
   WskClient,
   type WskClientDispatch,
   type WskCreateOptions,
+  type WskPreparation,
   type WskProviderBasicDispatch,
   type WskProviderDispatch,
   type WskProviderNpi,

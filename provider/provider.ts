@@ -17,9 +17,11 @@ import {
   AF_INET,
   AF_INET6,
   isSockAddr,
+  isWildcard,
   type SockAddr,
   sockAddr,
 } from "./address.ts";
+import { chooseBacking, loadBacking } from "./_backing.ts";
 import {
   IPPROTO_TCP,
   SOCK_STREAM,
@@ -38,6 +40,7 @@ import { type ControlInput, unsupportedIoctl, unsupportedOption } from "./_contr
 import {
   allocateSocketId,
   newConnectionSocket,
+  warmConnect,
   type WskConnectionSocket,
   type WskSocketOptions,
 } from "./connection.ts";
@@ -310,8 +313,8 @@ async function wskGetAddressInfo(
   const pending = new PendingCall<WskAddressInfoCompletion>(irp);
   if (!pending.done) {
     try {
-      // getaddrinfo honours /etc/hosts (so "localhost" needs no DNS); loaded only when used.
-      const dns = await import("node:dns");
+      // getaddrinfo honours /etc/hosts (so "localhost" needs no DNS).
+      const dns = await loadResolver();
       const found = await dns.promises.lookup(nodeName, {
         all: true,
         family: family === AF_INET ? 4 : family === AF_INET6 ? 6 : 0,
@@ -329,6 +332,86 @@ async function wskGetAddressInfo(
     }
   }
   return await pending.promise;
+}
+
+/** node:dns, imported once, on first use: most commands resolve no name. */
+let resolver: Promise<typeof import("node:dns")> | null = null;
+
+function loadResolver(): Promise<typeof import("node:dns")> {
+  resolver ??= import("node:dns");
+  return resolver;
+}
+
+/** The resolver's warm-up, made once per process. */
+let resolverWarmed: Promise<void> | null = null;
+
+/** Loads node:dns and makes one lookup of "localhost" (the C library loads its name services). */
+function warmResolver(): Promise<void> {
+  resolverWarmed ??= (async () => {
+    const dns = await loadResolver();
+    if (Deno.permissions.querySync({ name: "net", host: "localhost" }).state !== "granted") return;
+    try {
+      await dns.promises.lookup("localhost", { all: true });
+    } catch {
+      // A failed warm-up only leaves the first WskGetAddressInfo slower.
+    }
+  })();
+  return resolverWarmed;
+}
+
+/** What {@linkcode prepareProvider} loads ahead of the calls that need it. */
+export interface WskPreparation {
+  /**
+   * A connection socket with these options, bound to `local` (a wildcard with port 0 when
+   * absent), will connect: WskSocketConnect, or WskSocket, WskBind and WskConnect.
+   */
+  readonly connect?: WskSocketOptions & { readonly local?: SockAddr };
+  /** A listening socket with these options will listen (its WskBind). */
+  readonly listen?: WskListenOptions;
+  /** Names will be resolved (WskGetAddressInfo). */
+  readonly resolve?: boolean;
+}
+
+/**
+ * Loads, ahead of time, what the first calls of a process would otherwise load inside their
+ * own call: the host's timers (every call with a deadline), and what `needs` names (node:net
+ * for node-backed sockets, the host's connect path, libc for resets, the name resolver). A
+ * client that times its calls awaits this before its first clock starts, so a first call's time
+ * is the call's alone. Model-only, not a WSK call; each part is loaded once per process, and
+ * nothing needed for a call is missing without it (the call then pays the loading). Never
+ * rejects. {@linkcode WskConnectionSocket.prepare} and {@linkcode WskListenSocket.prepare} do
+ * the same for one existing socket.
+ *
+ * @example Time a first connect without the loading
+ * ```ts ignore
+ * import { parseSockAddr, prepareProvider, WskCaptureProviderNPI } from "./mod.ts";
+ *
+ * const { Client, Dispatch } = WskCaptureProviderNPI();
+ * const local = parseSockAddr("0.0.0.0:0");
+ * await prepareProvider({ connect: { local } });
+ * const start = performance.now();
+ * await Dispatch.WskSocketConnect(Client, 1, 6, local, parseSockAddr("127.0.0.1:8080"), 0);
+ * console.log(performance.now() - start);
+ * ```
+ */
+export async function prepareProvider(needs: WskPreparation = {}): Promise<void> {
+  // Deno sets up its timers on the first setTimeout (15 to 40 ms); IRP deadlines use them.
+  clearTimeout(setTimeout(() => {}, 0));
+  const loads: Promise<void>[] = [];
+  if (needs.resolve === true) loads.push(warmResolver());
+  const connect = needs.connect;
+  if (connect !== undefined) {
+    const local = connect.local;
+    loads.push(warmConnect(chooseBacking(connect.backing, {
+      specific: local !== undefined && (!isWildcard(local) || local.port !== 0),
+      abortive: connect.abortive === true,
+    })));
+  }
+  if (needs.listen !== undefined) {
+    const listen = needs.listen;
+    loads.push(loadBacking(chooseBacking(listen.backing, { abortive: listen.abortive === true })));
+  }
+  await Promise.all(loads);
 }
 
 /**

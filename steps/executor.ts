@@ -262,6 +262,7 @@ export class ScriptRunner {
           : wildcard(remote.family);
         if (local === null) return "failure";
         const d = run.npi.Dispatch;
+        await run.prepare({ connect: { local, abortive: true } });
         const { outcome, completion } = await this.#main(
           step,
           "WskSocketConnect",
