@@ -66,9 +66,18 @@ import {
   connectNode,
   loadBacking,
 } from "./_backing.ts";
-import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
+import {
+  checkIrp,
+  failure,
+  hostFailure,
+  PendingCall,
+  type SocketGuard,
+  socketGuard,
+  success,
+} from "./_irp.ts";
 import { segmentsOf } from "./_buffers.ts";
 import {
+  basicMembers,
   type ControlInput,
   isCompletion,
   parseEventRequest,
@@ -76,6 +85,7 @@ import {
   unsupportedIoctl,
   unsupportedOption,
   writeUnsigned,
+  type WskSocketBasicDispatch,
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
 import { probeBind } from "./_probe.ts";
@@ -183,10 +193,7 @@ export let newConnectionSocket: (
   options: WskSocketOptions,
 ) => WskConnectionSocket;
 
-let withSocket: <T extends WskCompletion>(
-  socket: unknown,
-  body: (socket: WskConnectionSocket) => Promise<T>,
-) => Promise<T | WskCompletion>;
+let withSocket: SocketGuard<WskConnectionSocket>;
 
 /**
  * The one connection dispatch table every connection socket points at.
@@ -1250,16 +1257,13 @@ export class WskConnectionSocket {
   // The table. Its members check their socket argument, then call the private methods above.
 
   static {
+    withSocket = socketGuard(
+      (socket): socket is WskConnectionSocket =>
+        typeof socket === "object" && socket !== null && #state in socket,
+      "The socket argument is not a connection socket",
+    );
     const table: WskProviderConnectionDispatch = {
-      WskControlSocket(socket, requestType, controlCode, level, input, output, irp) {
-        return withSocket(
-          socket,
-          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, output, irp)),
-        );
-      },
-      WskCloseSocket(socket, _irp) {
-        return withSocket(socket, (s) => s.#close());
-      },
+      ...basicMembers(withSocket, (s, ...args) => s.#control(...args), (s) => s.#close()),
       WskBind(socket, localAddress, flags = 0, irp) {
         return withSocket(socket, (s) => s.#bind(localAddress, flags, irp));
       },
@@ -1302,15 +1306,6 @@ export class WskConnectionSocket {
       },
     };
     WSK_PROVIDER_CONNECTION_DISPATCH = Object.freeze(table);
-
-    withSocket = (socket, body) => {
-      if (!(typeof socket === "object" && socket !== null && #state in socket)) {
-        return Promise.resolve(
-          failure(STATUS_INVALID_HANDLE, "The socket argument is not a connection socket"),
-        );
-      }
-      return guard(() => body(socket));
-    };
   }
 }
 
@@ -1318,21 +1313,10 @@ export class WskConnectionSocket {
  * WSK_PROVIDER_CONNECTION_DISPATCH: the provider's functions for a connection socket, in the C
  * member order. The two members of WSK_PROVIDER_BASIC_DISPATCH come first, flattened in as the
  * unnamed `Basic` struct is in C. Every member takes the socket first and resolves to a
- * completion; none of them throws.
+ * completion; none of them throws. WskCloseSocket completes pending calls with STATUS_CANCELLED
+ * and resets a live connection.
  */
-export interface WskProviderConnectionDispatch {
-  /** Sets or gets an option, or issues an IOCTL. */
-  WskControlSocket(
-    socket: WskConnectionSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Closes the socket: pending calls complete with STATUS_CANCELLED, a live connection is reset. */
-  WskCloseSocket(socket: WskConnectionSocket, irp?: WskIrp): Promise<WskCompletion>;
+export interface WskProviderConnectionDispatch extends WskSocketBasicDispatch<WskConnectionSocket> {
   /** Binds a local address (INIT → BOUND). */
   WskBind(
     socket: WskConnectionSocket,
@@ -1414,17 +1398,7 @@ const STATES_REMOTE_ADDRESS: ReadonlySet<ConnectionState> = new Set([
   "BOTHFIN",
   "ABORTED",
 ]);
-const STATES_CONTROL: ReadonlySet<ConnectionState> = new Set([
-  "INIT",
-  "BOUND",
-  "CONNECTING",
-  "ESTAB",
-  "LFIN",
-  "RFIN",
-  "BOTHFIN",
-  "ABORTED",
-  "FAILED",
-]);
+const STATES_CONTROL: ReadonlySet<ConnectionState> = new Set(["INIT", ...STATES_LOCAL_ADDRESS]);
 
 /** Refuses flags outside `allowed`, and non-integer flags. */
 export function checkFlags(flags: number, allowed: number, call: string): WskCompletion | null {

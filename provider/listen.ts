@@ -40,8 +40,9 @@ import {
   listenNode,
   loadBacking,
 } from "./_backing.ts";
-import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, hostFailure, PendingCall, socketGuard, success } from "./_irp.ts";
 import {
+  basicMembers,
   type ControlInput,
   isCompletion,
   parseEventRequest,
@@ -49,6 +50,7 @@ import {
   unsupportedIoctl,
   unsupportedOption,
   writeUnsigned,
+  type WskSocketBasicDispatch,
 } from "./_control.ts";
 import {
   adoptAcceptedSocket,
@@ -577,28 +579,14 @@ export class WskListenSocket {
     newListenSocket = (family, context, dispatch, options) =>
       new WskListenSocket(family, context, dispatch, options);
 
-    const withListen = <T extends WskCompletion>(
-      socket: unknown,
-      body: (socket: WskListenSocket) => Promise<T>,
-    ): Promise<T | WskCompletion> => {
-      if (!(typeof socket === "object" && socket !== null && #state in socket)) {
-        return Promise.resolve(
-          failure(STATUS_INVALID_HANDLE, "The socket argument is not a listening socket"),
-        );
-      }
-      return guard(() => body(socket));
-    };
+    const withListen = socketGuard(
+      (socket): socket is WskListenSocket =>
+        typeof socket === "object" && socket !== null && #state in socket,
+      "The socket argument is not a listening socket",
+    );
 
     const table: WskProviderListenDispatch = {
-      WskControlSocket(socket, requestType, controlCode, level, input, output, irp) {
-        return withListen(
-          socket,
-          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, output, irp)),
-        );
-      },
-      WskCloseSocket(socket, _irp) {
-        return withListen(socket, (s) => s.#close());
-      },
+      ...basicMembers(withListen, (s, ...args) => s.#control(...args), (s) => s.#close()),
       WskBind(socket, localAddress, flags = 0, irp) {
         return withListen(socket, (s) => s.#bind(localAddress, flags, irp));
       },
@@ -622,21 +610,12 @@ export class WskListenSocket {
 }
 
 /**
- * WSK_PROVIDER_LISTEN_DISPATCH, in C member order (the Basic members first).
+ * WSK_PROVIDER_LISTEN_DISPATCH, in C member order (the Basic members first). Its
+ * WskControlSocket sets or gets SO_WSK_EVENT_CALLBACK for WskAcceptEvent, other options and
+ * IOCTLs; its WskCloseSocket stops listening, and pending WskAccept calls complete with
+ * STATUS_CANCELLED.
  */
-export interface WskProviderListenDispatch {
-  /** Sets or gets an option (SO_WSK_EVENT_CALLBACK for WskAcceptEvent), or issues an IOCTL. */
-  WskControlSocket(
-    socket: WskListenSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Stops listening; pending WskAccept calls complete with STATUS_CANCELLED. */
-  WskCloseSocket(socket: WskListenSocket, irp?: WskIrp): Promise<WskCompletion>;
+export interface WskProviderListenDispatch extends WskSocketBasicDispatch<WskListenSocket> {
   /** Binds and starts listening. */
   WskBind(
     socket: WskListenSocket,

@@ -54,7 +54,7 @@ export * from "./types.ts";
 export type { BackingKind } from "./_backing.ts";
 export { hostErrorCode } from "./_errors.ts";
 export { canResetDenoConnections } from "./_rst.ts";
-export type { ControlInput } from "./_control.ts";
+export type { ControlInput, WskSocketBasicDispatch } from "./_control.ts";
 export {
   type BackingPreference,
   type ConnectionState,

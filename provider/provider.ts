@@ -31,12 +31,11 @@ import {
   WSK_VERSION_1_0,
   type WskClientConnectionDispatch,
   type WskCompletion,
-  type WskControlSocketType,
   type WskIrp,
 } from "./types.ts";
-import { checkIrp, failure, guard, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, guarded, PendingCall, socketGuard, success } from "./_irp.ts";
 import { statusFromError } from "./_errors.ts";
-import { type ControlInput, unsupportedIoctl, unsupportedOption } from "./_control.ts";
+import { unsupportedIoctl, unsupportedOption, type WskSocketBasicDispatch } from "./_control.ts";
 import {
   allocateSocketId,
   newConnectionSocket,
@@ -154,39 +153,17 @@ function checkFamily(family: number): family is AddressFamily {
   return family === AF_INET || family === AF_INET6;
 }
 
-function wskSocket(
-  client: WskClient,
-  addressFamily: number,
-  socketType: number,
-  protocol: number,
-  flags: number,
-  socketContext?: unknown,
-  dispatch?: WskClientDispatch | null,
-  options: WskCreateOptions = {},
-): Promise<WskSocketCompletion> {
-  return Promise.resolve(
-    createSocket(
-      client,
-      addressFamily,
-      socketType,
-      protocol,
-      flags,
-      socketContext,
-      dispatch,
-      options,
-    ),
-  );
+/** The arguments of a client-level call, as {@linkcode WskProviderDispatch} declares them. */
+type ArgsOf<K extends keyof WskProviderDispatch> = WskProviderDispatch[K] extends
+  (...args: infer A) => unknown ? A : never;
+
+function wskSocket(...args: ArgsOf<"WskSocket">): Promise<WskSocketCompletion> {
+  return Promise.resolve(createSocket(...args));
 }
 
 function createSocket(
-  client: WskClient,
-  addressFamily: number,
-  socketType: number,
-  protocol: number,
-  flags: number,
-  socketContext: unknown,
-  dispatch: WskClientDispatch | null | undefined,
-  options: WskCreateOptions,
+  ...[client, addressFamily, socketType, protocol, flags, socketContext, dispatch, options = {}]:
+    ArgsOf<"WskSocket">
 ): WskSocketCompletion {
   const bad = checkClient(client) ?? checkIrp(options);
   if (bad) return bad;
@@ -237,15 +214,17 @@ function createSocket(
 }
 
 async function wskSocketConnect(
-  client: WskClient,
-  socketType: number,
-  protocol: number,
-  localAddress: SockAddr,
-  remoteAddress: SockAddr,
-  flags: number,
-  socketContext?: unknown,
-  dispatch?: WskClientConnectionDispatch | null,
-  options: WskCreateOptions = {},
+  ...[
+    client,
+    socketType,
+    protocol,
+    localAddress,
+    remoteAddress,
+    flags,
+    socketContext,
+    dispatch,
+    options = {},
+  ]: ArgsOf<"WskSocketConnect">
 ): Promise<WskSocketCompletion> {
   const bad = checkClient(client) ?? checkIrp(options);
   if (bad) return bad;
@@ -289,11 +268,7 @@ async function wskSocketConnect(
 }
 
 async function wskGetAddressInfo(
-  client: WskClient,
-  nodeName: string,
-  serviceName?: string | null,
-  family?: number,
-  irp?: WskIrp,
+  ...[client, nodeName, serviceName, family, irp]: ArgsOf<"WskGetAddressInfo">
 ): Promise<WskAddressInfoCompletion> {
   const bad = checkClient(client) ?? checkIrp(irp);
   if (bad) return bad;
@@ -420,9 +395,8 @@ export async function prepareProvider(needs: WskPreparation = {}): Promise<void>
 export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
   Version: WSK_VERSION_1_0,
   Reserved: 0,
-  WskSocket: (...args: Parameters<typeof wskSocket>) => guard(() => wskSocket(...args)),
-  WskSocketConnect: (...args: Parameters<typeof wskSocketConnect>) =>
-    guard(() => wskSocketConnect(...args)),
+  WskSocket: guarded(wskSocket),
+  WskSocketConnect: guarded(wskSocketConnect),
   WskControlClient(client: WskClient, controlCode: number): Promise<WskCompletion> {
     return Promise.resolve(
       checkClient(client) ??
@@ -432,8 +406,7 @@ export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
         ),
     );
   },
-  WskGetAddressInfo: (...args: Parameters<typeof wskGetAddressInfo>) =>
-    guard(() => wskGetAddressInfo(...args)),
+  WskGetAddressInfo: guarded(wskGetAddressInfo),
   WskFreeAddressInfo(_client: WskClient, _addresses: SockAddr[]): void {},
   WskGetNameInfo(client: WskClient): Promise<WskCompletion> {
     return Promise.resolve(
@@ -493,21 +466,11 @@ export function WskReleaseProviderNPI(npi: WskProviderNpi): void {
 // ---------------------------------------------------------------------------------------------
 // Basic sockets: options and IOCTLs only, no transport under them.
 
-/** WSK_PROVIDER_BASIC_DISPATCH: WskControlSocket and WskCloseSocket. */
-export interface WskProviderBasicDispatch {
-  /** Every documented option is reported unsupported; unknown ones are invalid. */
-  WskControlSocket(
-    socket: WskBasicSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Closes the socket. */
-  WskCloseSocket(socket: WskBasicSocket, irp?: WskIrp): Promise<WskCompletion>;
-}
+/**
+ * WSK_PROVIDER_BASIC_DISPATCH: WskControlSocket and WskCloseSocket. A basic socket reports every
+ * documented option and IOCTL unsupported, and unknown ones invalid.
+ */
+export type WskProviderBasicDispatch = WskSocketBasicDispatch<WskBasicSocket>;
 
 /** The one basic dispatch table. */
 export let WSK_PROVIDER_BASIC_DISPATCH: WskProviderBasicDispatch;
@@ -536,28 +499,29 @@ export class WskBasicSocket {
   }
 
   static {
+    const withBasic = socketGuard(
+      (socket): socket is WskBasicSocket => socket instanceof WskBasicSocket && !socket.#closed,
+      "Not an open basic socket",
+    );
     const table: WskProviderBasicDispatch = {
       WskControlSocket(socket, requestType, controlCode, level, _input, _output, irp) {
-        if (!(socket instanceof WskBasicSocket) || socket.#closed) {
-          return Promise.resolve(failure(STATUS_INVALID_HANDLE, "Not an open basic socket"));
-        }
-        const bad = checkIrp(irp);
-        if (bad) return Promise.resolve(bad);
-        const unsupported = requestType === 2
-          ? unsupportedIoctl(controlCode)
-          : unsupportedOption(level, controlCode);
-        return Promise.resolve(
-          unsupported
-            ? failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`)
-            : failure(STATUS_INVALID_PARAMETER, "Not an option or IOCTL of a basic socket"),
-        );
+        return withBasic(socket, () => {
+          const unsupported = requestType === 2
+            ? unsupportedIoctl(controlCode)
+            : unsupportedOption(level, controlCode);
+          return Promise.resolve(
+            checkIrp(irp) ??
+              (unsupported
+                ? failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`)
+                : failure(STATUS_INVALID_PARAMETER, "Not an option or IOCTL of a basic socket")),
+          );
+        });
       },
       WskCloseSocket(socket, _irp) {
-        if (!(socket instanceof WskBasicSocket) || socket.#closed) {
-          return Promise.resolve(failure(STATUS_INVALID_HANDLE, "Not an open basic socket"));
-        }
-        socket.#closed = true;
-        return Promise.resolve(success());
+        return withBasic(socket, (s) => {
+          s.#closed = true;
+          return Promise.resolve(success());
+        });
       },
     };
     WSK_PROVIDER_BASIC_DISPATCH = Object.freeze(table);
