@@ -1436,8 +1436,10 @@ export function missingCallback(
   return undefined;
 }
 
-/** How long the warm-up connection of {@linkcode warmConnect} may take at most. */
+/** How long each call of the warm-up of {@linkcode warmConnect} may take at most. */
 const WARM_CONNECT_MS = 1000;
+/** Connections the warm-up makes: the second runs the code the first compiled. */
+const WARM_ROUNDS = 2;
 
 /** The warm-up of each backing, made once per process. */
 const warmed = new Map<BackingKind, Promise<void>>();
@@ -1468,9 +1470,24 @@ async function connectToSelf(kind: BackingKind): Promise<void> {
   } catch {
     return; // No descriptor or no loopback: the first connect pays for itself.
   }
+  try {
+    for (let round = 0; round < WARM_ROUNDS; round++) {
+      if (!await connectOnce(kind, listener)) break;
+    }
+  } finally {
+    listener.close();
+  }
+}
+
+/**
+ * One connection of the warm-up, to `listener`, on a socket of the provider's own; false when
+ * it did not connect (the listener's accept is then still pending, until the listener closes).
+ */
+async function connectOnce(kind: BackingKind, listener: Deno.TcpListener): Promise<boolean> {
   const accepted = listener.accept().then((conn) => conn.close(), () => {});
   const d = WSK_PROVIDER_CONNECTION_DISPATCH;
-  const irp = { timeout: WARM_CONNECT_MS };
+  // A signal as well as a deadline, as a client's calls have.
+  const irp = { signal: new AbortController().signal, timeout: WARM_CONNECT_MS };
   makingOwnSocket = true;
   let socket: WskConnectionSocket;
   try {
@@ -1481,14 +1498,12 @@ async function connectToSelf(kind: BackingKind): Promise<void> {
   try {
     const remote = { ...loopback(AF_INET), port: listener.addr.port };
     await d.WskBind(socket, wildcard(AF_INET, 0), 0, irp);
-    if ((await d.WskConnect(socket, remote, 0, irp)).status === STATUS_SUCCESS) {
-      await d.WskDisconnect(socket, null, 0, irp);
-      await accepted;
-      await d.WskReceive(socket, { Mdl: null, Offset: 0, Length: 0 }, WSK_FLAG_DRAIN, irp);
-    }
+    if ((await d.WskConnect(socket, remote, 0, irp)).status !== STATUS_SUCCESS) return false;
+    await d.WskDisconnect(socket, null, 0, irp);
+    await accepted;
+    await d.WskReceive(socket, { Mdl: null, Offset: 0, Length: 0 }, WSK_FLAG_DRAIN, irp);
+    return true;
   } finally {
     await d.WskCloseSocket(socket);
-    listener.close();
-    await accepted;
   }
 }

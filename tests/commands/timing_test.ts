@@ -15,7 +15,7 @@ import { FFI, runCli } from "../_helpers.ts";
 import { callsOf, humanLines } from "./_peer.ts";
 
 /** Processes measured per figure. */
-const RUNS = 3;
+const RUNS = 5;
 /** Repeated calls per script, after the first. */
 const REPEATS = 5;
 /** How much longer than a repeated call a first call may report, in milliseconds. */
