@@ -65,7 +65,9 @@ export async function runAction(
   const stopListening = onFirstSignal(() => controller.abort());
   const timeoutGiven = command.getOptionValueSource("timeout") === "cli";
   try {
-    await body(new Run(reporter, options.timeout, timeoutGiven, controller.signal));
+    const run = new Run(reporter, options.timeout, timeoutGiven, controller.signal);
+    await run.prepare();
+    await body(run);
   } finally {
     stopListening();
   }

@@ -11,6 +11,7 @@ import {
   IPPROTO_TCP,
   NT_SUCCESS,
   type NTSTATUS,
+  prepareProvider,
   SOCK_STREAM,
   type SockAddr,
   STATUS_CONNECTION_REFUSED,
@@ -26,11 +27,12 @@ import {
   type WskClientConnectionDispatch,
   type WskClientListenDispatch,
   type WskCompletion,
-  type WskConnectionSocket,
+  WskConnectionSocket,
   WskGetOption,
   WskIoctl,
   type WskIrp,
-  type WskListenSocket,
+  WskListenSocket,
+  type WskPreparation,
   type WskProviderNpi,
   WskSetOption,
   type WskSocketOptions,
@@ -95,8 +97,20 @@ export class Run {
   }
 
   /**
+   * Loads what the calls ahead need (see {@linkcode prepareProvider}), so that their reported
+   * times are the calls' alone. With no `needs`, what every call needs (the host's timers):
+   * `runAction` and the session agent await that before a command's first call. Calls on an
+   * existing socket need nothing more here: {@linkcode Run.call} prepares their socket.
+   */
+  prepare(needs: WskPreparation = {}): Promise<void> {
+    return prepareProvider(needs);
+  }
+
+  /**
    * Issues one dispatch call, times it and reports it. `expected` marks a failure status the
-   * command sets out to produce, so it does not count against the exit code.
+   * command sets out to produce, so it does not count against the exit code. A call on a
+   * model socket first awaits the socket's `prepare()` (a connect's host code), outside the
+   * clock.
    */
   async call<T extends WskCompletion>(
     call: string,
@@ -105,6 +119,9 @@ export class Run {
     extra: Partial<CallRecord> = {},
     expected?: NTSTATUS,
   ): Promise<T> {
+    if (socket instanceof WskConnectionSocket || socket instanceof WskListenSocket) {
+      await socket.prepare();
+    }
     const start = performance.now();
     const completion = await issue();
     const described = typeof socket === "function" ? socket(completion) : socket;
@@ -144,6 +161,7 @@ export class Run {
   async resolve(endpoint: Endpoint, family: AddressFamily = AF_INET): Promise<SockAddr | null> {
     if (endpoint.kind === "literal") return endpoint.address;
     if (endpoint.kind === "port") return wildcard(family, endpoint.port);
+    await this.prepare({ resolve: true });
     const d = this.npi.Dispatch;
     const found = await this.call(
       "WskGetAddressInfo",
@@ -287,6 +305,7 @@ export class Run {
     if (ends === null) return null;
     const { remote, bound } = ends;
     const d = this.npi.Dispatch;
+    await this.prepare({ connect: { local: bound } });
     const start0 = performance.now();
     const deadline = start0 + untilMs;
     let pause = RETRY_PAUSE_MIN;

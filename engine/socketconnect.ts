@@ -45,6 +45,8 @@ export async function socketConnect(
   dispatch: WskClientConnectionDispatch | null = null,
 ): Promise<SocketConnectOutcome> {
   const d = run.npi.Dispatch;
+  // What the call needs is loaded before its clock starts.
+  await run.prepare({ connect: { local, abortive: true } });
   const start = performance.now();
   const deadline = start + (untilMs ?? 0);
   let pause = RETRY_PAUSE_MIN;

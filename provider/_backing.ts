@@ -20,12 +20,46 @@ import {
   sockAddr,
   sockAddrFromNetAddr,
 } from "./address.ts";
-import { resetConnection } from "./_rst.ts";
+import { canResetDenoConnections, resetConnection } from "./_rst.ts";
 import { statusFromError } from "./_errors.ts";
 import { STATUS_INSUFFICIENT_RESOURCES } from "./status.ts";
 
 /** Which host API backs a socket. */
 export type BackingKind = "deno" | "node";
+
+/** Which host API a socket asks for; `"auto"` lets {@linkcode chooseBacking} decide. */
+export type BackingPreference = "auto" | BackingKind;
+
+/**
+ * The backing a socket gets: the one it asks for, or under `"auto"` node when the socket must
+ * bind a specific address or port (`specific`) or may reset (`abortive`) without `--allow-ffi`,
+ * else deno (faster reads). Connection and listening sockets both choose here.
+ */
+export function chooseBacking(
+  preference: BackingPreference | undefined,
+  needs: { readonly specific?: boolean; readonly abortive?: boolean },
+): BackingKind {
+  if (preference !== undefined && preference !== "auto") return preference;
+  if (needs.specific === true) return "node";
+  return needs.abortive === true && !canResetDenoConnections() ? "node" : "deno";
+}
+
+/** node:net, imported once, on first use: it costs startup time most commands never need. */
+let nodeNet: Promise<typeof import("node:net")> | null = null;
+
+function loadNodeNet(): Promise<typeof import("node:net")> {
+  nodeNet ??= import("node:net");
+  return nodeNet;
+}
+
+/**
+ * Loads the host code a `kind` backing needs beyond what every process has: node:net for
+ * node, and libc for resets where `--allow-ffi` is granted. Loaded once; never rejects.
+ */
+export async function loadBacking(kind: BackingKind): Promise<void> {
+  canResetDenoConnections();
+  if (kind === "node") await loadNodeNet();
+}
 
 /** The host connection under a model connection socket. */
 export interface ConnectionBacking {
@@ -141,8 +175,7 @@ function requireNet(address: SockAddr): void {
 
 /** Connects with `node:net`, binding the local address first when one is given. */
 export async function connectNode(request: ConnectRequest): Promise<ConnectionBacking> {
-  // Loaded on demand: node:net costs startup time that most calls never need.
-  const net = await import("node:net");
+  const net = await loadNodeNet();
   request.signal.throwIfAborted();
   const { remote, local } = request;
   // node:net checks the net permission of both ends in a later tick and throws there, out of
@@ -278,8 +311,7 @@ export async function listenNode(request: ListenRequest): Promise<ListenerBackin
   if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
     throw new Deno.errors.NotCapable(`Requires net access to "${host}"`);
   }
-  // Loaded on demand, as for connectNode.
-  const net = await import("node:net");
+  const net = await loadNodeNet();
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
   await new Promise<void>((resolve, reject) => {
     function onError(error: Error) {

@@ -34,12 +34,57 @@ import {
   TCP_MAXRT,
   WSK_EVENT_DISABLE,
   type WskCompletion,
+  type WskControlSocketType,
   type WskEventCallbackControl,
+  type WskIrp,
 } from "./types.ts";
-import { failure } from "./_irp.ts";
+import { failure, type SocketGuard } from "./_irp.ts";
 
 /** Input accepted by WskControlSocket: raw bytes, or the event-callback control structure. */
 export type ControlInput = Uint8Array | WskEventCallbackControl | null | undefined;
+
+/**
+ * The two members every provider table of a socket of type `S` begins with: C's
+ * WSK_PROVIDER_BASIC_DISPATCH, flattened into the connection and listen tables as their unnamed
+ * `Basic` struct. Each table's own documentation says what they do for its sockets.
+ */
+export interface WskSocketBasicDispatch<S> {
+  /** Sets or gets an option, or issues an IOCTL. */
+  WskControlSocket(
+    socket: S,
+    requestType: WskControlSocketType,
+    controlCode: number,
+    level: number,
+    input?: ControlInput,
+    output?: Uint8Array | null,
+    irp?: WskIrp,
+  ): Promise<WskCompletion>;
+  /** Closes the socket. */
+  WskCloseSocket(socket: S, irp?: WskIrp): Promise<WskCompletion>;
+}
+
+/**
+ * The two basic members of a socket table: each checks its socket argument with `guard`, then
+ * runs the socket's own `control` (WskControlSocket, arguments after the socket) or `close`.
+ */
+export function basicMembers<S>(
+  guard: SocketGuard<S>,
+  control: (
+    socket: S,
+    ...args: Parameters<WskSocketBasicDispatch<S>["WskControlSocket"]> extends
+      [unknown, ...infer Rest] ? Rest : never
+  ) => WskCompletion,
+  close: (socket: S) => Promise<WskCompletion>,
+): WskSocketBasicDispatch<S> {
+  return {
+    WskControlSocket(socket, ...args) {
+      return guard(socket, (s) => Promise.resolve(control(s, ...args)));
+    },
+    WskCloseSocket(socket, _irp) {
+      return guard(socket, close);
+    },
+  };
+}
 
 /** Reads a ULONG (4 bytes, little-endian) option value. */
 export function readUlong(input: ControlInput): number | WskCompletion {

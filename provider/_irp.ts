@@ -9,6 +9,7 @@ import { addDeadline, cancelDeadline, type Deadline } from "./_deadline.ts";
 import {
   type NTSTATUS,
   STATUS_CANCELLED,
+  STATUS_INVALID_HANDLE,
   STATUS_INVALID_PARAMETER,
   STATUS_IO_TIMEOUT,
   STATUS_SUCCESS,
@@ -198,4 +199,35 @@ export function guard<T extends WskCompletion>(body: () => Promise<T>): Promise<
   } catch (error) {
     return Promise.resolve(refuse(error));
   }
+}
+
+/** The front of a socket table's members: see {@linkcode socketGuard}. */
+export type SocketGuard<S> = <T extends WskCompletion>(
+  socket: unknown,
+  body: (socket: S) => Promise<T>,
+) => Promise<T | WskCompletion>;
+
+/**
+ * The front every member of a socket's dispatch table shares: a value `isSocket` rejects
+ * completes with STATUS_INVALID_HANDLE and `refusal` as the message; a socket runs `body` under
+ * {@linkcode guard}.
+ */
+export function socketGuard<S>(
+  isSocket: (value: unknown) => value is S,
+  refusal: string,
+): SocketGuard<S> {
+  return (socket, body) =>
+    isSocket(socket)
+      ? guard(() => body(socket))
+      : Promise.resolve(failure(STATUS_INVALID_HANDLE, refusal));
+}
+
+/**
+ * A dispatch function that never throws: `body` run under {@linkcode guard}, for the members of
+ * the client-level table.
+ */
+export function guarded<A extends unknown[], T extends WskCompletion>(
+  body: (...args: A) => Promise<T>,
+): (...args: A) => Promise<T | WskCompletion> {
+  return (...args) => guard(() => body(...args));
 }

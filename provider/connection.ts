@@ -22,10 +22,13 @@ import {
 } from "./status.ts";
 import {
   type AddressFamily,
+  AF_INET,
   formatSockAddr,
   isSockAddr,
   isWildcard,
+  loopback,
   type SockAddr,
+  wildcard,
 } from "./address.ts";
 import {
   IPPROTO_TCP,
@@ -54,10 +57,27 @@ import {
   type WskIrp,
   WskSetOption,
 } from "./types.ts";
-import { type BackingKind, connectDeno, type ConnectionBacking, connectNode } from "./_backing.ts";
-import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
+import {
+  type BackingKind,
+  type BackingPreference,
+  chooseBacking,
+  connectDeno,
+  type ConnectionBacking,
+  connectNode,
+  loadBacking,
+} from "./_backing.ts";
+import {
+  checkIrp,
+  failure,
+  hostFailure,
+  PendingCall,
+  type SocketGuard,
+  socketGuard,
+  success,
+} from "./_irp.ts";
 import { segmentsOf } from "./_buffers.ts";
 import {
+  basicMembers,
   type ControlInput,
   isCompletion,
   parseEventRequest,
@@ -65,10 +85,10 @@ import {
   unsupportedIoctl,
   unsupportedOption,
   writeUnsigned,
+  type WskSocketBasicDispatch,
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
 import { probeBind } from "./_probe.ts";
-import { canResetDenoConnections } from "./_rst.ts";
 
 /**
  * The states of a connection socket (wsk-semantics §2.1).
@@ -90,7 +110,7 @@ export type ConnectionState =
   | "CLOSED";
 
 /** Which host socket a connection uses: see the README's "Backing" section. */
-export type BackingPreference = "auto" | BackingKind;
+export type { BackingPreference };
 
 /** What the peer was sent when this side aborted a connection: see `peerSaw`. */
 export type Teardown = "RST" | "FIN";
@@ -136,6 +156,8 @@ interface SendRequest {
 }
 
 let nextSocketId = 1;
+/** Set while the provider makes a socket of its own, which takes no id from the clients' count. */
+let makingOwnSocket = false;
 
 /** Hands out socket ids; shared with listening sockets so ids are unique within a process. */
 export function allocateSocketId(): number {
@@ -171,10 +193,7 @@ export let newConnectionSocket: (
   options: WskSocketOptions,
 ) => WskConnectionSocket;
 
-let withSocket: <T extends WskCompletion>(
-  socket: unknown,
-  body: (socket: WskConnectionSocket) => Promise<T>,
-) => Promise<T | WskCompletion>;
+let withSocket: SocketGuard<WskConnectionSocket>;
 
 /**
  * The one connection dispatch table every connection socket points at.
@@ -250,8 +269,8 @@ export class WskConnectionSocket {
     };
   }
 
-  /** A number that names this socket within the process. */
-  readonly id: number = allocateSocketId();
+  /** A number that names this socket within the process (0: the provider's own warm-up). */
+  readonly id: number = makingOwnSocket ? 0 : allocateSocketId();
   /** The address family given at creation. */
   readonly family: AddressFamily;
   #context: unknown;
@@ -359,6 +378,25 @@ export class WskConnectionSocket {
   /** Bytes read from the host socket so far. */
   get bytesReceived(): number {
     return this.#bytesReceived;
+  }
+
+  /**
+   * Loads what this socket's WskConnect or WskConnectEx needs from the host (node:net for a
+   * node backing, the host's connect path, libc for resets), so that a client timing the call
+   * times the call alone. Model-only, not a WSK call: a connect without it works the same, its
+   * first time in a process only includes the loading. Resolves at once on a connected socket.
+   *
+   * @example Prepare, then time the connect
+   * ```ts ignore
+   * await socket.prepare();
+   * const start = performance.now();
+   * await socket.Dispatch.WskConnect(socket, remote);
+   * console.log(performance.now() - start);
+   * ```
+   */
+  prepare(): Promise<void> {
+    if (this.#state !== "INIT" && this.#state !== "BOUND") return Promise.resolve();
+    return warmConnect(this.#chooseBacking(this.#bound ?? wildcard(this.family, 0)));
   }
 
   /** Closes the socket if it is still open (for `await using`). */
@@ -506,12 +544,10 @@ export class WskConnectionSocket {
   }
 
   #chooseBacking(bound: SockAddr): BackingKind {
-    const preference = this.#options.backing ?? "auto";
-    if (preference !== "auto") return preference;
-    const specific = !isWildcard(bound) || bound.port !== 0 || this.#bindFixed;
-    // An abortive client needs a backing that can reset: deno can with --allow-ffi.
-    const mustReset = this.#options.abortive === true && !canResetDenoConnections();
-    return specific || mustReset ? "node" : "deno";
+    return chooseBacking(this.#options.backing, {
+      specific: !isWildcard(bound) || bound.port !== 0 || this.#bindFixed,
+      abortive: this.#options.abortive === true,
+    });
   }
 
   #attach(backing: ConnectionBacking): void {
@@ -1221,16 +1257,13 @@ export class WskConnectionSocket {
   // The table. Its members check their socket argument, then call the private methods above.
 
   static {
+    withSocket = socketGuard(
+      (socket): socket is WskConnectionSocket =>
+        typeof socket === "object" && socket !== null && #state in socket,
+      "The socket argument is not a connection socket",
+    );
     const table: WskProviderConnectionDispatch = {
-      WskControlSocket(socket, requestType, controlCode, level, input, output, irp) {
-        return withSocket(
-          socket,
-          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, output, irp)),
-        );
-      },
-      WskCloseSocket(socket, _irp) {
-        return withSocket(socket, (s) => s.#close());
-      },
+      ...basicMembers(withSocket, (s, ...args) => s.#control(...args), (s) => s.#close()),
       WskBind(socket, localAddress, flags = 0, irp) {
         return withSocket(socket, (s) => s.#bind(localAddress, flags, irp));
       },
@@ -1273,15 +1306,6 @@ export class WskConnectionSocket {
       },
     };
     WSK_PROVIDER_CONNECTION_DISPATCH = Object.freeze(table);
-
-    withSocket = (socket, body) => {
-      if (!(typeof socket === "object" && socket !== null && #state in socket)) {
-        return Promise.resolve(
-          failure(STATUS_INVALID_HANDLE, "The socket argument is not a connection socket"),
-        );
-      }
-      return guard(() => body(socket));
-    };
   }
 }
 
@@ -1289,21 +1313,10 @@ export class WskConnectionSocket {
  * WSK_PROVIDER_CONNECTION_DISPATCH: the provider's functions for a connection socket, in the C
  * member order. The two members of WSK_PROVIDER_BASIC_DISPATCH come first, flattened in as the
  * unnamed `Basic` struct is in C. Every member takes the socket first and resolves to a
- * completion; none of them throws.
+ * completion; none of them throws. WskCloseSocket completes pending calls with STATUS_CANCELLED
+ * and resets a live connection.
  */
-export interface WskProviderConnectionDispatch {
-  /** Sets or gets an option, or issues an IOCTL. */
-  WskControlSocket(
-    socket: WskConnectionSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Closes the socket: pending calls complete with STATUS_CANCELLED, a live connection is reset. */
-  WskCloseSocket(socket: WskConnectionSocket, irp?: WskIrp): Promise<WskCompletion>;
+export interface WskProviderConnectionDispatch extends WskSocketBasicDispatch<WskConnectionSocket> {
   /** Binds a local address (INIT → BOUND). */
   WskBind(
     socket: WskConnectionSocket,
@@ -1385,17 +1398,7 @@ const STATES_REMOTE_ADDRESS: ReadonlySet<ConnectionState> = new Set([
   "BOTHFIN",
   "ABORTED",
 ]);
-const STATES_CONTROL: ReadonlySet<ConnectionState> = new Set([
-  "INIT",
-  "BOUND",
-  "CONNECTING",
-  "ESTAB",
-  "LFIN",
-  "RFIN",
-  "BOTHFIN",
-  "ABORTED",
-  "FAILED",
-]);
+const STATES_CONTROL: ReadonlySet<ConnectionState> = new Set(["INIT", ...STATES_LOCAL_ADDRESS]);
 
 /** Refuses flags outside `allowed`, and non-integer flags. */
 export function checkFlags(flags: number, allowed: number, call: string): WskCompletion | null {
@@ -1431,4 +1434,76 @@ export function missingCallback(
     return "WskSendBacklogEvent";
   }
   return undefined;
+}
+
+/** How long each call of the warm-up of {@linkcode warmConnect} may take at most. */
+const WARM_CONNECT_MS = 1000;
+/** Connections the warm-up makes: the second runs the code the first compiled. */
+const WARM_ROUNDS = 2;
+
+/** The warm-up of each backing, made once per process. */
+const warmed = new Map<BackingKind, Promise<void>>();
+
+/**
+ * Makes once, per backing, what the first connect of a process would otherwise do inside its
+ * own call: load the backing's host code (see `loadBacking`), and run one connection through the
+ * model to a throw-away listener of this process on 127.0.0.1 (WskBind, WskConnect,
+ * WskDisconnect, WskReceive of the peer's FIN, WskCloseSocket: the host runtime sets up its
+ * connect path, and the engine compiles the model's code, on first use, 2 to 10 ms). Without net
+ * permission for 127.0.0.1 only the loading is done. Never rejects.
+ */
+export function warmConnect(kind: BackingKind): Promise<void> {
+  let done = warmed.get(kind);
+  if (done === undefined) {
+    done = connectToSelf(kind);
+    warmed.set(kind, done);
+  }
+  return done;
+}
+
+async function connectToSelf(kind: BackingKind): Promise<void> {
+  await loadBacking(kind);
+  if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") return;
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  } catch {
+    return; // No descriptor or no loopback: the first connect pays for itself.
+  }
+  try {
+    for (let round = 0; round < WARM_ROUNDS; round++) {
+      if (!await connectOnce(kind, listener)) break;
+    }
+  } finally {
+    listener.close();
+  }
+}
+
+/**
+ * One connection of the warm-up, to `listener`, on a socket of the provider's own; false when
+ * it did not connect (the listener's accept is then still pending, until the listener closes).
+ */
+async function connectOnce(kind: BackingKind, listener: Deno.TcpListener): Promise<boolean> {
+  const accepted = listener.accept().then((conn) => conn.close(), () => {});
+  const d = WSK_PROVIDER_CONNECTION_DISPATCH;
+  // A signal as well as a deadline, as a client's calls have.
+  const irp = { signal: new AbortController().signal, timeout: WARM_CONNECT_MS };
+  makingOwnSocket = true;
+  let socket: WskConnectionSocket;
+  try {
+    socket = newConnectionSocket(AF_INET, undefined, null, { backing: kind });
+  } finally {
+    makingOwnSocket = false;
+  }
+  try {
+    const remote = { ...loopback(AF_INET), port: listener.addr.port };
+    await d.WskBind(socket, wildcard(AF_INET, 0), 0, irp);
+    if ((await d.WskConnect(socket, remote, 0, irp)).status !== STATUS_SUCCESS) return false;
+    await d.WskDisconnect(socket, null, 0, irp);
+    await accepted;
+    await d.WskReceive(socket, { Mdl: null, Offset: 0, Length: 0 }, WSK_FLAG_DRAIN, irp);
+    return true;
+  } finally {
+    await d.WskCloseSocket(socket);
+  }
 }

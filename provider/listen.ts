@@ -33,13 +33,16 @@ import {
   WskSetOption,
 } from "./types.ts";
 import {
+  chooseBacking,
   type ConnectionBacking,
   listenDeno,
   type ListenerBacking,
   listenNode,
+  loadBacking,
 } from "./_backing.ts";
-import { checkIrp, failure, guard, hostFailure, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, hostFailure, PendingCall, socketGuard, success } from "./_irp.ts";
 import {
+  basicMembers,
   type ControlInput,
   isCompletion,
   parseEventRequest,
@@ -47,6 +50,7 @@ import {
   unsupportedIoctl,
   unsupportedOption,
   writeUnsigned,
+  type WskSocketBasicDispatch,
 } from "./_control.ts";
 import {
   adoptAcceptedSocket,
@@ -56,7 +60,6 @@ import {
   newAcceptedSocket,
   type WskConnectionSocket,
 } from "./connection.ts";
-import { canResetDenoConnections } from "./_rst.ts";
 
 /** States of a listening socket: created, bound and listening, closed. */
 export type ListenState = "INIT" | "LISTENING" | "CLOSED";
@@ -235,6 +238,15 @@ export class WskListenSocket {
     return this.#state;
   }
 
+  /**
+   * Loads what this socket's WskBind needs from the host (node:net for a node-backed
+   * listener), so that a client timing the call times the call alone. Model-only, not a WSK
+   * call; resolves at once once the socket listens.
+   */
+  prepare(): Promise<void> {
+    return this.#state === "INIT" ? loadBacking(this.#backingKind()) : Promise.resolve();
+  }
+
   /** Closes the socket if it is still open (for `await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#state !== "CLOSED") await this.#close();
@@ -287,9 +299,7 @@ export class WskListenSocket {
    * faster and can reset too when `--allow-ffi` is granted.
    */
   #backingKind(): "node" | "deno" {
-    const preference = this.#options.backing ?? "auto";
-    if (preference !== "auto") return preference;
-    return this.#options.abortive === true && !canResetDenoConnections() ? "node" : "deno";
+    return chooseBacking(this.#options.backing, { abortive: this.#options.abortive === true });
   }
 
   #accept(
@@ -569,28 +579,14 @@ export class WskListenSocket {
     newListenSocket = (family, context, dispatch, options) =>
       new WskListenSocket(family, context, dispatch, options);
 
-    const withListen = <T extends WskCompletion>(
-      socket: unknown,
-      body: (socket: WskListenSocket) => Promise<T>,
-    ): Promise<T | WskCompletion> => {
-      if (!(typeof socket === "object" && socket !== null && #state in socket)) {
-        return Promise.resolve(
-          failure(STATUS_INVALID_HANDLE, "The socket argument is not a listening socket"),
-        );
-      }
-      return guard(() => body(socket));
-    };
+    const withListen = socketGuard(
+      (socket): socket is WskListenSocket =>
+        typeof socket === "object" && socket !== null && #state in socket,
+      "The socket argument is not a listening socket",
+    );
 
     const table: WskProviderListenDispatch = {
-      WskControlSocket(socket, requestType, controlCode, level, input, output, irp) {
-        return withListen(
-          socket,
-          (s) => Promise.resolve(s.#control(requestType, controlCode, level, input, output, irp)),
-        );
-      },
-      WskCloseSocket(socket, _irp) {
-        return withListen(socket, (s) => s.#close());
-      },
+      ...basicMembers(withListen, (s, ...args) => s.#control(...args), (s) => s.#close()),
       WskBind(socket, localAddress, flags = 0, irp) {
         return withListen(socket, (s) => s.#bind(localAddress, flags, irp));
       },
@@ -614,21 +610,12 @@ export class WskListenSocket {
 }
 
 /**
- * WSK_PROVIDER_LISTEN_DISPATCH, in C member order (the Basic members first).
+ * WSK_PROVIDER_LISTEN_DISPATCH, in C member order (the Basic members first). Its
+ * WskControlSocket sets or gets SO_WSK_EVENT_CALLBACK for WskAcceptEvent, other options and
+ * IOCTLs; its WskCloseSocket stops listening, and pending WskAccept calls complete with
+ * STATUS_CANCELLED.
  */
-export interface WskProviderListenDispatch {
-  /** Sets or gets an option (SO_WSK_EVENT_CALLBACK for WskAcceptEvent), or issues an IOCTL. */
-  WskControlSocket(
-    socket: WskListenSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Stops listening; pending WskAccept calls complete with STATUS_CANCELLED. */
-  WskCloseSocket(socket: WskListenSocket, irp?: WskIrp): Promise<WskCompletion>;
+export interface WskProviderListenDispatch extends WskSocketBasicDispatch<WskListenSocket> {
   /** Binds and starts listening. */
   WskBind(
     socket: WskListenSocket,

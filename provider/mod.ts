@@ -54,7 +54,7 @@ export * from "./types.ts";
 export type { BackingKind } from "./_backing.ts";
 export { hostErrorCode } from "./_errors.ts";
 export { canResetDenoConnections } from "./_rst.ts";
-export type { ControlInput } from "./_control.ts";
+export type { ControlInput, WskSocketBasicDispatch } from "./_control.ts";
 export {
   type BackingPreference,
   type ConnectionState,
@@ -76,6 +76,7 @@ export {
   type WskProviderListenDispatch,
 } from "./listen.ts";
 export {
+  prepareProvider,
   WSK_PROVIDER_BASIC_DISPATCH,
   WSK_PROVIDER_DISPATCH,
   type WskAddressInfoCompletion,
@@ -84,6 +85,7 @@ export {
   WskClient,
   type WskClientDispatch,
   type WskCreateOptions,
+  type WskPreparation,
   type WskProviderBasicDispatch,
   type WskProviderDispatch,
   type WskProviderNpi,

@@ -17,9 +17,11 @@ import {
   AF_INET,
   AF_INET6,
   isSockAddr,
+  isWildcard,
   type SockAddr,
   sockAddr,
 } from "./address.ts";
+import { chooseBacking, loadBacking } from "./_backing.ts";
 import {
   IPPROTO_TCP,
   SOCK_STREAM,
@@ -29,15 +31,15 @@ import {
   WSK_VERSION_1_0,
   type WskClientConnectionDispatch,
   type WskCompletion,
-  type WskControlSocketType,
   type WskIrp,
 } from "./types.ts";
-import { checkIrp, failure, guard, PendingCall, success } from "./_irp.ts";
+import { checkIrp, failure, guarded, PendingCall, socketGuard, success } from "./_irp.ts";
 import { statusFromError } from "./_errors.ts";
-import { type ControlInput, unsupportedIoctl, unsupportedOption } from "./_control.ts";
+import { unsupportedIoctl, unsupportedOption, type WskSocketBasicDispatch } from "./_control.ts";
 import {
   allocateSocketId,
   newConnectionSocket,
+  warmConnect,
   type WskConnectionSocket,
   type WskSocketOptions,
 } from "./connection.ts";
@@ -151,39 +153,17 @@ function checkFamily(family: number): family is AddressFamily {
   return family === AF_INET || family === AF_INET6;
 }
 
-function wskSocket(
-  client: WskClient,
-  addressFamily: number,
-  socketType: number,
-  protocol: number,
-  flags: number,
-  socketContext?: unknown,
-  dispatch?: WskClientDispatch | null,
-  options: WskCreateOptions = {},
-): Promise<WskSocketCompletion> {
-  return Promise.resolve(
-    createSocket(
-      client,
-      addressFamily,
-      socketType,
-      protocol,
-      flags,
-      socketContext,
-      dispatch,
-      options,
-    ),
-  );
+/** The arguments of a client-level call, as {@linkcode WskProviderDispatch} declares them. */
+type ArgsOf<K extends keyof WskProviderDispatch> = WskProviderDispatch[K] extends
+  (...args: infer A) => unknown ? A : never;
+
+function wskSocket(...args: ArgsOf<"WskSocket">): Promise<WskSocketCompletion> {
+  return Promise.resolve(createSocket(...args));
 }
 
 function createSocket(
-  client: WskClient,
-  addressFamily: number,
-  socketType: number,
-  protocol: number,
-  flags: number,
-  socketContext: unknown,
-  dispatch: WskClientDispatch | null | undefined,
-  options: WskCreateOptions,
+  ...[client, addressFamily, socketType, protocol, flags, socketContext, dispatch, options = {}]:
+    ArgsOf<"WskSocket">
 ): WskSocketCompletion {
   const bad = checkClient(client) ?? checkIrp(options);
   if (bad) return bad;
@@ -234,15 +214,17 @@ function createSocket(
 }
 
 async function wskSocketConnect(
-  client: WskClient,
-  socketType: number,
-  protocol: number,
-  localAddress: SockAddr,
-  remoteAddress: SockAddr,
-  flags: number,
-  socketContext?: unknown,
-  dispatch?: WskClientConnectionDispatch | null,
-  options: WskCreateOptions = {},
+  ...[
+    client,
+    socketType,
+    protocol,
+    localAddress,
+    remoteAddress,
+    flags,
+    socketContext,
+    dispatch,
+    options = {},
+  ]: ArgsOf<"WskSocketConnect">
 ): Promise<WskSocketCompletion> {
   const bad = checkClient(client) ?? checkIrp(options);
   if (bad) return bad;
@@ -286,11 +268,7 @@ async function wskSocketConnect(
 }
 
 async function wskGetAddressInfo(
-  client: WskClient,
-  nodeName: string,
-  serviceName?: string | null,
-  family?: number,
-  irp?: WskIrp,
+  ...[client, nodeName, serviceName, family, irp]: ArgsOf<"WskGetAddressInfo">
 ): Promise<WskAddressInfoCompletion> {
   const bad = checkClient(client) ?? checkIrp(irp);
   if (bad) return bad;
@@ -310,8 +288,8 @@ async function wskGetAddressInfo(
   const pending = new PendingCall<WskAddressInfoCompletion>(irp);
   if (!pending.done) {
     try {
-      // getaddrinfo honours /etc/hosts (so "localhost" needs no DNS); loaded only when used.
-      const dns = await import("node:dns");
+      // getaddrinfo honours /etc/hosts (so "localhost" needs no DNS).
+      const dns = await loadResolver();
       const found = await dns.promises.lookup(nodeName, {
         all: true,
         family: family === AF_INET ? 4 : family === AF_INET6 ? 6 : 0,
@@ -331,15 +309,94 @@ async function wskGetAddressInfo(
   return await pending.promise;
 }
 
+/** node:dns, imported once, on first use: most commands resolve no name. */
+let resolver: Promise<typeof import("node:dns")> | null = null;
+
+function loadResolver(): Promise<typeof import("node:dns")> {
+  resolver ??= import("node:dns");
+  return resolver;
+}
+
+/** The resolver's warm-up, made once per process. */
+let resolverWarmed: Promise<void> | null = null;
+
+/** Loads node:dns and makes one lookup of "localhost" (the C library loads its name services). */
+function warmResolver(): Promise<void> {
+  resolverWarmed ??= (async () => {
+    const dns = await loadResolver();
+    if (Deno.permissions.querySync({ name: "net", host: "localhost" }).state !== "granted") return;
+    try {
+      await dns.promises.lookup("localhost", { all: true });
+    } catch {
+      // A failed warm-up only leaves the first WskGetAddressInfo slower.
+    }
+  })();
+  return resolverWarmed;
+}
+
+/** What {@linkcode prepareProvider} loads ahead of the calls that need it. */
+export interface WskPreparation {
+  /**
+   * A connection socket with these options, bound to `local` (a wildcard with port 0 when
+   * absent), will connect: WskSocketConnect, or WskSocket, WskBind and WskConnect.
+   */
+  readonly connect?: WskSocketOptions & { readonly local?: SockAddr };
+  /** A listening socket with these options will listen (its WskBind). */
+  readonly listen?: WskListenOptions;
+  /** Names will be resolved (WskGetAddressInfo). */
+  readonly resolve?: boolean;
+}
+
+/**
+ * Loads, ahead of time, what the first calls of a process would otherwise load inside their
+ * own call: the host's timers (every call with a deadline), and what `needs` names (node:net
+ * for node-backed sockets, the host's connect path, libc for resets, the name resolver). A
+ * client that times its calls awaits this before its first clock starts, so a first call's time
+ * is the call's alone. Model-only, not a WSK call; each part is loaded once per process, and
+ * nothing needed for a call is missing without it (the call then pays the loading). Never
+ * rejects. {@linkcode WskConnectionSocket.prepare} and {@linkcode WskListenSocket.prepare} do
+ * the same for one existing socket.
+ *
+ * @example Time a first connect without the loading
+ * ```ts ignore
+ * import { parseSockAddr, prepareProvider, WskCaptureProviderNPI } from "./mod.ts";
+ *
+ * const { Client, Dispatch } = WskCaptureProviderNPI();
+ * const local = parseSockAddr("0.0.0.0:0");
+ * await prepareProvider({ connect: { local } });
+ * const start = performance.now();
+ * await Dispatch.WskSocketConnect(Client, 1, 6, local, parseSockAddr("127.0.0.1:8080"), 0);
+ * console.log(performance.now() - start);
+ * ```
+ */
+export async function prepareProvider(needs: WskPreparation = {}): Promise<void> {
+  // Deno sets up its timers on the first setTimeout (15 to 40 ms); IRP deadlines use them.
+  clearTimeout(setTimeout(() => {}, 0));
+  const loads: Promise<void>[] = [];
+  if (needs.resolve === true) loads.push(warmResolver());
+  const connect = needs.connect;
+  if (connect !== undefined) {
+    const local = connect.local;
+    loads.push(warmConnect(chooseBacking(connect.backing, {
+      specific: local !== undefined && (!isWildcard(local) || local.port !== 0),
+      abortive: connect.abortive === true,
+    })));
+  }
+  if (needs.listen !== undefined) {
+    const listen = needs.listen;
+    loads.push(loadBacking(chooseBacking(listen.backing, { abortive: listen.abortive === true })));
+  }
+  await Promise.all(loads);
+}
+
 /**
  * The one WSK_PROVIDER_DISPATCH table.
  */
 export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
   Version: WSK_VERSION_1_0,
   Reserved: 0,
-  WskSocket: (...args: Parameters<typeof wskSocket>) => guard(() => wskSocket(...args)),
-  WskSocketConnect: (...args: Parameters<typeof wskSocketConnect>) =>
-    guard(() => wskSocketConnect(...args)),
+  WskSocket: guarded(wskSocket),
+  WskSocketConnect: guarded(wskSocketConnect),
   WskControlClient(client: WskClient, controlCode: number): Promise<WskCompletion> {
     return Promise.resolve(
       checkClient(client) ??
@@ -349,8 +406,7 @@ export const WSK_PROVIDER_DISPATCH: WskProviderDispatch = Object.freeze({
         ),
     );
   },
-  WskGetAddressInfo: (...args: Parameters<typeof wskGetAddressInfo>) =>
-    guard(() => wskGetAddressInfo(...args)),
+  WskGetAddressInfo: guarded(wskGetAddressInfo),
   WskFreeAddressInfo(_client: WskClient, _addresses: SockAddr[]): void {},
   WskGetNameInfo(client: WskClient): Promise<WskCompletion> {
     return Promise.resolve(
@@ -410,21 +466,11 @@ export function WskReleaseProviderNPI(npi: WskProviderNpi): void {
 // ---------------------------------------------------------------------------------------------
 // Basic sockets: options and IOCTLs only, no transport under them.
 
-/** WSK_PROVIDER_BASIC_DISPATCH: WskControlSocket and WskCloseSocket. */
-export interface WskProviderBasicDispatch {
-  /** Every documented option is reported unsupported; unknown ones are invalid. */
-  WskControlSocket(
-    socket: WskBasicSocket,
-    requestType: WskControlSocketType,
-    controlCode: number,
-    level: number,
-    input?: ControlInput,
-    output?: Uint8Array | null,
-    irp?: WskIrp,
-  ): Promise<WskCompletion>;
-  /** Closes the socket. */
-  WskCloseSocket(socket: WskBasicSocket, irp?: WskIrp): Promise<WskCompletion>;
-}
+/**
+ * WSK_PROVIDER_BASIC_DISPATCH: WskControlSocket and WskCloseSocket. A basic socket reports every
+ * documented option and IOCTL unsupported, and unknown ones invalid.
+ */
+export type WskProviderBasicDispatch = WskSocketBasicDispatch<WskBasicSocket>;
 
 /** The one basic dispatch table. */
 export let WSK_PROVIDER_BASIC_DISPATCH: WskProviderBasicDispatch;
@@ -453,28 +499,29 @@ export class WskBasicSocket {
   }
 
   static {
+    const withBasic = socketGuard(
+      (socket): socket is WskBasicSocket => socket instanceof WskBasicSocket && !socket.#closed,
+      "Not an open basic socket",
+    );
     const table: WskProviderBasicDispatch = {
       WskControlSocket(socket, requestType, controlCode, level, _input, _output, irp) {
-        if (!(socket instanceof WskBasicSocket) || socket.#closed) {
-          return Promise.resolve(failure(STATUS_INVALID_HANDLE, "Not an open basic socket"));
-        }
-        const bad = checkIrp(irp);
-        if (bad) return Promise.resolve(bad);
-        const unsupported = requestType === 2
-          ? unsupportedIoctl(controlCode)
-          : unsupportedOption(level, controlCode);
-        return Promise.resolve(
-          unsupported
-            ? failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`)
-            : failure(STATUS_INVALID_PARAMETER, "Not an option or IOCTL of a basic socket"),
-        );
+        return withBasic(socket, () => {
+          const unsupported = requestType === 2
+            ? unsupportedIoctl(controlCode)
+            : unsupportedOption(level, controlCode);
+          return Promise.resolve(
+            checkIrp(irp) ??
+              (unsupported
+                ? failure(STATUS_NOT_SUPPORTED, `Not supported: ${unsupported}`)
+                : failure(STATUS_INVALID_PARAMETER, "Not an option or IOCTL of a basic socket")),
+          );
+        });
       },
       WskCloseSocket(socket, _irp) {
-        if (!(socket instanceof WskBasicSocket) || socket.#closed) {
-          return Promise.resolve(failure(STATUS_INVALID_HANDLE, "Not an open basic socket"));
-        }
-        socket.#closed = true;
-        return Promise.resolve(success());
+        return withBasic(socket, (s) => {
+          s.#closed = true;
+          return Promise.resolve(success());
+        });
       },
     };
     WSK_PROVIDER_BASIC_DISPATCH = Object.freeze(table);

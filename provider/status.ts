@@ -24,217 +24,82 @@ export type NTSTATUS = number;
 
 /**
  * The request completed.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_SUCCESS, STATUS_SUCCESS } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_SUCCESS), "0x00000000");
- * assert.ok(NT_SUCCESS(STATUS_SUCCESS));
- * ```
  */
 export const STATUS_SUCCESS: NTSTATUS = 0x00000000;
 
 /**
  * A kernel wait ran out of time. Despite the name it is a success-class code and never a socket
  * result; use {@linkcode STATUS_IO_TIMEOUT} for network timeouts.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_SUCCESS, STATUS_TIMEOUT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_TIMEOUT), "0x00000102");
- * assert.ok(NT_SUCCESS(STATUS_TIMEOUT));
- * ```
  */
 export const STATUS_TIMEOUT: NTSTATUS = 0x00000102;
 
 /**
  * The request was accepted and will complete later through its IRP. A `WskReceiveEvent` callback
  * also returns it to keep the indicated data.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_SUCCESS, STATUS_PENDING } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_PENDING), "0x00000103");
- * assert.ok(NT_SUCCESS(STATUS_PENDING));
- * ```
  */
 export const STATUS_PENDING: NTSTATUS = 0x00000103;
 
 /**
  * Informational AFD/TDI code for a partial message receive. WSK does not use it; it is here for
  * mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_INFORMATION, STATUS_RECEIVE_PARTIAL } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_RECEIVE_PARTIAL), "0x4000000F");
- * assert.ok(NT_INFORMATION(STATUS_RECEIVE_PARTIAL));
- * ```
  */
 export const STATUS_RECEIVE_PARTIAL: NTSTATUS = 0x4000000F;
 
 /**
  * Informational: disabling an event callback (`SO_WSK_EVENT_CALLBACK`) finishes only after
  * callbacks already running have returned.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_INFORMATION, STATUS_EVENT_PENDING } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_EVENT_PENDING), "0x40000013");
- * assert.ok(NT_INFORMATION(STATUS_EVENT_PENDING));
- * ```
  */
 export const STATUS_EVENT_PENDING: NTSTATUS = 0x40000013;
 
 /**
  * Warning: the data or output did not fit. It is not `NT_SUCCESS`. `WskConnectEx` returns it for
  * more than 65,535 bytes of initial data.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_WARNING, STATUS_BUFFER_OVERFLOW } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_BUFFER_OVERFLOW), "0x80000005");
- * assert.ok(NT_WARNING(STATUS_BUFFER_OVERFLOW));
- * ```
  */
 export const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x80000005;
 
 /**
  * Generic failure. The model uses it as its single catch-all for host errors it cannot classify.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_UNSUCCESSFUL } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_UNSUCCESSFUL), "0xC0000001");
- * assert.ok(NT_ERROR(STATUS_UNSUCCESSFUL));
- * ```
  */
 export const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC0000001;
 
 /**
  * The function is not implemented (seen only in Wine stubs).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NOT_IMPLEMENTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NOT_IMPLEMENTED), "0xC0000002");
- * assert.ok(NT_ERROR(STATUS_NOT_IMPLEMENTED));
- * ```
  */
 export const STATUS_NOT_IMPLEMENTED: NTSTATUS = 0xC0000002;
 
 /**
  * The handle or object is not valid. The model returns it for calls on a socket that is already
  * closed.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_HANDLE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_HANDLE), "0xC0000008");
- * assert.ok(NT_ERROR(STATUS_INVALID_HANDLE));
- * ```
  */
 export const STATUS_INVALID_HANDLE: NTSTATUS = 0xC0000008;
 
 /**
  * An argument is invalid, for example unknown `WskConnectEx` flags or a bad `WskRelease` list.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_PARAMETER } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_PARAMETER), "0xC000000D");
- * assert.ok(NT_ERROR(STATUS_INVALID_PARAMETER));
- * ```
  */
 export const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000000D;
 
 /**
  * The request is not valid for this device. WSK does not document it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_DEVICE_REQUEST } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_DEVICE_REQUEST), "0xC0000010");
- * assert.ok(NT_ERROR(STATUS_INVALID_DEVICE_REQUEST));
- * ```
  */
 export const STATUS_INVALID_DEVICE_REQUEST: NTSTATUS = 0xC0000010;
 
 /**
  * Returned by a client's IRP completion routine to stop the I/O manager from finishing the IRP.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_MORE_PROCESSING_REQUIRED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_MORE_PROCESSING_REQUIRED), "0xC0000016");
- * assert.ok(NT_ERROR(STATUS_MORE_PROCESSING_REQUIRED));
- * ```
  */
 export const STATUS_MORE_PROCESSING_REQUIRED: NTSTATUS = 0xC0000016;
 
 /**
  * An allocation failed (used by Wine).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NO_MEMORY } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NO_MEMORY), "0xC0000017");
- * assert.ok(NT_ERROR(STATUS_NO_MEMORY));
- * ```
  */
 export const STATUS_NO_MEMORY: NTSTATUS = 0xC0000017;
 
 /**
  * Access or sharing was refused, as for a bind that conflicts with another socket's address.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_ACCESS_DENIED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_ACCESS_DENIED), "0xC0000022");
- * assert.ok(NT_ERROR(STATUS_ACCESS_DENIED));
- * ```
  */
 export const STATUS_ACCESS_DENIED: NTSTATUS = 0xC0000022;
 
 /**
  * Error-class "buffer too small". WSK does not document it; the model may use it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_BUFFER_TOO_SMALL } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_BUFFER_TOO_SMALL), "0xC0000023");
- * assert.ok(NT_ERROR(STATUS_BUFFER_TOO_SMALL));
- * ```
  */
 export const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC0000023;
 
@@ -242,29 +107,11 @@ export const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC0000023;
  * The data is wrong: a data-verification failure. The model never returns it from a dispatch
  * call; the CLI reports it when received bytes do not match the expected pattern (the first
  * mismatching offset, or too few or too many bytes).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_DATA_ERROR } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_DATA_ERROR), "0xC000003E");
- * assert.ok(NT_ERROR(STATUS_DATA_ERROR));
- * ```
  */
 export const STATUS_DATA_ERROR: NTSTATUS = 0xC000003E;
 
 /**
  * Memory or another resource ran out, such as an IRP allocation or the process's file descriptors.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INSUFFICIENT_RESOURCES } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INSUFFICIENT_RESOURCES), "0xC000009A");
- * assert.ok(NT_ERROR(STATUS_INSUFFICIENT_RESOURCES));
- * ```
  */
 export const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000009A;
 
@@ -272,635 +119,230 @@ export const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000009A;
  * The disk (or other device) the data was being written to is full: a local write failed with
  * ENOSPC. wsk reports it on the WskReceive line whose sink (`--output FILE`, standard output)
  * could not take the data.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_DISK_FULL } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_DISK_FULL), "0xC000007F");
- * assert.ok(NT_ERROR(STATUS_DISK_FULL));
- * ```
  */
 export const STATUS_DISK_FULL: NTSTATUS = 0xC000007F;
 
 /**
  * The reader of a pipe went away: a local write failed with EPIPE (`wsk receive … | head -c 10`).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_PIPE_BROKEN } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_PIPE_BROKEN), "0xC000014B");
- * assert.ok(NT_ERROR(STATUS_PIPE_BROKEN));
- * ```
  */
 export const STATUS_PIPE_BROKEN: NTSTATUS = 0xC000014B;
 
 /**
  * A local device reported an I/O error (EIO) while data was written to it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_IO_DEVICE_ERROR } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_IO_DEVICE_ERROR), "0xC0000185");
- * assert.ok(NT_ERROR(STATUS_IO_DEVICE_ERROR));
- * ```
  */
 export const STATUS_IO_DEVICE_ERROR: NTSTATUS = 0xC0000185;
 
 /**
  * The WSK subsystem is not up yet, or the client has already been deregistered.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_DEVICE_NOT_READY } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_DEVICE_NOT_READY), "0xC00000A3");
- * assert.ok(NT_ERROR(STATUS_DEVICE_NOT_READY));
- * ```
  */
 export const STATUS_DEVICE_NOT_READY: NTSTATUS = 0xC00000A3;
 
 /**
  * The sending side is shut down. AFD reports it for a send after shutdown; WSK does not document
  * it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_PIPE_DISCONNECTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_PIPE_DISCONNECTED), "0xC00000B0");
- * assert.ok(NT_ERROR(STATUS_PIPE_DISCONNECTED));
- * ```
  */
 export const STATUS_PIPE_DISCONNECTED: NTSTATUS = 0xC00000B0;
 
 /**
  * A network operation, such as a connect, ran out of time.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_IO_TIMEOUT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_IO_TIMEOUT), "0xC00000B5");
- * assert.ok(NT_ERROR(STATUS_IO_TIMEOUT));
- * ```
  */
 export const STATUS_IO_TIMEOUT: NTSTATUS = 0xC00000B5;
 
 /**
  * The socket no longer works and should be closed. Any socket call can return it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_FILE_FORCED_CLOSED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_FILE_FORCED_CLOSED), "0xC00000B6");
- * assert.ok(NT_ERROR(STATUS_FILE_FORCED_CLOSED));
- * ```
  */
 export const STATUS_FILE_FORCED_CLOSED: NTSTATUS = 0xC00000B6;
 
 /**
  * The transport does not support the flag or operation, for example an unsupported `WskSend` flag.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NOT_SUPPORTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NOT_SUPPORTED), "0xC00000BB");
- * assert.ok(NT_ERROR(STATUS_NOT_SUPPORTED));
- * ```
  */
 export const STATUS_NOT_SUPPORTED: NTSTATUS = 0xC00000BB;
 
 /**
  * Nothing listens at the remote end (a TDI-era code; Winsock reports it as `WSAECONNREFUSED`).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_REMOTE_NOT_LISTENING } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_REMOTE_NOT_LISTENING), "0xC00000BC");
- * assert.ok(NT_ERROR(STATUS_REMOTE_NOT_LISTENING));
- * ```
  */
 export const STATUS_REMOTE_NOT_LISTENING: NTSTATUS = 0xC00000BC;
 
 /**
  * The network path was not found. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_BAD_NETWORK_PATH } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_BAD_NETWORK_PATH), "0xC00000BE");
- * assert.ok(NT_ERROR(STATUS_BAD_NETWORK_PATH));
- * ```
  */
 export const STATUS_BAD_NETWORK_PATH: NTSTATUS = 0xC00000BE;
 
 /**
  * The network is busy. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NETWORK_BUSY } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NETWORK_BUSY), "0xC00000BF");
- * assert.ok(NT_ERROR(STATUS_NETWORK_BUSY));
- * ```
  */
 export const STATUS_NETWORK_BUSY: NTSTATUS = 0xC00000BF;
 
 /**
  * A share or host name was not found (an SMB-style code that WSK does not document).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_BAD_NETWORK_NAME } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_BAD_NETWORK_NAME), "0xC00000CC");
- * assert.ok(NT_ERROR(STATUS_BAD_NETWORK_NAME));
- * ```
  */
 export const STATUS_BAD_NETWORK_NAME: NTSTATUS = 0xC00000CC;
 
 /**
  * A `WskAcceptEvent` callback refused the incoming connection, or a request could not complete
  * inline.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_REQUEST_NOT_ACCEPTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_REQUEST_NOT_ACCEPTED), "0xC00000D0");
- * assert.ok(NT_ERROR(STATUS_REQUEST_NOT_ACCEPTED));
- * ```
  */
 export const STATUS_REQUEST_NOT_ACCEPTED: NTSTATUS = 0xC00000D0;
 
 /**
  * The IRP was cancelled, by `IoCancelIrp` or by closing the socket under it.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CANCELLED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CANCELLED), "0xC0000120");
- * assert.ok(NT_ERROR(STATUS_CANCELLED));
- * ```
  */
 export const STATUS_CANCELLED: NTSTATUS = 0xC0000120;
 
 /**
  * The handle is already closed (an alternative code for a closed socket).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_FILE_CLOSED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_FILE_CLOSED), "0xC0000128");
- * assert.ok(NT_ERROR(STATUS_FILE_CLOSED));
- * ```
  */
 export const STATUS_FILE_CLOSED: NTSTATUS = 0xC0000128;
 
 /**
  * The local side tore the connection down (Winsock: `WSAECONNABORTED`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_LOCAL_DISCONNECT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_LOCAL_DISCONNECT), "0xC000013B");
- * assert.ok(NT_ERROR(STATUS_LOCAL_DISCONNECT));
- * ```
  */
 export const STATUS_LOCAL_DISCONNECT: NTSTATUS = 0xC000013B;
 
 /**
  * The remote side tore the connection down (Winsock: `WSAECONNRESET`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_REMOTE_DISCONNECT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_REMOTE_DISCONNECT), "0xC000013C");
- * assert.ok(NT_ERROR(STATUS_REMOTE_DISCONNECT));
- * ```
  */
 export const STATUS_REMOTE_DISCONNECT: NTSTATUS = 0xC000013C;
 
 /**
  * The connection is not valid (Winsock: `WSAENOTCONN`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_CONNECTION } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_CONNECTION), "0xC0000140");
- * assert.ok(NT_ERROR(STATUS_INVALID_CONNECTION));
- * ```
  */
 export const STATUS_INVALID_CONNECTION: NTSTATUS = 0xC0000140;
 
 /**
  * The address is not valid here, such as a local address no interface owns (Winsock:
  * `WSAEADDRNOTAVAIL`).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_ADDRESS } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_ADDRESS), "0xC0000141");
- * assert.ok(NT_ERROR(STATUS_INVALID_ADDRESS));
- * ```
  */
 export const STATUS_INVALID_ADDRESS: NTSTATUS = 0xC0000141;
 
 /**
  * The socket is in the wrong state for the request, as for `WskGetRemoteAddress` before connect.
  * The model's default for calls made in the wrong state.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_DEVICE_STATE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_DEVICE_STATE), "0xC0000184");
- * assert.ok(NT_ERROR(STATUS_INVALID_DEVICE_STATE));
- * ```
  */
 export const STATUS_INVALID_DEVICE_STATE: NTSTATUS = 0xC0000184;
 
 /**
  * The buffer size is wrong (Winsock: `WSAEMSGSIZE`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_BUFFER_SIZE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_BUFFER_SIZE), "0xC0000206");
- * assert.ok(NT_ERROR(STATUS_INVALID_BUFFER_SIZE));
- * ```
  */
 export const STATUS_INVALID_BUFFER_SIZE: NTSTATUS = 0xC0000206;
 
 /**
  * Part of an address is malformed. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_INVALID_ADDRESS_COMPONENT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_INVALID_ADDRESS_COMPONENT), "0xC0000207");
- * assert.ok(NT_ERROR(STATUS_INVALID_ADDRESS_COMPONENT));
- * ```
  */
 export const STATUS_INVALID_ADDRESS_COMPONENT: NTSTATUS = 0xC0000207;
 
 /**
  * No free port or address is left (Winsock: `WSAEADDRINUSE`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_TOO_MANY_ADDRESSES } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_TOO_MANY_ADDRESSES), "0xC0000209");
- * assert.ok(NT_ERROR(STATUS_TOO_MANY_ADDRESSES));
- * ```
  */
 export const STATUS_TOO_MANY_ADDRESSES: NTSTATUS = 0xC0000209;
 
 /**
  * The local address is already in use. WSK documents it for bind conflicts.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_ADDRESS_ALREADY_EXISTS } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_ADDRESS_ALREADY_EXISTS), "0xC000020A");
- * assert.ok(NT_ERROR(STATUS_ADDRESS_ALREADY_EXISTS));
- * ```
  */
 export const STATUS_ADDRESS_ALREADY_EXISTS: NTSTATUS = 0xC000020A;
 
 /**
  * The address object is closed. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_ADDRESS_CLOSED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_ADDRESS_CLOSED), "0xC000020B");
- * assert.ok(NT_ERROR(STATUS_ADDRESS_CLOSED));
- * ```
  */
 export const STATUS_ADDRESS_CLOSED: NTSTATUS = 0xC000020B;
 
 /**
  * The connection is gone (Winsock: `WSAECONNRESET`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_DISCONNECTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_DISCONNECTED), "0xC000020C");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_DISCONNECTED));
- * ```
  */
 export const STATUS_CONNECTION_DISCONNECTED: NTSTATUS = 0xC000020C;
 
 /**
  * The peer reset the connection, so a send or receive failed.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_RESET } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_RESET), "0xC000020D");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_RESET));
- * ```
  */
 export const STATUS_CONNECTION_RESET: NTSTATUS = 0xC000020D;
 
 /**
  * Returned by a `WskReceiveEvent` callback that does not take the indicated data.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_DATA_NOT_ACCEPTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_DATA_NOT_ACCEPTED), "0xC000021B");
- * assert.ok(NT_ERROR(STATUS_DATA_NOT_ACCEPTED));
- * ```
  */
 export const STATUS_DATA_NOT_ACCEPTED: NTSTATUS = 0xC000021B;
 
 /**
  * Something looked up was not found (Wine reports `WSAHOST_NOT_FOUND` with it).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NOT_FOUND } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NOT_FOUND), "0xC0000225");
- * assert.ok(NT_ERROR(STATUS_NOT_FOUND));
- * ```
  */
 export const STATUS_NOT_FOUND: NTSTATUS = 0xC0000225;
 
 /**
  * The peer refused the connection: nothing listens on that port.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_REFUSED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_REFUSED), "0xC0000236");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_REFUSED));
- * ```
  */
 export const STATUS_CONNECTION_REFUSED: NTSTATUS = 0xC0000236;
 
 /**
  * The peer closed gracefully (a TDI code). WSK reports a FIN as a zero-byte receive instead.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_GRACEFUL_DISCONNECT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_GRACEFUL_DISCONNECT), "0xC0000237");
- * assert.ok(NT_ERROR(STATUS_GRACEFUL_DISCONNECT));
- * ```
  */
 export const STATUS_GRACEFUL_DISCONNECT: NTSTATUS = 0xC0000237;
 
 /**
  * The endpoint already has an address (Wine's code for `WSAEADDRINUSE`).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_ADDRESS_ALREADY_ASSOCIATED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_ADDRESS_ALREADY_ASSOCIATED), "0xC0000238");
- * assert.ok(NT_ERROR(STATUS_ADDRESS_ALREADY_ASSOCIATED));
- * ```
  */
 export const STATUS_ADDRESS_ALREADY_ASSOCIATED: NTSTATUS = 0xC0000238;
 
 /**
  * The endpoint has no address yet. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_ADDRESS_NOT_ASSOCIATED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_ADDRESS_NOT_ASSOCIATED), "0xC0000239");
- * assert.ok(NT_ERROR(STATUS_ADDRESS_NOT_ASSOCIATED));
- * ```
  */
 export const STATUS_ADDRESS_NOT_ASSOCIATED: NTSTATUS = 0xC0000239;
 
 /**
  * The operation names a connection that does not exist. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_INVALID } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_INVALID), "0xC000023A");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_INVALID));
- * ```
  */
 export const STATUS_CONNECTION_INVALID: NTSTATUS = 0xC000023A;
 
 /**
  * The socket is already connected; a candidate answer to a second connect.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_ACTIVE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_ACTIVE), "0xC000023B");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_ACTIVE));
- * ```
  */
 export const STATUS_CONNECTION_ACTIVE: NTSTATUS = 0xC000023B;
 
 /**
  * No route leads to the destination network.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NETWORK_UNREACHABLE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NETWORK_UNREACHABLE), "0xC000023C");
- * assert.ok(NT_ERROR(STATUS_NETWORK_UNREACHABLE));
- * ```
  */
 export const STATUS_NETWORK_UNREACHABLE: NTSTATUS = 0xC000023C;
 
 /**
  * The destination host cannot be reached.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_HOST_UNREACHABLE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_HOST_UNREACHABLE), "0xC000023D");
- * assert.ok(NT_ERROR(STATUS_HOST_UNREACHABLE));
- * ```
  */
 export const STATUS_HOST_UNREACHABLE: NTSTATUS = 0xC000023D;
 
 /**
  * The protocol is unreachable. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_PROTOCOL_UNREACHABLE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_PROTOCOL_UNREACHABLE), "0xC000023E");
- * assert.ok(NT_ERROR(STATUS_PROTOCOL_UNREACHABLE));
- * ```
  */
 export const STATUS_PROTOCOL_UNREACHABLE: NTSTATUS = 0xC000023E;
 
 /**
  * An ICMP port-unreachable came back (Winsock: `WSAECONNRESET`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_PORT_UNREACHABLE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_PORT_UNREACHABLE), "0xC000023F");
- * assert.ok(NT_ERROR(STATUS_PORT_UNREACHABLE));
- * ```
  */
 export const STATUS_PORT_UNREACHABLE: NTSTATUS = 0xC000023F;
 
 /**
  * The request was aborted (Winsock: `WSAEINTR`). Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_REQUEST_ABORTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_REQUEST_ABORTED), "0xC0000240");
- * assert.ok(NT_ERROR(STATUS_REQUEST_ABORTED));
- * ```
  */
 export const STATUS_REQUEST_ABORTED: NTSTATUS = 0xC0000240;
 
 /**
  * The local side aborted the connection, as after an abortive disconnect.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_ABORTED } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_ABORTED), "0xC0000241");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_ABORTED));
- * ```
  */
 export const STATUS_CONNECTION_ABORTED: NTSTATUS = 0xC0000241;
 
 /**
  * A connection limit was reached. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_CONNECTION_COUNT_LIMIT } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_CONNECTION_COUNT_LIMIT), "0xC0000246");
- * assert.ok(NT_ERROR(STATUS_CONNECTION_COUNT_LIMIT));
- * ```
  */
 export const STATUS_CONNECTION_COUNT_LIMIT: NTSTATUS = 0xC0000246;
 
 /**
  * A name could not be resolved (`WskGetAddressInfo`, `WskGetNameInfo`, and the model's resolver).
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NO_MATCH } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NO_MATCH), "0xC0000272");
- * assert.ok(NT_ERROR(STATUS_NO_MATCH));
- * ```
  */
 export const STATUS_NO_MATCH: NTSTATUS = 0xC0000272;
 
 /**
  * The requested WSK version is not supported by `WskCaptureProviderNPI`.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_NOINTERFACE } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_NOINTERFACE), "0xC00002B9");
- * assert.ok(NT_ERROR(STATUS_NOINTERFACE));
- * ```
  */
 export const STATUS_NOINTERFACE: NTSTATUS = 0xC00002B9;
 
 /**
  * The destination host is down. Kept for mapping only.
- *
- * @example Value and severity
- * ```ts
- * import { formatNtStatus, NT_ERROR, STATUS_HOST_DOWN } from "./status.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(formatNtStatus(STATUS_HOST_DOWN), "0xC0000350");
- * assert.ok(NT_ERROR(STATUS_HOST_DOWN));
- * ```
  */
 export const STATUS_HOST_DOWN: NTSTATUS = 0xC0000350;
 

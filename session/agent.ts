@@ -503,6 +503,7 @@ class SessionAgent {
     });
     let outcome: Outcome = "next";
     try {
+      await run.prepare();
       for (const step of steps) {
         // WskCloseSocket discards what the provider read ahead: move it where the step's
         // closesocket shows it (a `value=unread` line), as it shows bytes a receive left.

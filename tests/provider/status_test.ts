@@ -237,3 +237,37 @@ Deno.test("ntStatusFromName() reads back every name ntStatusName() gives", () =>
   }
   assert.equal(ntStatusFromName(ntStatusName(0x80001234)), 0x80001234);
 });
+
+/** The severity each documented status has, from the classes of ntstatus.h (by its hex text). */
+const SEVERITIES = ["success", "information", "warning", "error"] as const;
+
+Deno.test("every exported status has its documented name, value, text form and severity", () => {
+  const exported = exportedStatuses();
+  for (const [name, value] of DOCUMENTED) {
+    // The text form status lines print, spelled out from the documented value's digits.
+    const text = "0x" + value.toString(16).toUpperCase().padStart(8, "0");
+    const severity = SEVERITIES[parseInt(text[2]!, 16) >> 2]!;
+    const constant = exported.get(name);
+    assert.equal(constant, value, `${name} value`);
+    assert.equal(formatNtStatus(constant!), text, `${name} text`);
+    assert.equal(formatNtStatus(constant! | 0), text, `${name} signed text`);
+    assert.equal(ntStatusName(constant!), name, `${name} name`);
+    assert.equal(ntStatusFromName(text), value, `${name} read back from ${text}`);
+    assert.equal(ntStatusFromName(name.slice("STATUS_".length).toLowerCase()), value, name);
+    assert.deepEqual(
+      {
+        success: NT_SUCCESS(constant!),
+        information: NT_INFORMATION(constant!),
+        warning: NT_WARNING(constant!),
+        error: NT_ERROR(constant!),
+      },
+      {
+        success: severity === "success" || severity === "information",
+        information: severity === "information",
+        warning: severity === "warning",
+        error: severity === "error",
+      },
+      `${name} severity (${severity})`,
+    );
+  }
+});
