@@ -284,6 +284,11 @@ export class ScriptRunner {
   async #bind(step: Step, socket: AnySocket, endpoint: Endpoint): Promise<Outcome> {
     const local = await this.#run.resolve(endpoint, socket.family);
     if (local === null) return "failure";
+    return await this.#bindAt(step, socket, local);
+  }
+
+  /** WskBind of `socket` to the address `local`: the step's own call, judged. */
+  async #bindAt(step: Step, socket: AnySocket, local: SockAddr): Promise<Outcome> {
     return (await this.#main(
       step,
       "WskBind",
@@ -378,15 +383,7 @@ export class ScriptRunner {
           ? await this.#listenSocket(step, local.family)
           : await this.#ensureSocket(step, local.family);
         if (!socket) return "failure";
-        return (await this.#main(
-          step,
-          "WskBind",
-          socket,
-          () =>
-            socket instanceof WskListenSocket
-              ? socket.Dispatch.WskBind(socket, local, 0, this.#irp(step))
-              : socket.Dispatch.WskBind(socket, local, 0, this.#irp(step)),
-        )).outcome;
+        return await this.#bindAt(step, socket, local);
       }
       case "connect":
       case "connectex": {
