@@ -1,13 +1,13 @@
 /**
  * How commands are declared and run: the global options every command takes, and the wrapper
- * that gives an action its {@linkcode Run} and turns the outcome into an exit code.
+ * that gives an action its {@linkcode CallContext} and turns the outcome into an exit code.
  *
  * @module
  */
 
 import { Command, Option } from "@commander-js/extra-typings";
 import { Reporter } from "../report/reporter.ts";
-import { DEFAULT_TIMEOUT, type GlobalOptions, Run } from "../engine/context.ts";
+import { CallContext, DEFAULT_TIMEOUT, type GlobalOptions } from "../engine/context.ts";
 import { parseTimeout } from "../syntax/values.ts";
 import type { CliContext, StepIO } from "../steps/io.ts";
 import { onFirstSignal } from "../engine/interrupt.ts";
@@ -41,14 +41,14 @@ export function wskCommand(name: string, summary: string, calls: string, example
 }
 
 /**
- * Runs an action body with a fresh {@linkcode Run}: Ctrl-C or SIGTERM cancels pending calls, and the
+ * Runs an action body with a fresh {@linkcode CallContext}: Ctrl-C or SIGTERM cancels pending calls, and the
  * exit code becomes 1 when any call failed unexpectedly.
  */
 export async function runAction(
   ctx: CliContext,
   command: { getOptionValueSource(key: string): string | undefined },
   options: GlobalOptions,
-  body: (run: Run) => Promise<void>,
+  body: (run: CallContext) => Promise<void>,
   setup: (reporter: Reporter) => void = () => {},
 ): Promise<void> {
   const reporter = new Reporter(ctx.stdout, ctx.stderr, {
@@ -65,7 +65,7 @@ export async function runAction(
   const stopListening = onFirstSignal(() => controller.abort());
   const timeoutGiven = command.getOptionValueSource("timeout") === "cli";
   try {
-    const run = new Run(reporter, options.timeout, timeoutGiven, controller.signal);
+    const run = new CallContext(reporter, options.timeout, timeoutGiven, controller.signal);
     await run.prepare();
     await body(run);
   } finally {
@@ -77,7 +77,7 @@ export async function runAction(
 /** The step IO of this process: payload to the context's stdout, input from its stdin. */
 export function processIO(
   ctx: CliContext,
-  run: Run,
+  run: CallContext,
   options: { readonly json?: boolean | undefined },
 ): StepIO {
   return {

@@ -7,7 +7,7 @@
  */
 
 import { type CommandUnknownOpts, InvalidArgumentError } from "@commander-js/extra-typings";
-import { newRunnerState, ScriptRunner } from "../steps/executor.ts";
+import { newRunnerState, StepExecutor } from "../steps/executor.ts";
 import type { Step } from "../steps/step.ts";
 import {
   addOption,
@@ -130,7 +130,7 @@ async function runCliSteps(
   steps: Step[],
 ): Promise<void> {
   await runAction(ctx, command, options as never, async (run) => {
-    const runner = new ScriptRunner(run, newRunnerState(), processIO(ctx, run, options), true);
+    const runner = new StepExecutor(run, newRunnerState(), processIO(ctx, run, options), true);
     await runner.prepare(steps);
     const outcome = await runner.runSteps(steps, false, false);
     if (outcome === "expectation") ctx.exitCode = 3;

@@ -41,7 +41,7 @@ import {
 import type { CliContext } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
 import { pump } from "../engine/pump.ts";
-import { type Described, Run } from "../engine/context.ts";
+import { CallContext, type Described } from "../engine/context.ts";
 import type { CallRecord } from "../report/reporter.ts";
 import { echo } from "../engine/accept/modes.ts";
 
@@ -96,10 +96,10 @@ const EVENT_POLL_MS = 10;
 const EVENT_POLLS = 100;
 
 /**
- * A Run that also checks every reported call against the act under way, for the verdict: a
+ * A CallContext that also checks every reported call against the act under way, for the verdict: a
  * call is as expected when it succeeded or is one of the act's outcomes not seen yet.
  */
-class DemoRun extends Run {
+class DemoCalls extends CallContext {
   #act: Act = ACTS.server;
   #waiting: { call: string; status: NTSTATUS }[] = [];
   #calls = 0;
@@ -107,7 +107,7 @@ class DemoRun extends Run {
   readonly #problems: string[] = [];
   readonly #heading: (act: Act) => void;
 
-  constructor(outer: Run, heading: (act: Act) => void) {
+  constructor(outer: CallContext, heading: (act: Act) => void) {
     super(outer.reporter, outer.timeout, outer.timeoutGiven, outer.signal);
     this.#heading = heading;
   }
@@ -160,7 +160,7 @@ class DemoRun extends Run {
 
 /** Accepts one connection on `listener` and echoes it; `expected` excuses the echo's failure. */
 async function serveOne(
-  run: Run,
+  run: CallContext,
   listener: WskListenSocket,
   expected?: NTSTATUS,
 ): Promise<void> {
@@ -174,7 +174,7 @@ async function serveOne(
 }
 
 /** Act client: the explicit route, options, data both ways, a graceful disconnect, FIN. */
-async function explicitRoute(run: DemoRun, server: string): Promise<void> {
+async function explicitRoute(run: DemoCalls, server: string): Promise<void> {
   const s = await run.socket(2);
   if (!s) return;
   const d = s.Dispatch;
@@ -246,7 +246,7 @@ async function explicitRoute(run: DemoRun, server: string): Promise<void> {
 }
 
 /** Act events: WskReceiveEvent indications kept (STATUS_PENDING), then WskRelease. */
-async function receiveEvents(run: DemoRun, server: string): Promise<void> {
+async function receiveEvents(run: DemoCalls, server: string): Promise<void> {
   const kept: WskDataIndication[] = [];
   const socket = await run.socket(2, {}, {
     WskReceiveEvent(_context, _flags, indication, bytesIndicated) {
@@ -287,7 +287,7 @@ async function receiveEvents(run: DemoRun, server: string): Promise<void> {
 }
 
 /** Act errors, first connection: WskConnectEx with first data, the reserved calls, an RST. */
-async function connectExAndAbort(run: Run, server: string): Promise<void> {
+async function connectExAndAbort(run: CallContext, server: string): Promise<void> {
   const s = await run.socket(2, { abortive: true });
   if (!s) return;
   const d = s.Dispatch;
@@ -311,7 +311,7 @@ async function connectExAndAbort(run: Run, server: string): Promise<void> {
 }
 
 /** Act errors, second connection: WskSocketConnect, then WskCloseSocket under a WskReceive. */
-async function closeWithPending(run: Run, server: string): Promise<void> {
+async function closeWithPending(run: CallContext, server: string): Promise<void> {
   const d = run.npi.Dispatch;
   const made = await run.call(
     "WskSocketConnect",
@@ -338,7 +338,7 @@ async function closeWithPending(run: Run, server: string): Promise<void> {
 }
 
 /** The acts, each against the one listener; the server's lines of an act end inside it. */
-async function walk(run: DemoRun): Promise<void> {
+async function walk(run: DemoCalls): Promise<void> {
   run.begin(ACTS.server);
   const listener = await run.listen(parseSockAddr("127.0.0.1:0"));
   if (!listener) return;
@@ -381,7 +381,7 @@ export function command(ctx: CliContext) {
   ).action(async (options, command) => {
     const json = options.json === true;
     await runAction(ctx, command, options, async (outer) => {
-      const run = new DemoRun(outer, (act) => {
+      const run = new DemoCalls(outer, (act) => {
         ctx.stdout.line(
           json
             ? JSON.stringify({ demo: act.name, shows: act.shows })

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { newRunnerState, ScriptRunner } from "../steps/executor.ts";
+import { newRunnerState, StepExecutor } from "../steps/executor.ts";
 import type { VerbTable } from "../steps/verb.ts";
 import { type CliContext, processIO } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
@@ -70,7 +70,7 @@ export function command(ctx: CliContext, verbs: () => Promise<VerbTable>) {
         throw error;
       }
       await runAction(ctx, command, options, async (run) => {
-        const runner = new ScriptRunner(run, newRunnerState(), processIO(ctx, run, options));
+        const runner = new StepExecutor(run, newRunnerState(), processIO(ctx, run, options));
         await runner.prepare(steps);
         const outcome = await runner.runSteps(steps, true, true);
         if (outcome === "expectation") ctx.exitCode = 3;

@@ -70,8 +70,8 @@ export type Described = Pick<WskConnectionSocket, "id" | "localAddress"> & {
   readonly peerSaw?: Teardown | null;
 };
 
-/** One command run: its reporter, its timeout, and a signal that Ctrl-C aborts. */
-export class Run {
+/** The context of one command's dispatch calls: its reporter, its timeout, and a signal that Ctrl-C aborts. */
+export class CallContext {
   readonly reporter: Reporter;
   readonly npi: WskProviderNpi = WskCaptureProviderNPI();
   /** Per-call bound in milliseconds. */
@@ -100,7 +100,7 @@ export class Run {
    * Loads what the calls ahead need (see {@linkcode prepareProvider}), so that their reported
    * times are the calls' alone. With no `needs`, what every call needs (the host's timers):
    * `runAction` and the session agent await that before a command's first call. Calls on an
-   * existing socket need nothing more here: {@linkcode Run.call} prepares their socket.
+   * existing socket need nothing more here: {@linkcode CallContext.call} prepares their socket.
    */
   prepare(needs: WskPreparation = {}): Promise<void> {
     return prepareProvider(needs);
@@ -286,7 +286,7 @@ export class Run {
   }
 
   /**
-   * {@linkcode Run.connected}, retrying a refused (or reset) connect with a fresh socket until
+   * {@linkcode CallContext.connected}, retrying a refused (or reset) connect with a fresh socket until
    * `untilMs` have passed, pausing 50 ms, then 100, then 200 ms between attempts. Each attempt is
    * bounded by the timeout as usual. The last attempt is reported: its WskSocket and WskBind, and
    * one WskConnect line with `calls` = the number of attempts and the time since the first; the

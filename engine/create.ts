@@ -10,14 +10,14 @@ import {
   WskListenSocket,
 } from "../provider/mod.ts";
 import { type Endpoint } from "../syntax/values.ts";
-import type { Run } from "./context.ts";
+import type { CallContext } from "./context.ts";
 
 /**
  * WskSocket (connection or listening), then WskBind and WskGetLocalAddress when `bind` is
  * given, then WskCloseSocket. Shared by `socket` and `bind`.
  */
 export async function createAndBind(
-  run: Run,
+  run: CallContext,
   family: AddressFamily,
   listen: boolean,
   bind: Endpoint | undefined,

@@ -4,7 +4,7 @@ import { NT_SUCCESS, STATUS_SUCCESS, wskBuf } from "../provider/mod.ts";
 import type { NTSTATUS, WskCompletion, WskConnectionSocket } from "../provider/mod.ts";
 import { PATTERN_BLOCK, patternView } from "./pattern.ts";
 import { Progress } from "../report/progress.ts";
-import type { Run } from "./context.ts";
+import type { CallContext } from "./context.ts";
 
 /** Chunk size for streamed sends. */
 const SEND_CHUNK = 256 * 1024;
@@ -15,7 +15,7 @@ const SEND_CHUNK = 256 * 1024;
  * sent (and the send completed) before the next one is asked for.
  */
 async function sendChunks(
-  run: Run,
+  run: CallContext,
   socket: WskConnectionSocket,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   flags: number,
@@ -108,7 +108,7 @@ function* patternChunks(total: number): Generator<Uint8Array> {
  * number of calls. Stops at the first failure.
  */
 export function sendStream(
-  run: Run,
+  run: CallContext,
   socket: WskConnectionSocket,
   source: ByteSource,
   flags: number,
@@ -122,7 +122,7 @@ export function sendStream(
  * number of calls), from one reused buffer.
  */
 export function sendPattern(
-  run: Run,
+  run: CallContext,
   socket: WskConnectionSocket,
   total: number,
   flags: number,

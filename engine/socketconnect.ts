@@ -17,7 +17,7 @@ import {
   type WskIrp,
   type WskSocketCompletion,
 } from "../provider/mod.ts";
-import { pauseFor, RETRY_PAUSE_MAX, RETRY_PAUSE_MIN, type Run } from "./context.ts";
+import { type CallContext, pauseFor, RETRY_PAUSE_MAX, RETRY_PAUSE_MIN } from "./context.ts";
 
 /** Ports of a list checked at once. */
 export const PORT_LIST_PARALLEL = 16;
@@ -37,7 +37,7 @@ export interface SocketConnectOutcome {
  * milliseconds have passed since the first.
  */
 export async function socketConnect(
-  run: Run,
+  run: CallContext,
   local: SockAddr,
   remote: SockAddr,
   irp: WskIrp = run.irp(),
@@ -85,7 +85,7 @@ interface PortOutcome extends SocketConnectOutcome {
  * list. Returns the last failed completion, or the last one when all connected.
  */
 export async function checkPorts(
-  run: Run,
+  run: CallContext,
   local: SockAddr,
   remote: SockAddr,
   ports: readonly number[],

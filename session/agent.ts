@@ -2,7 +2,7 @@
  * The session agent: a per-user process that holds sockets between commands. It listens only on
  * a Unix socket in a private directory, and answers one JSON request per connection. A command
  * on a handle (`wsk send @3 --data hi`) becomes one dispatch-script step, run by the same
- * {@linkcode ScriptRunner} as `wsk run` on the socket the handle names; the records the step
+ * {@linkcode StepExecutor} as `wsk run` on the socket the handle names; the records the step
  * produced go back to the command, which prints them.
  *
  * Every connected socket gets WskDisconnectEvent enabled (one WskControlSocket the agent makes
@@ -35,7 +35,7 @@ import {
   type SessionSocketRecord,
   type TextSink,
 } from "../report/reporter.ts";
-import { DEFAULT_TIMEOUT, Run } from "../engine/context.ts";
+import { CallContext, DEFAULT_TIMEOUT } from "../engine/context.ts";
 import type { Step } from "../steps/step.ts";
 import { onFirstSignal, STOP_SIGNALS } from "../engine/interrupt.ts";
 import { UsageError } from "../syntax/usage.ts";
@@ -43,8 +43,8 @@ import {
   type AnySocket,
   type Outcome,
   type RunnerState,
-  ScriptRunner,
   StepError,
+  StepExecutor,
 } from "../steps/executor.ts";
 import {
   checkPrivateDir,
@@ -455,7 +455,7 @@ class SessionAgent {
     }
   }
 
-  /** Runs the steps with a fresh Run whose reporter keeps the records; registers new sockets. */
+  /** Runs the steps with a fresh CallContext whose reporter keeps the records; registers new sockets. */
   async #execute(
     steps: Step[],
     held: Held | null,
@@ -488,8 +488,8 @@ class SessionAgent {
     gone.addEventListener("abort", onGone);
     this.#running.add(controller);
     const reporter = new RecordingReporter();
-    const run = new Run(reporter, DEFAULT_TIMEOUT, false, controller.signal);
-    const runner = new ScriptRunner(run, this.#state, {
+    const run = new CallContext(reporter, DEFAULT_TIMEOUT, false, controller.signal);
+    const runner = new StepExecutor(run, this.#state, {
       // Payload goes back to the command, which writes it where it was asked to.
       stdout: (bytes) => {
         reporter.items.push({ kind: "payload", base64: encodeBase64(bytes) });

@@ -37,7 +37,7 @@ import {
   ReadAhead,
   Received,
 } from "../engine/pump.ts";
-import type { Run } from "../engine/context.ts";
+import type { CallContext } from "../engine/context.ts";
 import type { Step } from "./step.ts";
 import type { StepIO } from "./io.ts";
 
@@ -51,7 +51,7 @@ import { Progress } from "../report/progress.ts";
 import { HexTrace } from "../report/trace.ts";
 import { UsageError } from "../syntax/usage.ts";
 
-/** The files a step opens, opened before any socket exists (see ScriptRunner.prepare). */
+/** The files a step opens, opened before any socket exists (see StepExecutor.prepare). */
 interface Opened {
   output?: OutputFile;
   input?: { source: ByteSource; size: number | null };
@@ -102,8 +102,8 @@ function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from = 0): numbe
 }
 
 /** Runs the steps of one script (or, in the session agent, of one command). */
-export class ScriptRunner {
-  #run: Run;
+export class StepExecutor {
+  #run: CallContext;
   #sockets: Map<string, AnySocket>;
   #carry: Map<AnySocket, Uint8Array>;
   #dispatch: WskClientConnectionDispatch | null;
@@ -121,7 +121,7 @@ export class ScriptRunner {
    * SIZE and leaves the connection open for its next step.
    */
   constructor(
-    run: Run,
+    run: CallContext,
     state: RunnerState = newRunnerState(),
     io: StepIO | null = null,
     commandLine = false,
@@ -160,7 +160,7 @@ export class ScriptRunner {
     }
   }
 
-  /** Closes what {@linkcode ScriptRunner.prepare} opened; an output is kept if data arrived. */
+  /** Closes what {@linkcode StepExecutor.prepare} opened; an output is kept if data arrived. */
   async release(): Promise<void> {
     for (const opened of this.#opened.values()) {
       if (opened.input) closeQuietly(opened.input.source);

@@ -15,7 +15,7 @@ import {
   type WskConnectionSocket,
   type WskListenSocket,
 } from "../../provider/mod.ts";
-import type { Run } from "../context.ts";
+import type { CallContext } from "../context.ts";
 
 /**
  * How a connection ended, as its summary line says: `graceful` (FIN both ways), `reset` (the
@@ -72,7 +72,7 @@ export class Connection {
   }
 
   /** The summary line: status, bytes both ways, duration and how the connection ended. */
-  summarize(run: Run, expected?: NTSTATUS): void {
+  summarize(run: CallContext, expected?: NTSTATUS): void {
     const received = this.socket.bytesReceived;
     const sent = this.socket.bytesSent;
     const failure = this.#failure;
@@ -133,7 +133,7 @@ export class Handlers {
   }
 
   /** Closes (reported) every served socket its handler left open. */
-  async closeLeftOpen(run: Run): Promise<void> {
+  async closeLeftOpen(run: CallContext): Promise<void> {
     for (const socket of this.#sockets) await run.close(socket);
     this.#sockets.clear();
   }
@@ -150,7 +150,7 @@ export class Handlers {
  * throws the first error a handler (or the loop) threw, for main to report.
  */
 export async function serveUntilDone(
-  run: Run,
+  run: CallContext,
   listener: WskListenSocket,
   handlers: Handlers,
   accept: () => Promise<void>,

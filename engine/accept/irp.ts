@@ -98,8 +98,8 @@ export async function acceptWithIrps(
   let served = 0;
   while (plan.count === null || served < plan.count) {
     // Waiting for a connection is unbounded unless --timeout was given; with --keep-open, a
-    // wait that times out (or is stopped) is the planned end. Not Run.call: whether a failure
-    // was planned is known only once the call completed, and Run.call takes it beforehand.
+    // wait that times out (or is stopped) is the planned end. Not CallContext.call: whether a failure
+    // was planned is known only once the call completed, and CallContext.call takes it beforehand.
     const start = performance.now();
     const accepted = await l.WskAccept(
       listener,

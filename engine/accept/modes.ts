@@ -15,7 +15,7 @@ import {
   type WskCompletion,
   type WskConnectionSocket,
 } from "../../provider/mod.ts";
-import type { Run } from "../context.ts";
+import type { CallContext } from "../context.ts";
 import { pump } from "../pump.ts";
 import { payloadRecords } from "../output.ts";
 import type { Connection } from "./connections.ts";
@@ -35,7 +35,7 @@ const ECHO_MAX = 256 * 1024;
  * call counts. Returns the failed call's completion, or null.
  */
 export async function echoLoop(
-  run: Run,
+  run: CallContext,
   socket: WskConnectionSocket,
   expected: () => NTSTATUS | undefined,
 ): Promise<WskCompletion | null> {
@@ -71,7 +71,7 @@ export async function echoLoop(
  * Reported as one WskReceive and one WskSend line with call counts.
  */
 export async function echo(
-  run: Run,
+  run: CallContext,
   socket: WskConnectionSocket,
   expected?: NTSTATUS,
 ): Promise<void> {

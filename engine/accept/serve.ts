@@ -8,7 +8,7 @@
 
 import { AF_INET, canResetDenoConnections, type SockAddr } from "../../provider/mod.ts";
 import type { CidrRule } from "../cidr.ts";
-import { Run } from "../context.ts";
+import { CallContext } from "../context.ts";
 import type { Endpoint } from "../../syntax/values.ts";
 import { UsageError } from "../../syntax/usage.ts";
 import { Handlers, serveUntilDone } from "./connections.ts";
@@ -116,7 +116,7 @@ export async function planAccept(
  * --mode print receives.
  */
 export async function serveAccept(
-  outer: Run,
+  outer: CallContext,
   local: Endpoint | undefined,
   settings: AcceptSettings,
   writePayload: (bytes: Uint8Array) => Promise<void>,
@@ -124,7 +124,7 @@ export async function serveAccept(
   // A handler that throws stops the server as a signal would.
   const stopper = new AbortController();
   const handlers = new Handlers(() => stopper.abort());
-  const run = new Run(
+  const run = new CallContext(
     outer.reporter,
     outer.timeout,
     outer.timeoutGiven,

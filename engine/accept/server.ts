@@ -16,7 +16,7 @@ import {
   type WskConnectionSocket,
 } from "../../provider/mod.ts";
 import type { CidrRule } from "../cidr.ts";
-import type { Run } from "../context.ts";
+import type { CallContext } from "../context.ts";
 import type { PatternVerifier } from "../pattern.ts";
 import { pump } from "../pump.ts";
 import type { Connection } from "./connections.ts";
@@ -37,7 +37,7 @@ export function stoppedCompletion(): WskCompletion {
 
 /** Everything a connection handler needs: the run, the options, and the stop signal. */
 export interface Server {
-  readonly run: Run;
+  readonly run: CallContext;
   /** Writes received payload to standard output (--mode print). */
   readonly writePayload: (bytes: Uint8Array) => Promise<void>;
   readonly mode: AcceptMode;
