@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type CommandUnknownOpts, InvalidArgumentError } from "@commander-js/extra-typings";
+import { type CommandUnknownOpts, Help, InvalidArgumentError } from "@commander-js/extra-typings";
 import { newRunnerState, StepExecutor } from "../steps/executor.ts";
 import type { Step } from "../steps/step.ts";
 import {
@@ -70,7 +70,20 @@ export function verbCommand(ctx: CliContext, verb: VerbDecl): CommandUnknownOpts
   const args = cliArgs(verb);
   const command = wskCommand(verb.name, verb.summary, verb.calls, [...verb.examples])
     .usage(usageOf(args))
-    .argument("[words...]", args.map((arg) => `${arg.name}: ${arg.help}`).join("; "));
+    // The words are parsed by the declaration (an address may be two words, `HOST PORT`), so
+    // commander takes them as one list and the help lists the declared arguments instead.
+    .argument("[words...]")
+    .configureHelp({
+      visibleArguments: () => [],
+      formatHelp: (cmd, helper) => {
+        const text = Help.prototype.formatHelp.call(helper, cmd, helper);
+        const width = Math.max(...args.map((arg) => arg.name.length)) + 2;
+        const lines = args.map((arg) => `  ${arg.name.padEnd(width)}${arg.help}`);
+        return args.length === 0
+          ? text
+          : text.replace("\nOptions:\n", `\nArguments:\n${lines.join("\n")}\n\nOptions:\n`);
+      },
+    });
   for (const option of optionsOf(verb, "cli")) addOption(command, option);
   if (verb.session) {
     command.option("--session", "make the socket in the session agent and keep it (wsk session)");
