@@ -20,8 +20,14 @@ const RUNS = 5;
 const REPEATS = 5;
 /** How much longer than a repeated call a first call may report, in milliseconds. */
 const MARGIN_MS = 2;
-/** The most connections the listener accepts: every run of a test, with room to spare. */
-const ACCEPT_MAX = 200;
+/**
+ * Measurements per test at most. A figure over the margin is measured again: a busy moment of a
+ * loaded machine (other tests' processes still ending) passes, while a lazy load, which costs
+ * every first call 7 to 90 ms, fails every attempt.
+ */
+const ATTEMPTS = 3;
+/** The most connections the listener accepts: every run of every attempt, with room to spare. */
+const ACCEPT_MAX = 600;
 
 /** A loopback listener that accepts (at most ACCEPT_MAX) connections and closes each at once. */
 function closingListener(): { port: number } & AsyncDisposable {
@@ -71,6 +77,22 @@ async function runScript(step: (i: number) => string, count: number, permissions
   return result.stdout;
 }
 
+/**
+ * Measures with `measure` (each figure: how much longer a first call took, by name) until every
+ * figure is under the margin or {@linkcode ATTEMPTS} have been made; asserts on the best one of
+ * each.
+ */
+async function bestOf(measure: () => Promise<Map<string, number>>): Promise<void> {
+  const best = new Map<string, number>();
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    for (const [what, extra] of await measure()) {
+      best.set(what, Math.min(best.get(what) ?? Infinity, extra));
+    }
+    if ([...best.values()].every((extra) => extra < MARGIN_MS)) break;
+  }
+  for (const [what, extra] of best) assertWithinMargin(extra, what);
+}
+
 /** Asserts that a first call took less than MARGIN_MS longer (`extra`) than a repeated one. */
 function assertWithinMargin(extra: number, what: string): void {
   assert.ok(
@@ -85,27 +107,34 @@ for (const [backing, permissions] of [["node", []], ["deno", [FFI]]] as const) {
   // A script's sockets may reset: without --allow-ffi they are node-backed, with it deno-backed.
   Deno.test(`the first WskSocketConnect of a wsk run (${backing} backing) reports about what the next ones do`, async () => {
     await using server = closingListener();
-    const differences: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      const stdout = await runScript(
-        (i) => `socketconnect 127.0.0.1:${server.port} --socket s${i}`,
-        1 + REPEATS,
-        [...permissions],
-      );
-      const times = timesOf(stdout, "WskSocketConnect");
-      assert.equal(times.length, 1 + REPEATS, stdout);
-      differences.push(times[0]! - median(times.slice(1)));
-    }
-    assertWithinMargin(median(differences), `WskSocketConnect (${backing})`);
+    await bestOf(async () => {
+      const differences: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const stdout = await runScript(
+          (i) => `socketconnect 127.0.0.1:${server.port} --socket s${i}`,
+          1 + REPEATS,
+          [...permissions],
+        );
+        const times = timesOf(stdout, "WskSocketConnect");
+        assert.equal(times.length, 1 + REPEATS, stdout);
+        differences.push(times[0]! - median(times.slice(1)));
+      }
+      return new Map([[`WskSocketConnect (${backing})`, median(differences)]]);
+    });
   });
 }
 
 Deno.test("a single wsk connect reports its WskSocket, WskBind and WskConnect about as repeated ones", async () => {
   await using server = closingListener();
+  await bestOf(() => measureConnect(server.port));
+});
+
+/** How much longer a single `wsk connect`'s calls take than the same calls repeated. */
+async function measureConnect(port: number): Promise<Map<string, number>> {
   const calls = ["WskSocket", "WskBind", "WskConnect"];
   const firsts = new Map(calls.map((call) => [call, [] as number[]]));
   for (let run = 0; run < RUNS; run++) {
-    const result = await runCli(["connect", `127.0.0.1:${server.port}`]);
+    const result = await runCli(["connect", `127.0.0.1:${port}`]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.deepEqual(callsOf(humanLines(result.stdout)).slice(0, 3), calls, result.stdout);
     for (const call of calls) firsts.get(call)!.push(timesOf(result.stdout, call)[0]!);
@@ -115,7 +144,7 @@ Deno.test("a single wsk connect reports its WskSocket, WskBind and WskConnect ab
   const repeated = new Map(calls.map((call) => [call, [] as number[]]));
   for (let run = 0; run < RUNS; run++) {
     const stdout = await runScript(
-      (i) => `connect 127.0.0.1:${server.port} --socket s${i}`,
+      (i) => `connect 127.0.0.1:${port} --socket s${i}`,
       1 + REPEATS,
       [FFI],
     );
@@ -125,7 +154,7 @@ Deno.test("a single wsk connect reports its WskSocket, WskBind and WskConnect ab
       repeated.get(call)!.push(...times.slice(1));
     }
   }
-  for (const call of calls) {
-    assertWithinMargin(median(firsts.get(call)!) - median(repeated.get(call)!), call);
-  }
-});
+  return new Map(
+    calls.map((call) => [call, median(firsts.get(call)!) - median(repeated.get(call)!)]),
+  );
+}
