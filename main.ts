@@ -37,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   release: () => import("./commands/release.ts"),
   controlsocket: () => import("./commands/controlsocket.ts"),
   closesocket: () => import("./commands/closesocket.ts"),
+  starttls: () => import("./commands/starttls.ts"),
   accept: () => import("./commands/accept.ts"),
   run: () => import("./commands/run.ts"),
   session: () => import("./commands/session.ts"),

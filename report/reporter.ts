@@ -5,8 +5,12 @@
  *
  * ```text
  * <Call> <STATUS_NAME> 0x<8 HEX> socket=<id> [local=<addr>] [remote=<addr>] bytes=<n> [calls=<n>]
- *   [value=<v>] [peer_saw=RST|FIN] time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
+ *   [value=<v>] [peer_saw=RST|FIN] [protocol=<v> alpn=<p> subject="<s>" expires=<iso>]
+ *   time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
  * ```
+ *
+ * The bracketed TLS fields come on a successful `TlsHandshake` line; a field the host cannot
+ * tell is `-` (null in JSON), and a peer with no certificate has `subject=""`.
  *
  * (on one line). Addresses are `127.0.0.1:80` or `[::1]:80`. Quoted values use JSON string
  * escapes. Payload bytes that go to an output stream never pass through here.
@@ -23,6 +27,7 @@ import {
   ntStatusName,
   type SockAddr,
   type Teardown,
+  type TlsInfo,
 } from "../provider/mod.ts";
 
 /** One reported call. */
@@ -65,6 +70,8 @@ export interface CallRecord {
   readonly message?: string;
   /** The host error behind a failure (shown with --verbose). */
   readonly cause?: unknown;
+  /** What a TLS handshake agreed on (its TlsHandshake line). */
+  readonly tls?: TlsInfo;
   /** Extra fields for JSON only (e.g. step and line in scripts). */
   readonly extra?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -227,6 +234,15 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   if (record.received !== undefined) parts.push(`received=${record.received}`);
   if (record.sent !== undefined) parts.push(`sent=${record.sent}`);
   if (record.peerSaw !== undefined) parts.push(`peer_saw=${record.peerSaw}`);
+  if (record.tls) {
+    const { protocol, alpn, subject, expires } = record.tls;
+    parts.push(
+      `protocol=${protocol ?? "-"}`,
+      `alpn=${alpn ?? "-"}`,
+      `subject=${subject === null ? "-" : quote(subject)}`,
+      `expires=${expires ?? "-"}`,
+    );
+  }
   parts.push(`time=${formatElapsed(record.elapsedMs)}ms`);
   if (record.data !== undefined && record.data.length > 0) {
     parts.push(`data="${escapeBytes(record.data)}"`);
@@ -279,6 +295,12 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (record.received !== undefined) object.received = record.received;
   if (record.sent !== undefined) object.sent = record.sent;
   if (record.peerSaw !== undefined) object.peer_saw = record.peerSaw;
+  if (record.tls) {
+    object.protocol = record.tls.protocol;
+    object.alpn = record.tls.alpn;
+    object.subject = record.tls.subject;
+    object.expires = record.tls.expires;
+  }
   object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
   if (record.data !== undefined && record.data.length > 0) {
     try {

@@ -26,9 +26,11 @@ import {
   type WskClientConnectionDispatch,
   type WskCompletion,
   type WskConnectionSocket,
+  type WskIrp,
   WskListenSocket,
   type WskSocketOptions,
 } from "../provider/mod.ts";
+import type { TlsStep } from "./step.ts";
 import {
   DuplexReceive,
   joinBytes,
@@ -67,6 +69,19 @@ const MAX_MATCH = 16 << 20;
 
 /** A socket a script step works on. */
 export type AnySocket = WskConnectionSocket | WskListenSocket;
+
+/**
+ * The host each connection socket's connect named, for the server name a later `starttls`
+ * checks by default (kept per process: a session agent's sockets outlive one runner).
+ */
+const hostNames = new WeakMap<WskConnectionSocket, string>();
+
+/** The host an endpoint names: the name typed, or the address literal. */
+function hostOf(endpoint: Endpoint): string | undefined {
+  if (endpoint.kind === "name") return endpoint.host;
+  if (endpoint.kind === "literal") return endpoint.address.address;
+  return undefined;
+}
 
 /** Why the script stopped early: a failed expectation (exit 3) or an unexpected status (1). */
 export type Outcome = "next" | "expectation" | "failure";
@@ -109,6 +124,8 @@ export class StepExecutor {
   #dispatch: WskClientConnectionDispatch | null;
   readonly #io: StepIO | null;
   readonly #opened = new Map<Step, Opened>();
+  /** CA certificates by path, read by prepare. */
+  readonly #pems = new Map<string, string>();
   /** A command line's steps (see the constructor), not a script's or a handle's. */
   readonly #commandLine: boolean;
   /** Sockets whose failed step leaves the connection sound: they end gracefully all the same. */
@@ -145,6 +162,10 @@ export class StepExecutor {
    */
   async prepare(steps: readonly Step[]): Promise<void> {
     for (const step of steps) {
+      const tls = "tls" in step ? step.tls : undefined;
+      for (const path of tls?.ca ?? []) {
+        if (!this.#pems.has(path)) this.#pems.set(path, await readPem(path));
+      }
       // Payload on standard output: every line goes to standard error, from the first one.
       const raw = (step.verb === "receive" && step.output === "-" && !step.drain) ||
         (step.verb === "send" && step.receive && !this.#inRecords(step));
@@ -388,7 +409,11 @@ export class StepExecutor {
       case "connect":
       case "connectex": {
         const first = step.verb === "connectex" ? step.data : null;
-        const options = { abortive: step.verb === "connectex" || step.abortive !== false };
+        const options: WskSocketOptions = {
+          abortive: step.verb === "connectex" || step.abortive !== false,
+          // node:tls tells the protocol version and the peer certificate; Deno.startTls does not.
+          ...(step.tls ? { backing: "node" } : {}),
+        };
         if (step.retryUntil !== undefined) {
           // Fresh sockets until one connects or time is up: one line with calls=ATTEMPTS.
           if (this.#sockets.has(step.socket)) {
@@ -405,7 +430,7 @@ export class StepExecutor {
           );
           if (!made) return "failure";
           this.#sockets.set(step.socket, made);
-          return "next";
+          return await this.#connected(step, made);
         }
         const remote = await run.resolve(step.remote);
         if (remote === null) return "failure";
@@ -416,7 +441,7 @@ export class StepExecutor {
           : wildcard(remote.family);
         if (local === null || !(await this.#bindIfNeeded(step, socket, local))) return "failure";
         const d = socket.Dispatch;
-        return (await this.#main(
+        const connected = (await this.#main(
           step,
           first === null ? "WskConnect" : "WskConnectEx",
           socket,
@@ -426,6 +451,7 @@ export class StepExecutor {
               : d.WskConnectEx(socket, remote, wskBuf(first), 0, this.#irp(step)),
           { remote },
         )).outcome;
+        return connected === "next" ? await this.#connected(step, socket) : connected;
       }
       case "socketconnect": {
         const remote = await run.resolve(step.remote);
@@ -449,7 +475,7 @@ export class StepExecutor {
           run,
           local,
           remote,
-          this.#irp(step),
+          { ...this.#irp(step), ...(step.tls ? { backing: "node" } : {}) } as WskIrp,
           step.retryUntil,
           this.#dispatch,
         );
@@ -462,7 +488,8 @@ export class StepExecutor {
           step.status,
         );
         if (made.socket) this.#sockets.set(step.socket, made.socket);
-        return this.#judge(step, made);
+        const judged = this.#judge(step, made);
+        return judged === "next" && made.socket ? await this.#connected(step, made.socket) : judged;
       }
       case "send":
         return await this.#traced(step, () => this.#send(step));
@@ -544,6 +571,10 @@ export class StepExecutor {
               : socket.Dispatch.WskCloseSocket(socket),
         )).outcome;
       }
+      case "starttls": {
+        const socket = this.#connection(step);
+        return await this.#handshake(step, socket, step.tls, hostNames.get(socket));
+      }
       case "accept": {
         const listener = this.#sockets.get(step.listener);
         if (!(listener instanceof WskListenSocket)) {
@@ -560,6 +591,47 @@ export class StepExecutor {
         return outcome;
       }
     }
+  }
+
+  /**
+   * After a step's connect: the host it named is kept (for a later starttls), and its `--tls`
+   * handshake runs.
+   */
+  async #connected(
+    step: Step & { remote: Endpoint; tls?: TlsStep },
+    socket: WskConnectionSocket,
+  ): Promise<Outcome> {
+    const host = hostOf(step.remote);
+    if (host !== undefined) hostNames.set(socket, host);
+    if (!step.tls) return "next";
+    return await this.#handshake(step, socket, step.tls, host);
+  }
+
+  /**
+   * A TLS handshake on `socket` as a client: one TlsHandshake line, judged like the step's own
+   * call (a `--status` names the SEC_E_ status it must fail with). The server name is the
+   * step's `--servername`, else the host the connect named, else the peer's address.
+   */
+  async #handshake(
+    step: Step,
+    socket: WskConnectionSocket,
+    tls: TlsStep,
+    host: string | undefined,
+  ): Promise<Outcome> {
+    const servername = tls.servername ?? host ?? socket.remoteAddress?.address ?? "localhost";
+    const ca = tls.ca.map((path) => this.#pems.get(path)!);
+    const { outcome } = await this.#main(
+      step,
+      "TlsHandshake",
+      socket,
+      () =>
+        socket.startTls(
+          { role: "client", servername, ca, ...(tls.alpn ? { alpn: tls.alpn } : {}) },
+          this.#irp(step),
+        ),
+      {},
+    );
+    return outcome;
   }
 
   /**
@@ -961,6 +1033,22 @@ async function openInput(
       `Cannot read file "${file}": ${error instanceof Error ? error.message : error}`,
     );
   }
+}
+
+/** Reads a PEM certificate file for `--ca`. Throws UsageError for one that cannot be used. */
+async function readPem(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read CA file "${path}": ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new UsageError(`Cannot use CA file "${path}": no PEM certificate in it`);
+  }
+  return text;
 }
 
 /** An input that Ctrl-C or SIGTERM can end while a read on it is pending. */
