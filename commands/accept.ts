@@ -31,6 +31,7 @@ export function command(ctx: CliContext) {
       "wsk accept 127.0.0.1:9000 --mode print > received.bin",
       "wsk accept :9000 --keep-open --mode discard --allow 127.0.0.0/8 --deny 127.0.0.2",
       "wsk accept --mode verify --verify-bytes 1G --events",
+      "wsk accept 127.0.0.1:8443 --tls --cert server.pem --key server.key --mode reply --reply hi",
     ],
   )
     .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on", parseLocal)
@@ -86,6 +87,13 @@ export function command(ctx: CliContext) {
           "(default: node with --allow/--deny unless --allow-ffi is granted, else deno)",
       ).choices(["deno", "node"] as const),
     )
+    .option(
+      "--tls",
+      "serve TLS: each connection's TlsHandshake line, then the mode on plaintext (needs " +
+        "--cert and --key; node backing)",
+    )
+    .option("--cert <file>", "--tls: the server's certificate chain (PEM)")
+    .option("--key <file>", "--tls: the server's private key (PEM)")
     .addOption(
       new Option(
         "--events",

@@ -32,6 +32,20 @@ import {
 async function serveIrp(server: Server, connection: Connection): Promise<void> {
   const { run } = server;
   const socket = connection.socket;
+  if (server.tls) {
+    // --tls: the handshake first (its own line); the mode then runs on plaintext.
+    const tls = server.tls;
+    const done = await connectionCall(
+      server,
+      connection,
+      "TlsHandshake",
+      () => socket.startTls({ role: "server", ...tls }, run.irp()),
+    );
+    if (!NT_SUCCESS(done.status)) {
+      await run.close(socket);
+      return;
+    }
+  }
   switch (server.mode) {
     case "echo": {
       const failed = await echoLoop(run, socket, () => cancelExpected(server));

@@ -11,6 +11,7 @@ import {
   type NTSTATUS,
   STATUS_CANCELLED,
   STATUS_DATA_ERROR,
+  type TlsServerOptions,
   WSK_FLAG_ABORTIVE,
   type WskCompletion,
   type WskConnectionSocket,
@@ -46,6 +47,8 @@ export interface Server {
   readonly keepOpen: boolean;
   /** Aborted by SIGINT or SIGTERM, or when a handler threw (a defect). */
   readonly stop: AbortSignal;
+  /** `--tls`: each connection starts with a server handshake. */
+  readonly tls?: TlsServerOptions;
 }
 
 /** STATUS_CANCELLED is what a --keep-open server expects once it is told to stop. */
