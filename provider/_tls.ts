@@ -157,9 +157,8 @@ export async function startTlsNode(
       upgraded = tls.connect({
         socket,
         ...(ip ? {} : { servername: options.servername }),
-        ...(options.ca && options.ca.length > 0
-          ? { ca: [...tls.rootCertificates, ...options.ca] }
-          : {}),
+        // Given CAs replace the system roots here (reading those needs --allow-sys=ca in Deno).
+        ...(options.ca && options.ca.length > 0 ? { ca: [...options.ca] } : {}),
         ...(options.alpn && options.alpn.length > 0 ? { ALPNProtocols: [...options.alpn] } : {}),
         rejectUnauthorized: false,
       });

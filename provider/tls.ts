@@ -12,7 +12,10 @@ import type { NTSTATUS } from "./status.ts";
 export interface TlsClientOptions {
   /** The name sent as SNI and checked against the certificate (a host name or an IP literal). */
   readonly servername: string;
-  /** Extra trusted CA certificates (PEM text); the system roots are trusted too. */
+  /**
+   * CA certificates (PEM text) to trust instead of the system roots on the node backing (as
+   * curl's `--cacert`), besides them on the deno backing (Deno.startTls's `caCerts`).
+   */
   readonly ca?: readonly string[];
   /** ALPN protocols to offer, in order of preference. */
   readonly alpn?: readonly string[];

@@ -133,7 +133,7 @@ export const CONNECT_OPTIONS: readonly OptionDecl[] = [
 export const TLS_CLIENT_OPTIONS: readonly OptionDecl[] = [
   {
     flags: "--ca <pem>",
-    help: "trust this CA certificate file (PEM) besides the system roots; repeatable",
+    help: "trust this CA certificate file (PEM) instead of the system roots; repeatable",
     parse: (text: string, previous: string[] | undefined) => [...(previous ?? []), absolute(text)],
   },
   {
