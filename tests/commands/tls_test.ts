@@ -67,7 +67,7 @@ Deno.test("send --tls --ca: an HTTPS GET against openssl s_server gets its page,
   assert.equal(hello.subject, "CN=localhost");
   // The leaf was made to last two days from now.
   const expires = Date.parse(hello.expires!);
-  assert.ok(expires > Date.now() && expires < Date.now() + 3 * 86400_000, hello.expires);
+  assert.ok(expires > Date.now() && expires < Date.now() + 3 * 86400_000, String(hello.expires));
   // WskSend counts plaintext bytes: the request as typed, not the TLS records.
   const [sent] = linesOf(out.stderr, "WskSend");
   assert.equal(sent!.bytes, "18");
