@@ -120,6 +120,12 @@ export async function startTlsDeno(
 /** node:tls, imported once, on first use. */
 let nodeTls: Promise<typeof import("node:tls")> | null = null;
 
+/** Loads node:tls (once): what a node-backed handshake needs beyond node:net. */
+export async function loadTls(): Promise<void> {
+  nodeTls ??= import("node:tls");
+  await nodeTls;
+}
+
 /** The subject of a node:tls certificate object as `CN=…, O=…`; "" for none. */
 function subjectText(subject: Record<string, string | string[]> | undefined): string {
   if (!subject) return "";

@@ -88,7 +88,7 @@ import {
   type WskSocketBasicDispatch,
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
-import { tlsStatusFromError } from "./_tls.ts";
+import { loadTls, tlsStatusFromError } from "./_tls.ts";
 import type { TlsOptions, WskTlsCompletion } from "./tls.ts";
 import { probeBind } from "./_probe.ts";
 
@@ -415,12 +415,30 @@ export class WskConnectionSocket {
    * if (NT_SUCCESS(done.status)) console.log(done.tls?.protocol);
    * ```
    */
+  /**
+   * Loads what a TLS handshake on this socket needs from the host (node:tls on a node backing),
+   * so that a client timing {@linkcode WskConnectionSocket.startTls} times the handshake alone.
+   * Model-only; a handshake without it works the same.
+   *
+   * @example
+   * ```ts ignore
+   * await socket.prepareTls();
+   * const done = await socket.startTls({ role: "client", servername: "localhost" });
+   * ```
+   */
+  async prepareTls(): Promise<void> {
+    if (this.#backing?.kind === "node") await loadTls();
+  }
+
   async startTls(options: TlsOptions, irp?: WskIrp): Promise<WskTlsCompletion> {
     const bad = this.#refuse(STATES_TLS, "TlsHandshake") ?? checkIrp(irp);
     if (bad) return bad;
     const backing = this.#backing;
+    // A read ahead for events may be waiting on a node backing (for chunks that then come
+    // through TLS); a deno backing's pending host read would hold the TCP resource.
+    const reading = this.#servicing && backing?.kind !== "node";
     if (
-      backing === null || this.#servicing || this.#receives.length > 0 || this.#sends.size > 0 ||
+      backing === null || reading || this.#receives.length > 0 || this.#sends.size > 0 ||
       this.#writers > 0 || this.#stashBytes > 0 || this.#peerFin
     ) {
       return failure(

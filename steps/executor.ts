@@ -31,6 +31,7 @@ import {
   type WskSocketOptions,
 } from "../provider/mod.ts";
 import type { TlsStep } from "./step.ts";
+import { readPem } from "./pem.ts";
 import {
   DuplexReceive,
   joinBytes,
@@ -619,7 +620,21 @@ export class StepExecutor {
     host: string | undefined,
   ): Promise<Outcome> {
     const servername = tls.servername ?? host ?? socket.remoteAddress?.address ?? "localhost";
-    const ca = tls.ca.map((path) => this.#pems.get(path)!);
+    // Read by prepare, or by the command that sent the step to a session agent.
+    const ca: string[] = [...tls.pems ?? []];
+    for (const path of tls.pems ? [] : tls.ca) {
+      let pem = this.#pems.get(path);
+      if (pem === undefined) {
+        try {
+          pem = await readPem(path);
+        } catch (error) {
+          throw new StepError(error instanceof Error ? error.message : String(error));
+        }
+        this.#pems.set(path, pem);
+      }
+      ca.push(pem);
+    }
+    await socket.prepareTls();
     const { outcome } = await this.#main(
       step,
       "TlsHandshake",
@@ -1033,22 +1048,6 @@ async function openInput(
       `Cannot read file "${file}": ${error instanceof Error ? error.message : error}`,
     );
   }
-}
-
-/** Reads a PEM certificate file for `--ca`. Throws UsageError for one that cannot be used. */
-async function readPem(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new UsageError(
-      `Cannot read CA file "${path}": ${error instanceof Error ? error.message : error}`,
-    );
-  }
-  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new UsageError(`Cannot use CA file "${path}": no PEM certificate in it`);
-  }
-  return text;
 }
 
 /** An input that Ctrl-C or SIGTERM can end while a read on it is pending. */

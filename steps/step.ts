@@ -27,8 +27,10 @@ export interface StepCommon {
 
 /** A TLS handshake a step asks for (`--tls`, or the `starttls` step). */
 export interface TlsStep {
-  /** CA certificate files (absolute paths) trusted besides the system roots. */
+  /** CA certificate files (absolute paths) to trust. */
   readonly ca: readonly string[];
+  /** Their PEM text, read by the command when a session agent runs the step (it reads no files). */
+  readonly pems?: readonly string[];
   /** The name to send and check; default: the host the connect named. */
   readonly servername?: string;
   /** ALPN protocols to offer. */

@@ -35,6 +35,7 @@ async function serveIrp(server: Server, connection: Connection): Promise<void> {
   if (server.tls) {
     // --tls: the handshake first (its own line); the mode then runs on plaintext.
     const tls = server.tls;
+    await socket.prepareTls();
     const done = await connectionCall(
       server,
       connection,

@@ -3,7 +3,7 @@
 // certificates are a throwaway CA and leaves made at test time (tests/_tls.ts).
 
 import assert from "node:assert/strict";
-import { parseLine, runCli } from "../_helpers.ts";
+import { FFI, parseLine, runCli } from "../_helpers.ts";
 import { Child, runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 import { makeCerts } from "../_tls.ts";
@@ -291,4 +291,53 @@ Deno.test("accept --tls without --key, or with --events, is a usage error (exit 
   const badCa = await runCli(["connect", "127.0.0.1:9", "--ca", certs.key]);
   assert.equal(badCa.code, 2, badCa.stderr);
   assert.match(badCa.stderr, /no PEM certificate/);
+});
+
+Deno.test("starttls on a session handle: later send and receive on the handle go through TLS", async () => {
+  const { server, port } = await sServer(certs.cert);
+  await using _ = server;
+  const dir = `/tmp/wsk-tls-session-${crypto.randomUUID()}`;
+  const wsk = (args: string[]) => runCli(args, { env: { WSK_SESSION_DIR: dir } });
+  try {
+    const made = await wsk(["socketconnect", `127.0.0.1:${port}`, "--session"]);
+    assert.equal(made.code, 0, made.stdout + made.stderr);
+    const upgraded = await wsk(["starttls", "@1", "--ca", certs.ca, "--servername", "localhost"]);
+    assert.equal(upgraded.code, 0, upgraded.stdout + upgraded.stderr);
+    assert.match(upgraded.stdout, /^TlsHandshake STATUS_SUCCESS 0x00000000 .*handle=@1 /);
+    assert.match(upgraded.stdout, / subject="CN=localhost" /);
+    const sent = await wsk(["send", "@1", "GET / HTTP/1.0\\r\\n\\r\\n"]);
+    assert.equal(sent.code, 0, sent.stdout + sent.stderr);
+    const got = await wsk(["receive", "@1", "--bytes", "15", "--waitall"]);
+    assert.equal(got.code, 0, got.stdout + got.stderr);
+    assert.match(got.stdout, /data="HTTP\/1\.0 200 ok"/);
+  } finally {
+    await wsk(["session", "stop"]);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("starttls on a deno-backed socket (--allow-ffi): only ALPN is known, the rest is -", async () => {
+  const { server, port } = await sServer(certs.cert, ["-alpn", "http/1.1"]);
+  await using _ = server;
+  const script = [
+    `connect 127.0.0.1:${port}`,
+    `starttls --ca ${certs.ca} --alpn http/1.1`,
+    'send "GET / HTTP/1.0\\r\\n\\r\\n"',
+    'receive --until "\\r\\n" --expect "200 ok"',
+  ].join("\n");
+  const out = await runCli(["run", "-"], { stdin: script, permissions: [FFI] });
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const [hello] = linesOf(out.stdout, "TlsHandshake");
+  assert.equal(hello?.status, "STATUS_SUCCESS", out.stdout);
+  assert.equal(hello!.alpn, "http/1.1");
+  assert.equal(hello!.protocol, "-");
+  assert.equal(hello!.subject, "-");
+  assert.equal(hello!.expires, "-");
+  // The same failure mapping holds on this path (rustls's own text).
+  const wrong = await runCli(["run", "-"], {
+    stdin: `connect 127.0.0.1:${port}\nstarttls --ca ${certs.ca} --servername wrong.example\n`,
+    permissions: [FFI],
+  });
+  assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+  assert.match(wrong.stdout, /TlsHandshake SEC_E_WRONG_PRINCIPAL 0x80090322 /);
 });
