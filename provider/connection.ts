@@ -402,20 +402,6 @@ export class WskConnectionSocket {
   }
 
   /**
-   * Runs a TLS handshake on the connection, as a kernel client would run Schannel over its
-   * socket (a model extension, not a WSK call). Afterwards WskSend and WskReceive carry
-   * plaintext through TLS, and their byte counts are plaintext bytes. Valid on an established
-   * connection with nothing pending and no unread bytes (else STATUS_INVALID_DEVICE_STATE). A
-   * failed handshake completes with a SECURITY_STATUS (SEC_E_UNTRUSTED_ROOT, …) and leaves the
-   * connection aborted.
-   *
-   * @example Upgrade after a plaintext greeting
-   * ```ts ignore
-   * const done = await socket.startTls({ role: "client", servername: "localhost", ca: [pem] });
-   * if (NT_SUCCESS(done.status)) console.log(done.tls?.protocol);
-   * ```
-   */
-  /**
    * Loads what a TLS handshake on this socket needs from the host (node:tls on a node backing),
    * so that a client timing {@linkcode WskConnectionSocket.startTls} times the handshake alone.
    * Model-only; a handshake without it works the same.
@@ -430,6 +416,20 @@ export class WskConnectionSocket {
     if (this.#backing?.kind === "node") await loadTls();
   }
 
+  /**
+   * Runs a TLS handshake on the connection, as a kernel client would run Schannel over its
+   * socket (a model extension, not a WSK call). Afterwards WskSend and WskReceive carry
+   * plaintext through TLS, and their byte counts are plaintext bytes. Valid on an established
+   * connection with nothing pending and no unread bytes (else STATUS_INVALID_DEVICE_STATE). A
+   * failed handshake completes with a SECURITY_STATUS (SEC_E_UNTRUSTED_ROOT, …) and leaves the
+   * connection aborted.
+   *
+   * @example Upgrade after a plaintext greeting
+   * ```ts ignore
+   * const done = await socket.startTls({ role: "client", servername: "localhost", ca: [pem] });
+   * if (NT_SUCCESS(done.status)) console.log(done.tls?.protocol);
+   * ```
+   */
   async startTls(options: TlsOptions, irp?: WskIrp): Promise<WskTlsCompletion> {
     const bad = this.#refuse(STATES_TLS, "TlsHandshake") ?? checkIrp(irp);
     if (bad) return bad;
