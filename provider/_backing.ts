@@ -502,6 +502,8 @@ class NodeBacking implements ConnectionBacking {
   #raw: NodeSocket;
   /** Writes resolve when node takes the data (TLS: its callbacks come late and cost speed). */
   #eager = false;
+  /** Paused by the high-water mark. */
+  #held = false;
   #chunks: Uint8Array[] = [];
   #queued = 0;
   #ended = false;
@@ -512,7 +514,7 @@ class NodeBacking implements ConnectionBacking {
     data: (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
       this.#queued += chunk.length;
-      if (this.#queued >= NODE_HIGH_WATER) this.#socket.pause();
+      if (this.#queued >= NODE_HIGH_WATER) this.#pause();
       this.#notify();
     },
     end: () => {
@@ -569,6 +571,28 @@ class NodeBacking implements ConnectionBacking {
     }
   }
 
+  /** Whether reading is paused (by the model's high-water mark, or on connect). */
+  #paused(): boolean {
+    return this.#held || this.#socket.isPaused();
+  }
+
+  /**
+   * Pauses reading at the high-water mark. Not on a TLS socket: Deno's node:tls never emits
+   * 'end' for a TLS socket that was paused and resumed (measured: every 64 MiB receive from
+   * `socat OPENSSL-LISTEN` then timed out waiting for the FIN), and pausing the TCP socket
+   * under it stalls it for good; so a TLS socket buffers what a slow reader has not taken.
+   */
+  #pause(): void {
+    if (this.#eager) return;
+    this.#held = true;
+    this.#socket.pause();
+  }
+
+  #resume(): void {
+    this.#held = false;
+    this.#socket.resume();
+  }
+
   #notify(): void {
     const wake = this.#wake;
     this.#wake = null;
@@ -582,7 +606,7 @@ class NodeBacking implements ConnectionBacking {
       if (this.#ended) return null;
       if (into.length === 0) return 0;
       // Nothing is queued: a socket paused on connect (or by the high-water mark) reads again.
-      if (this.#socket.isPaused()) this.#socket.resume();
+      if (this.#paused()) this.#resume();
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
     let n = 0;
@@ -595,7 +619,7 @@ class NodeBacking implements ConnectionBacking {
       else this.#chunks[0] = head.subarray(take);
     }
     this.#queued -= n;
-    if (this.#queued < NODE_HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
+    if (this.#queued < NODE_HIGH_WATER / 2 && this.#paused()) this.#resume();
     return n;
   }
 
