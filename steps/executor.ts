@@ -127,6 +127,8 @@ export class StepExecutor {
   readonly #opened = new Map<Step, Opened>();
   /** CA certificates by path, read by prepare. */
   readonly #pems = new Map<string, string>();
+  /** Sockets a later `starttls` step upgrades: their connect takes the node backing. */
+  readonly #upgraded = new Set<string>();
   /** A command line's steps (see the constructor), not a script's or a handle's. */
   readonly #commandLine: boolean;
   /** Sockets whose failed step leaves the connection sound: they end gracefully all the same. */
@@ -163,6 +165,7 @@ export class StepExecutor {
    */
   async prepare(steps: readonly Step[]): Promise<void> {
     for (const step of steps) {
+      if (step.verb === "starttls") this.#upgraded.add(step.socket);
       const tls = "tls" in step ? step.tls : undefined;
       for (const path of tls?.ca ?? []) {
         if (!this.#pems.has(path)) this.#pems.set(path, await readPem(path));
@@ -413,7 +416,7 @@ export class StepExecutor {
         const options: WskSocketOptions = {
           abortive: step.verb === "connectex" || step.abortive !== false,
           // node:tls tells the protocol version and the peer certificate; Deno.startTls does not.
-          ...(step.tls ? { backing: "node" } : {}),
+          ...(step.tls || this.#upgraded.has(step.socket) ? { backing: "node" } : {}),
         };
         if (step.retryUntil !== undefined) {
           // Fresh sockets until one connects or time is up: one line with calls=ATTEMPTS.
@@ -476,7 +479,10 @@ export class StepExecutor {
           run,
           local,
           remote,
-          { ...this.#irp(step), ...(step.tls ? { backing: "node" } : {}) } as WskIrp,
+          {
+            ...this.#irp(step),
+            ...(step.tls || this.#upgraded.has(step.socket) ? { backing: "node" } : {}),
+          } as WskIrp,
           step.retryUntil,
           this.#dispatch,
         );
