@@ -60,7 +60,7 @@ for (const backing of ["node", "deno"] as const) {
         ca: [await Deno.readTextFile(certs.ca)],
         alpn: ["h2"],
       }, { timeout: 10_000 });
-      assert.equal(done.status, STATUS_SUCCESS, done.message);
+      assert.equal(done.status, STATUS_SUCCESS, String(done.message));
       assert.equal(done.tls?.alpn, "h2");
       if (backing === "node") {
         assert.match(done.tls!.protocol!, /^TLSv1\.[23]$/);
@@ -79,7 +79,7 @@ for (const backing of ["node", "deno"] as const) {
       const got = await socket.Dispatch.WskReceive(socket, wskBuf(buffer), WSK_FLAG_WAITALL, {
         timeout: 10_000,
       });
-      assert.ok(NT_SUCCESS(got.status), got.message);
+      assert.ok(NT_SUCCESS(got.status), String(got.message));
       assert.equal(
         new TextDecoder().decode(buffer.subarray(0, got.information)),
         "HTTP/1.0 200 ok",
@@ -94,12 +94,12 @@ for (const backing of ["node", "deno"] as const) {
     await withServer(async (port) => {
       await using untrusted = await connected(port, backing);
       const a = await untrusted.startTls({ role: "client", servername: "localhost" });
-      assert.equal(a.status, SEC_E_UNTRUSTED_ROOT, a.message);
+      assert.equal(a.status, SEC_E_UNTRUSTED_ROOT, String(a.message));
       assert.equal(untrusted.state, "ABORTED");
       await using wrong = await connected(port, backing);
       const ca = [await Deno.readTextFile(certs.ca)];
       const b = await wrong.startTls({ role: "client", servername: "wrong.example", ca });
-      assert.equal(b.status, SEC_E_WRONG_PRINCIPAL, b.message);
+      assert.equal(b.status, SEC_E_WRONG_PRINCIPAL, String(b.message));
     });
   });
 }
