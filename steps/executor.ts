@@ -77,6 +77,16 @@ export type AnySocket = WskConnectionSocket | WskListenSocket;
  */
 const hostNames = new WeakMap<WskConnectionSocket, string>();
 
+/**
+ * The step as its connect call is judged: with `--tls`, an expected SECURITY_STATUS (`--status
+ * SEC_E_…`, FACILITY_SECURITY 0x8009) is the handshake's, so the connect itself must succeed.
+ */
+function connectPart<S extends Step & { tls?: TlsStep }>(step: S): S {
+  if (!step.tls || step.status === undefined || step.status >>> 16 !== 0x8009) return step;
+  const { status: _, ...rest } = step;
+  return rest as S;
+}
+
 /** The host an endpoint names: the name typed, or the address literal. */
 function hostOf(endpoint: Endpoint): string | undefined {
   if (endpoint.kind === "name") return endpoint.host;
@@ -445,8 +455,8 @@ export class StepExecutor {
           : wildcard(remote.family);
         if (local === null || !(await this.#bindIfNeeded(step, socket, local))) return "failure";
         const d = socket.Dispatch;
-        const connected = (await this.#main(
-          step,
+        const { outcome, completion } = await this.#main(
+          connectPart(step),
           first === null ? "WskConnect" : "WskConnectEx",
           socket,
           () =>
@@ -454,8 +464,11 @@ export class StepExecutor {
               ? d.WskConnect(socket, remote, 0, this.#irp(step))
               : d.WskConnectEx(socket, remote, wskBuf(first), 0, this.#irp(step)),
           { remote },
-        )).outcome;
-        return connected === "next" ? await this.#connected(step, socket) : connected;
+        );
+        // A connect that failed as expected (`--status`) has nothing to run TLS on.
+        return outcome === "next" && NT_SUCCESS(completion.status)
+          ? await this.#connected(step, socket)
+          : outcome;
       }
       case "socketconnect": {
         const remote = await run.resolve(step.remote);
@@ -492,10 +505,10 @@ export class StepExecutor {
           made,
           elapsedMs,
           { remote, ...(step.retryUntil === undefined ? {} : { calls: attempts }) },
-          step.status,
+          connectPart(step).status,
         );
         if (made.socket) this.#sockets.set(step.socket, made.socket);
-        const judged = this.#judge(step, made);
+        const judged = this.#judge(connectPart(step), made);
         return judged === "next" && made.socket ? await this.#connected(step, made.socket) : judged;
       }
       case "send":

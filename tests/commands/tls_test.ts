@@ -111,6 +111,37 @@ Deno.test("connect --servername wrong.example: SEC_E_WRONG_PRINCIPAL 0x80090322,
   assert.match(out.stdout, /TlsHandshake SEC_E_WRONG_PRINCIPAL 0x80090322 /);
 });
 
+Deno.test("connect --tls --status SEC_E_WRONG_PRINCIPAL: an expected handshake failure exits 0, a success 3", async () => {
+  const { server, port } = await sServer(certs.cert);
+  await using _ = server;
+  const common = ["connect", `127.0.0.1:${port}`, "--ca", certs.ca];
+  const expected = await runCli([
+    ...common,
+    "--servername",
+    "wrong.example",
+    "--status",
+    "SEC_E_WRONG_PRINCIPAL",
+  ]);
+  assert.equal(expected.code, 0, expected.stdout + expected.stderr);
+  assert.match(
+    expected.stdout,
+    /Expect PASSED step=1 line=1 verb=connect expected="SEC_E_WRONG_PRINCIPAL"/,
+  );
+  const passed = await runCli([...common, "--status", "SEC_E_WRONG_PRINCIPAL"]);
+  assert.equal(passed.code, 3, passed.stdout + passed.stderr);
+  assert.match(passed.stdout, /actual="STATUS_SUCCESS"/);
+  // A refused connect expected as such runs no handshake.
+  const refused = await runCli([
+    "connect",
+    "127.0.0.1:1",
+    "--tls",
+    "--status",
+    "CONNECTION_REFUSED",
+  ]);
+  assert.equal(refused.code, 0, refused.stdout + refused.stderr);
+  assert.doesNotMatch(refused.stdout, /TlsHandshake/);
+});
+
 Deno.test("connect to a server whose leaf expired: SEC_E_CERT_EXPIRED 0x80090328, exit 1", async () => {
   const { server, port } = await sServer(certs.expiredCert);
   await using _ = server;
