@@ -24,10 +24,13 @@ export type Shell = typeof SHELLS[number];
 
 /** What completes where a value goes. */
 export type ValueSpec =
-  | { readonly kind: "choices"; readonly values: readonly string[] }
-  | { readonly kind: "files" }
-  | { readonly kind: "dirs" }
-  | { readonly kind: "text"; readonly name: string };
+  & { readonly name: string }
+  & (
+    | { readonly kind: "choices"; readonly values: readonly string[] }
+    | { readonly kind: "files" }
+    | { readonly kind: "dirs" }
+    | { readonly kind: "text" }
+  );
 
 /** One option: its flags (`-q`, `--quiet`), help, and value (null for a switch). */
 export interface OptionSpec {
@@ -55,15 +58,19 @@ const DIR_VALUE_REGEXP = /(^|-)dir(ectory)?$/i;
 
 /** What completes for a value named `name` with `choices`, or the values a declaration offers. */
 function valueOf(name: string, choices: readonly string[] | undefined): ValueSpec {
-  if (choices !== undefined && choices.length > 0) return { kind: "choices", values: choices };
-  if (FILE_VALUE_REGEXP.test(name)) return { kind: "files" };
-  if (DIR_VALUE_REGEXP.test(name)) return { kind: "dirs" };
+  if (choices !== undefined && choices.length > 0) {
+    return { kind: "choices", name, values: choices };
+  }
+  if (FILE_VALUE_REGEXP.test(name)) return { kind: "files", name };
+  if (DIR_VALUE_REGEXP.test(name)) return { kind: "dirs", name };
   return { kind: "text", name };
 }
 
-/** The first line of a help text, on one line. */
-function oneLine(text: string): string {
-  return text.split("\n")[0]!.replace(/\s+/g, " ").trim();
+/** A help text's first clause, on one line (a shell shows it beside the candidate). */
+function brief(text: string): string {
+  const line = text.split("\n")[0]!.replace(/\s+/g, " ").trim();
+  const clause = line.split(/(?<=[a-z0-9)])(?:\. |; | \()/)[0]!.replace(/\.$/, "");
+  return clause.length <= 80 ? clause : `${clause.slice(0, 79).trimEnd()}…`;
 }
 
 /**
@@ -105,7 +112,7 @@ function describe(
       option.argChoices;
     return {
       flags,
-      help: oneLine(option.description),
+      help: brief(option.description),
       value: name === undefined ? null : valueOf(name, offered),
       optionalValue: option.optional,
     };
@@ -116,7 +123,7 @@ function describe(
   const positional = first === undefined ? null : valueOf(first.name(), first.argChoices);
   return {
     path,
-    summary: oneLine(command.summary() || command.description()),
+    summary: brief(command.summary() || command.description()),
     options,
     positional,
     commands: help.visibleCommands(command as never)
@@ -269,11 +276,15 @@ _wsk() {
     opt=\${COMP_WORDS[COMP_CWORD-2]}
   fi
   # The command path: each word that names a subcommand of the path so far. After --, the
-  # words are another program's (accept --mode exec -- CMD): complete file names.
+  # words are another program's (accept --mode exec -- CMD ARGS): a command, then file names.
   for ((i = 1; i < COMP_CWORD; i++)); do
     word=\${COMP_WORDS[i]}
     if [[ $word == "--" ]]; then
-      _wsk_files -f
+      if ((i == COMP_CWORD - 1)); then
+        COMPREPLY=($(compgen -c -- "$cur" | sort -u))
+      else
+        _wsk_files -f
+      fi
       return 0
     fi
     subs=""
@@ -333,7 +344,7 @@ function zshOptions(command: CommandSpec): string[] {
     option.flags.map((flag) => {
       const help = `[${zshHelp(option.help)}]`;
       if (option.value === null) return quote(`*${flag}${help}`);
-      const name = option.value.kind === "text" ? option.value.name : option.value.kind;
+      const name = option.value.name;
       const colon = option.optionalValue ? "::" : ":";
       const equals = flag.startsWith("--") ? "=" : "";
       return quote(
@@ -347,11 +358,12 @@ function zshCommandFunction(command: CommandSpec): string {
   const name = zshFunction(command.path);
   const options = zshOptions(command).map((spec) => `    ${spec} \\`);
   if (command.commands.length === 0) {
-    const rest = command.positional === null
-      ? []
-      : [`    ${quote(`*:${command.positional.kind}:${zshAction(command.positional)}`)} \\`];
+    const rest = command.positional === null ? [] : [
+      `    ${quote(`*:${zshHelp(command.positional.name)}:${zshAction(command.positional)}`)} \\`,
+    ];
     return [
       `${name}() {`,
+      "  _wsk_after_dashes && return",
       "  _arguments -s -S \\",
       ...options,
       ...rest,
@@ -403,9 +415,21 @@ ${
     )
   }
 
+# After --, the words are another program's (accept --mode exec -- CMD ARGS): complete them as
+# that command line.
+_wsk_after_dashes() {
+  local end=\${words[(i)--]}
+  (( end < CURRENT )) || return 1
+  words=("\${(@)words[end+1,-1]}")
+  (( CURRENT -= end ))
+  _normal
+  return 0
+}
+
 ${allCommands(spec).reverse().map(zshCommandFunction).join("\n\n")}
 
-if [[ $zsh_eval_context[-1] == loadautoload ]]; then
+# Autoloaded from fpath, this file is the body of _wsk: complete now. Sourced, register _wsk.
+if [[ $funcstack[1] == _wsk ]]; then
   _wsk "$@"
 else
   compdef _wsk wsk
@@ -480,7 +504,8 @@ end
 # Whether the command path is $argv[1] and no -- came before the cursor.
 function __wsk_at
     contains -- -- (commandline -opc) && return 1
-    test (__wsk_path | string collect) = "$argv[1]"
+    set -l path (__wsk_path)
+    test "$path" = "$argv[1]"
 end
 
 # File names only where a value or an argument is a file; after --, another program's words.
