@@ -243,9 +243,14 @@ function bashScript(spec: CommandSpec): string {
   }
 
 # Offers the words of $1 that start with $cur.
+# (A loop, not compgen in a subshell: no process is started. set -f: the words are not globs.)
 _wsk_words() {
-  local IFS=$' \\t\\n'
-  COMPREPLY=($(compgen -W "$1" -- "$cur"))
+  local IFS=$' \\t\\n' word -
+  set -f
+  COMPREPLY=()
+  for word in $1; do
+    [[ $word == "$cur"* ]] && COMPREPLY+=("$word")
+  done
   # A prefix such as TCP_NODELAY= takes its value in the same word: no space after it.
   [[ \${#COMPREPLY[@]} -eq 1 && \${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
   return 0
