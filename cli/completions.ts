@@ -5,7 +5,7 @@
  * listed by hand, so an option added anywhere completes without a change here.
  *
  * A value completes by what the declaration says: its choices, its declared values, file names
- * when the value is named like a file (`<file>`, `<path>`, `<log>`, `<script>`, `--ca <ca-file>`),
+ * when the value is named like a file (`<file>`, `<path>`, `<log>`, `<script>`, `<pem>`, `<ca-file>`),
  * directories for `<dir>`, and nothing for other free text (`<ms>`, `<n>`).
  *
  * The scripts run no `wsk` process: all they know is written into them.
@@ -53,7 +53,7 @@ export interface CommandSpec {
 }
 
 /** Value names that stand for a file, and for a directory. */
-const FILE_VALUE_REGEXP = /(^|-)(file|path|log|script)s?$/i;
+const FILE_VALUE_REGEXP = /(^|-)(file|path|log|script|pem)s?$/i;
 const DIR_VALUE_REGEXP = /(^|-)dir(ectory)?$/i;
 
 /** What completes for a value named `name` with `choices`, or the values a declaration offers. */

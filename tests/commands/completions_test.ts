@@ -376,12 +376,23 @@ Deno.test("completions: a command added to the program appears in every script",
   const { describeProgram, completionScript } = await import("../../cli/completions.ts");
   const program = new Command("wsk");
   program.addCommand(
-    new Command("replay").option("--against <remote>", "where").argument("<log>", "the log"),
+    new Command("replay")
+      .option("--against <remote>", "where")
+      .option("--ca <pem>", "roots")
+      .option("--record <file>", "log")
+      .argument("<log>", "the log"),
   );
   const spec = describeProgram(program, new Map());
   for (const shell of SHELLS) {
     const script = completionScript(shell, spec);
     assert.ok(script.includes("replay") && script.includes("against"), shell);
   }
-  assert.deepEqual(spec.commands[0]!.positional, { kind: "files", name: "log" });
+  const [replay] = spec.commands;
+  assert.deepEqual(replay!.positional, { kind: "files", name: "log" });
+  assert.deepEqual(replay!.options.map((o) => [o.flags.at(-1), o.value?.kind ?? null]), [
+    ["--against", "text"],
+    ["--ca", "files"],
+    ["--record", "files"],
+    ["--help", null],
+  ]);
 });
