@@ -90,7 +90,7 @@ function brief(text: string): string {
  * );
  * const spec = describeProgram(program, new Map());
  * const mode = spec.commands[0]!.options.find((o) => o.flags.includes("--mode"))!;
- * assert.deepEqual(mode.value, { kind: "choices", values: ["echo", "print"] });
+ * assert.deepEqual(mode.value, { kind: "choices", name: "mode", values: ["echo", "print"] });
  * ```
  */
 export function describeProgram(program: CommandUnknownOpts, verbs: VerbTable): CommandSpec {
