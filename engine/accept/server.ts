@@ -9,6 +9,7 @@
 import {
   NT_SUCCESS,
   type NTSTATUS,
+  type SockAddr,
   STATUS_CANCELLED,
   STATUS_DATA_ERROR,
   WSK_FLAG_ABORTIVE,
@@ -28,7 +29,13 @@ import type { Connection } from "./connections.ts";
 export const NO_FLAGS = 0;
 
 /** What `accept` does with each connection. */
-export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify";
+export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify" | "exec" | "forward";
+
+/** The command `--mode exec` runs per connection (`wsk accept --mode exec -- CMD ARGS…`). */
+export interface ExecCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+}
 
 /** What a connection's calls complete with once the server was stopped. */
 export function stoppedCompletion(): WskCompletion {
@@ -44,6 +51,10 @@ export interface Server {
   readonly reply: Uint8Array;
   readonly verifyBytes: number | undefined;
   readonly keepOpen: boolean;
+  /** `--mode exec`: the command each connection runs. */
+  readonly exec: ExecCommand | null;
+  /** `--mode forward`: where each connection is relayed to (`--to`, resolved). */
+  readonly forward: SockAddr | null;
   /** Aborted by SIGINT or SIGTERM, or when a handler threw (a defect). */
   readonly stop: AbortSignal;
 }
