@@ -11,8 +11,10 @@
 import {
   formatSockAddr,
   NT_SUCCESS,
+  type NTSTATUS,
   type SockAddr,
   STATUS_CANCELLED,
+  STATUS_CONNECTION_REFUSED,
   STATUS_CONNECTION_RESET,
   STATUS_IO_TIMEOUT,
   wildcard,
@@ -30,8 +32,19 @@ import {
   type Server,
 } from "./server.ts";
 
-/** How the target side of a forwarded connection ended: as a connection, or never connected. */
-export type TargetEnd = Connection["end"] | "refused";
+/**
+ * How the target side of a forwarded connection ended: as a connection does, or, when the
+ * connect failed, `refused`, `reset` (reset during the connect), `timeout` or `unreachable`.
+ */
+export type TargetEnd = Connection["end"] | "refused" | "unreachable";
+
+/** The target end of a connect that failed with `status`. */
+function connectEnd(status: NTSTATUS): TargetEnd {
+  if (status === STATUS_CONNECTION_REFUSED) return "refused";
+  if (status === STATUS_CONNECTION_RESET) return "reset";
+  if (status === STATUS_IO_TIMEOUT) return "timeout";
+  return "unreachable";
+}
 
 /** What a forwarded connection's Summary adds: the target side's socket and how it ended. */
 export interface ForwardOutcome {
@@ -101,7 +114,7 @@ export async function serveForward(
         (made.made.message ? `: ${made.made.message}` : ""),
     }, "local-close");
     await disconnectAbortively(server, client);
-    return { targetEnd: "refused" };
+    return { targetEnd: connectEnd(made.made.status) };
   }
   const far = new Connection(targetSocket);
   // A failure on one side ends both directions: the other pump's receive is called off.
