@@ -162,7 +162,7 @@ Deno.test("accept --mode forward: a refusing target shows STATUS_CONNECTION_REFU
   assert.equal(summary.target, undefined, "no target socket was made");
   assert.ok(
     summary.message!.startsWith(`The target ${refusing} could not be reached: `),
-    summary.message,
+    summary.message!,
   );
 });
 
