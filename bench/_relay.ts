@@ -14,7 +14,7 @@
  * @module
  */
 
-import { BenchError, type Env, sizeArg, waitBound } from "./_env.ts";
+import { alternateRounds, BenchError, type Env, sizeArg, waitBound, wskCmd } from "./_env.ts";
 import { detail, freePort, Proc, waitListening } from "./_proc.ts";
 import { type Ratio, ratio, type Stats, stats } from "./_stats.ts";
 
@@ -61,20 +61,6 @@ export interface RelayResult {
 
 const LISTEN_TIMEOUT_MS = 15_000;
 
-/** `deno run` with the wsk task's network and file permissions, plus `extra`. */
-function wsk(env: Env, extra: readonly string[], args: readonly string[]): string[] {
-  return [
-    env.deno,
-    "run",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    ...extra,
-    `${env.root}/main.ts`,
-    ...args,
-  ];
-}
-
 /** The sink's WskReceive line: its bytes and milliseconds; throws unless all N arrived intact. */
 function sinkTime(stdout: string, n: number): number {
   const line = stdout.match(/^WskReceive (\S+) .*? bytes=(\d+) .*?time=([\d.]+)ms/m);
@@ -95,7 +81,7 @@ async function relayRound(env: Env, relay: number, options: RelayOptions): Promi
   const procs: Proc[] = [];
   try {
     const sink = new Proc(
-      wsk(env, [], [
+      wskCmd(env, [
         "accept",
         "127.0.0.1:0",
         "--mode",
@@ -121,7 +107,7 @@ async function relayRound(env: Env, relay: number, options: RelayOptions): Promi
       await waitListening(socat, port, LISTEN_TIMEOUT_MS);
     } else {
       const forward = new Proc(
-        wsk(env, relay === 1 ? ["--allow-ffi"] : [], [
+        wskCmd(env, [
           "accept",
           "127.0.0.1:0",
           "--mode",
@@ -130,14 +116,14 @@ async function relayRound(env: Env, relay: number, options: RelayOptions): Promi
           target,
           "--timeout",
           `${options.timeoutMs}ms`,
-        ]),
+        ], relay === 1 ? ["--allow-ffi"] : []),
         bound,
       );
       procs.push(forward);
       port = await waitBound(forward, LISTEN_TIMEOUT_MS);
     }
     const sender = new Proc(
-      wsk(env, [], ["send", `127.0.0.1:${port}`, "--pattern", sizeArg(n), "--no-progress"]),
+      wskCmd(env, ["send", `127.0.0.1:${port}`, "--pattern", sizeArg(n), "--no-progress"]),
       { timeoutMs: options.timeoutMs, cwd: env.root },
     );
     procs.push(sender);
@@ -156,25 +142,15 @@ async function relayRound(env: Env, relay: number, options: RelayOptions): Promi
 
 /** Runs the scenario: the relays alternate within each round. */
 export async function runRelay(env: Env, options: RelayOptions): Promise<RelayResult> {
-  const runs: number[][] = RELAYS.map(() => []);
-  const errors: string[][] = RELAYS.map(() => []);
   const skipped = (i: number) => i === 2 && !env.tools.socat ? "socat missing" : null;
-  for (let round = 0; round < options.rounds; round++) {
-    for (let relay = 0; relay < RELAYS.length; relay++) {
-      if (skipped(relay)) continue;
-      try {
-        const seconds = await relayRound(env, relay, options);
-        runs[relay]!.push(options.bytes / 1e6 / seconds);
-      } catch (error) {
-        runs[relay]!.push(NaN);
-        errors[relay]!.push(error instanceof Error ? error.message : String(error));
-      }
-      env.progress(
-        `relay: round ${round + 1}/${options.rounds} ${RELAYS[relay]!.id}: ` +
-          `${runs[relay]!.at(-1)!.toFixed(0)} MB/s`,
-      );
-    }
-  }
+  const { runs, errors } = await alternateRounds(
+    env,
+    "relay",
+    RELAYS.map((r) => r.id),
+    options,
+    skipped,
+    (relay) => relayRound(env, relay, options),
+  );
   const contenders = RELAYS.map((r, i) => ({
     id: r.id,
     command: r.command,

@@ -22,10 +22,10 @@ import { type ByteSource, sendStream } from "../send.ts";
 import type { Connection } from "./connections.ts";
 import {
   cancelExpected,
-  connectionCall,
   disconnectAbortively,
   type ExecCommand,
   NO_FLAGS,
+  sendFin,
   type Server,
 } from "./server.ts";
 
@@ -178,15 +178,7 @@ export async function serveExec(
   if (NT_SUCCESS(sent.status) && !failed.signal.aborted) {
     // The command's output ended: our FIN, then the rest of the peer's data, each receive
     // bounded, up to its FIN.
-    if (socket.state === "ESTAB" || socket.state === "RFIN") {
-      const d = socket.Dispatch;
-      await connectionCall(
-        server,
-        connection,
-        "WskDisconnect",
-        () => d.WskDisconnect(socket, null, NO_FLAGS, run.irp()),
-      );
-    }
+    await sendFin(server, connection);
     inbound.bound(run.timeout);
   }
   await receiving;

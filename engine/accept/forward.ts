@@ -24,13 +24,7 @@ import { socketConnect } from "../socketconnect.ts";
 import { RECEIVE_MAX } from "../pump.ts";
 import { Connection } from "./connections.ts";
 import { Relay } from "./relay.ts";
-import {
-  cancelExpected,
-  connectionCall,
-  disconnectAbortively,
-  NO_FLAGS,
-  type Server,
-} from "./server.ts";
+import { cancelExpected, disconnectAbortively, sendFin, type Server } from "./server.ts";
 
 /**
  * How the target side of a forwarded connection ended: as a connection does, or, when the
@@ -135,16 +129,8 @@ export async function serveForward(
   const direction = async (relay: Relay, from: Connection, to: Connection) => {
     const got = await relay.run();
     if (got.fin && NT_SUCCESS(got.status) && got.sinkFailure === null) {
-      const socket = to.socket;
-      if (socket.state === "ESTAB" || socket.state === "RFIN") {
-        const done = await connectionCall(
-          server,
-          to,
-          "WskDisconnect",
-          () => socket.Dispatch.WskDisconnect(socket, null, NO_FLAGS, run.irp()),
-        );
-        if (!NT_SUCCESS(done.status)) await passOn(done, to, from);
-      }
+      const done = await sendFin(server, to);
+      if (done !== null && !NT_SUCCESS(done.status)) await passOn(done, to, from);
       return;
     }
     if (failed.signal.aborted) return;

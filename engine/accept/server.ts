@@ -125,18 +125,28 @@ export async function connectionCall(
  * is stopped, and leaves WskCloseSocket to the caller.
  */
 export async function disconnectGracefully(server: Server, connection: Connection): Promise<void> {
+  const sent = await sendFin(server, connection);
+  if (sent !== null && !NT_SUCCESS(sent.status)) return;
+  if (connection.socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
+}
+
+/**
+ * Our FIN: a graceful WskDisconnect, unless the connection is already shut or aborted (then
+ * null). A failure is recorded on the connection.
+ */
+export async function sendFin(
+  server: Server,
+  connection: Connection,
+): Promise<WskCompletion | null> {
   const socket = connection.socket;
+  if (socket.state !== "ESTAB" && socket.state !== "RFIN") return null;
   const d = socket.Dispatch;
-  if (socket.state === "ESTAB" || socket.state === "RFIN") {
-    const done = await connectionCall(
-      server,
-      connection,
-      "WskDisconnect",
-      () => d.WskDisconnect(socket, null, NO_FLAGS, server.run.irp()),
-    );
-    if (!NT_SUCCESS(done.status)) return;
-  }
-  if (socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
+  return await connectionCall(
+    server,
+    connection,
+    "WskDisconnect",
+    () => d.WskDisconnect(socket, null, NO_FLAGS, server.run.irp()),
+  );
 }
 
 /**

@@ -3,9 +3,9 @@
 // client through the relay, and checks the bytes, the lines of both sides and the Summary.
 
 import assert from "node:assert/strict";
-import { closedPort, FFI, parseLine, readAll, runCli, within } from "../_helpers.ts";
+import { closedPort, FFI, parseLine, readAll, within } from "../_helpers.ts";
 import { PythonPeer } from "../_python.ts";
-import { CliChild, portOf, randomBytes, startPeer } from "./_peer.ts";
+import { assertUsageFails, CliChild, portOf, randomBytes, startPeer } from "./_peer.ts";
 
 /** The parsed status lines of socket `id`, in order. */
 function linesOfSocket(output: string, id: string): Record<string, string>[] {
@@ -178,10 +178,5 @@ Deno.test("accept --mode forward: options that do not fit are usage errors", asy
       'error: Cannot use --events with --mode "forward": it runs on WskAccept IRPs\n',
     ],
   ];
-  for (const [args, stderr] of cases) {
-    const result = await runCli(args);
-    assert.equal(result.stderr, stderr, args.join(" "));
-    assert.equal(result.stdout, "", args.join(" "));
-    assert.equal(result.code, 2, args.join(" "));
-  }
+  for (const [args, stderr] of cases) await assertUsageFails(args, stderr);
 });
