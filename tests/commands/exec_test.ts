@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { CLI_ENV, parseLine, readAll, text, within } from "../_helpers.ts";
 import { runProcess } from "../_child.ts";
+import { PythonPeer } from "../_python.ts";
 import { assertUsageFails, CliChild, portOf, randomBytes } from "./_peer.ts";
 
 /** Connects, sends `payload` while reading, half-closes and reads until EOF (or an error). */
@@ -192,4 +193,47 @@ Deno.test("accept --mode exec: the command's words follow --, and misplaced word
     ],
   ];
   for (const [args, stderr] of cases) await assertUsageFails(args, stderr);
+});
+
+Deno.test("accept --mode exec: the peer's reset ends the command, and the Summary says reset", async () => {
+  await using cli = new CliChild(["accept", "--mode", "exec", "--", "cat"]);
+  const port = portOf(await cli.bindLocal("stdout"));
+  await using client = await PythonPeer.client("127.0.0.1", "127.0.0.1", port, "6869", "reset");
+  assert.deepEqual(await client.json(), { sent: 2 });
+  // The command runs and has echoed the two bytes before the client resets.
+  await cli.lineWhere("stdout", (line) => line.call === "Exec", "the Exec line");
+  await client.writeLine("reset");
+  assert.equal((await client.json<{ end: string }>()).end, "sent-reset");
+  assert.equal(await cli.exitCode(), 1, "the peer's reset is a failure");
+  const lines = cli.stdout.lines().map(parseLine);
+  const receive = lines.find((line) => line.call === "WskReceive")!;
+  assert.equal(receive.status, "STATUS_CONNECTION_RESET");
+  const summary = lines.find((line) => line.call === "Summary")!;
+  assert.equal(summary.status, "STATUS_CONNECTION_RESET");
+  assert.equal(summary.value, "reset");
+  assert.equal(summary.received, "2");
+  // cat was ended by SIGTERM (143), unless it saw its input close first (0).
+  assert.ok(summary.exit === "143" || summary.exit === "0", `exit=${summary.exit}`);
+});
+
+Deno.test("accept --mode exec --json: the Exec record has the pid, the Summary the exit code", async () => {
+  await using cli = new CliChild(["accept", "--json", "--mode", "exec", "--", "tr", "a-z", "A-Z"]);
+  const bound = JSON.parse(
+    await cli.stdout.waitFor(
+      () => cli.stdout.lines().find((line) => line.includes('"call":"WskBind"')),
+      15_000,
+      "the WskBind record",
+    ),
+  );
+  const run = await within(exchange(portOf(bound.local), text.encode("json\n")), 15_000, "client");
+  assert.equal(text.decode(run.got), "JSON\n");
+  assert.equal(await cli.exitCode(), 0, cli.stderr.text());
+  const records = cli.stdout.lines().map((line) => JSON.parse(line));
+  const exec = records.find((record) => record.call === "Exec");
+  assert.equal(exec.status, "STATUS_SUCCESS");
+  assert.equal(typeof exec.value, "number", "the pid");
+  const summary = records.find((record) => record.call === "Summary");
+  assert.equal(summary.exit, 0);
+  assert.equal(summary.received, 5);
+  assert.equal(summary.sent, 5);
 });

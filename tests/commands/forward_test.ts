@@ -180,3 +180,41 @@ Deno.test("accept --mode forward: options that do not fit are usage errors", asy
   ];
   for (const [args, stderr] of cases) await assertUsageFails(args, stderr);
 });
+
+Deno.test("accept --mode forward gives up when no byte moved either way for --timeout", async () => {
+  await using target = await startPeer("hold");
+  await using cli = new CliChild([
+    "accept",
+    "--mode",
+    "forward",
+    "--to",
+    target.address,
+    "--timeout",
+    "1s",
+  ]);
+  const port = portOf(await cli.bindLocal("stdout"));
+  // The client (Deno: it connects at once, well within accept's 1 s wait) sends two bytes, and
+  // then neither side sends anything.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new Uint8Array([0x68, 0x69]));
+    const { bytes, error } = await within(readAll(conn), 15_000, "the client's end");
+    assert.equal(bytes.length, 0);
+    assert.ok(error instanceof Deno.errors.ConnectionReset, `the client saw ${error}`);
+  } finally {
+    conn.close();
+  }
+  assert.equal(await cli.exitCode(), 1);
+  const summary = cli.stdout.lines().map(parseLine).find((line) => line.call === "Summary")!;
+  assert.equal(summary.status, "STATUS_IO_TIMEOUT");
+  assert.equal(summary.message, "No data moved either way for 1000 ms");
+  assert.equal(summary.received, "2");
+  // Both receives were bounded at once: the side whose receive completed first timed out, and
+  // wsk aborted the other.
+  assert.ok(
+    (summary.value === "timeout" && summary.target_end === "local-close") ||
+      (summary.value === "local-close" && summary.target_end === "timeout"),
+    `value=${summary.value} target_end=${summary.target_end}`,
+  );
+  assert.ok(Number(summary.time!.replace("ms", "")) >= 1000, "not before the timeout");
+});
