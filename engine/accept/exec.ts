@@ -27,6 +27,7 @@ import {
   NO_FLAGS,
   sendFin,
   type Server,
+  stoppedCompletion,
 } from "./server.ts";
 
 /**
@@ -157,7 +158,8 @@ export async function serveExec(
   });
   const receiving = inbound.run().then(async (got) => {
     if (!NT_SUCCESS(got.status) && !failed.signal.aborted) {
-      connection.fail(got.completion);
+      if (server.stop.aborted) connection.fail(stoppedCompletion(), "local-close");
+      else connection.fail(got.completion);
       failed.abort();
       stopChild();
     }

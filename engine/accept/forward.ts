@@ -24,7 +24,13 @@ import { socketConnect } from "../socketconnect.ts";
 import { RECEIVE_MAX } from "../pump.ts";
 import { Connection } from "./connections.ts";
 import { Relay } from "./relay.ts";
-import { cancelExpected, disconnectAbortively, sendFin, type Server } from "./server.ts";
+import {
+  cancelExpected,
+  disconnectAbortively,
+  sendFin,
+  type Server,
+  stoppedCompletion,
+} from "./server.ts";
 
 /**
  * How the target side of a forwarded connection ended: as a connection does, or, when the
@@ -151,8 +157,15 @@ export async function serveForward(
   /** `side` failed with `completion`: the relay stops, and `other` is aborted. */
   const passOn = async (completion: WskCompletion, side: Connection, other: Connection) => {
     if (failed.signal.aborted) return;
-    side.fail(completion);
     failed.abort();
+    if (server.stop.aborted) {
+      // Not a side's failure: wsk ends both.
+      side.fail(stoppedCompletion(), "local-close");
+      other.fail(stoppedCompletion(), "local-close");
+      await disconnectAbortively(server, other);
+      return;
+    }
+    side.fail(completion);
     const why = completion.status === STATUS_CONNECTION_RESET ? "reset the connection" : "failed";
     other.fail({
       ...completion,
