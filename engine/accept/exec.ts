@@ -17,6 +17,7 @@ import {
   STATUS_UNSUCCESSFUL,
   type WskCompletion,
 } from "../../provider/mod.ts";
+import { pauseFor } from "../context.ts";
 import { ReceivePump } from "../pump.ts";
 import { type ByteSource, sendStream } from "../send.ts";
 import type { Connection } from "./connections.ts";
@@ -184,6 +185,15 @@ export async function serveExec(
     inbound.bound(run.timeout);
   }
   await receiving;
+  // Both directions are done. A command that closed its output but runs on gets --timeout to
+  // exit by itself, then SIGTERM.
+  const waited = new AbortController();
+  const exited = await Promise.race([
+    child.status,
+    pauseFor(run.timeout, AbortSignal.any([server.stop, waited.signal])),
+  ]);
+  waited.abort();
+  if (exited === undefined) stopChild();
   const status = await child.status;
   server.stop.removeEventListener("abort", stopChild);
   return status.code;
