@@ -237,3 +237,27 @@ Deno.test("accept --mode exec --json: the Exec record has the pid, the Summary t
   assert.equal(summary.received, 5);
   assert.equal(summary.sent, 5);
 });
+
+Deno.test("accept --mode exec: a command that closed its output but runs on is ended after --timeout", async () => {
+  const script = "echo hi; exec >&-; exec sleep 30";
+  await using cli = new CliChild([
+    "accept",
+    "--timeout",
+    "1s",
+    "--mode",
+    "exec",
+    "--",
+    "sh",
+    "-c",
+    script,
+  ]);
+  const port = portOf(await cli.bindLocal("stdout"));
+  const run = await within(exchange(port, new Uint8Array(0)), 15_000, "the client");
+  assert.equal(run.error, null);
+  assert.equal(text.decode(run.got), "hi\n", "the end of its output was our FIN");
+  assert.equal(await cli.exitCode(10_000), 0, cli.stderr.text());
+  const summary = cli.stdout.lines().map(parseLine).find((line) => line.call === "Summary")!;
+  assert.equal(summary.status, "STATUS_SUCCESS");
+  assert.equal(summary.exit, "143", "SIGTERM, not the end of its sleep");
+  assert.ok(Number(summary.time!.replace("ms", "")) >= 1000, "not before --timeout passed");
+});
