@@ -30,7 +30,8 @@ export function command(ctx: CliContext) {
     "accept",
     "Listen on LOCAL (default 127.0.0.1:0) and serve --count connections (or --keep-open) " +
       "concurrently, each in --mode, each ending with a Summary line.",
-    "WskSocket, WskBind, WskAccept, then per connection WskReceive/WskSend (by mode), " +
+    "WskSocket, WskBind, WskAccept, then per connection WskReceive/WskSend (by mode; forward " +
+      "first connects to the target with WskSocketConnect), " +
       "WskDisconnect, WskCloseSocket; with --events WskControlSocket (SO_WSK_EVENT_CALLBACK), " +
       "events WskAcceptEvent, WskReceiveEvent, WskDisconnectEvent, and WskRelease",
     [
@@ -102,7 +103,8 @@ export function command(ctx: CliContext) {
         "--backing <kind>",
         "host sockets: node can always reset a connection (refused peers, failed " +
           "verifications), deno reads faster with flat memory and resets only with --allow-ffi " +
-          "(default: node with --allow/--deny unless --allow-ffi is granted, else deno)",
+          "(default: node with --allow/--deny or --mode forward unless --allow-ffi is granted, " +
+          "else deno)",
       ).choices(["deno", "node"] as const),
     )
     .addOption(
