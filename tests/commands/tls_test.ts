@@ -366,3 +366,31 @@ Deno.test("run: a socket a later starttls upgrades connects on the node backing,
   assert.match(hello!.protocol!, /^TLSv1\.[23]$/);
   assert.equal(hello!.subject, "CN=localhost");
 });
+
+Deno.test("accept --tls --mode forward: TLS ends at the server, the target gets plaintext", async () => {
+  await using target = new CliChild(["accept", "127.0.0.1:0", "--mode", "echo"]);
+  const targetLocal = await target.bindLocal("stdout");
+  await using front = new CliChild([
+    "accept",
+    "127.0.0.1:0",
+    "--tls",
+    "--cert",
+    certs.cert,
+    "--key",
+    certs.key,
+    "--mode",
+    "forward",
+    "--to",
+    targetLocal,
+  ]);
+  const local = await front.bindLocal("stdout");
+  const out = await runCli(["send", local, "relay me\\n", "--receive", "--ca", certs.ca]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  assert.equal(out.stdout, "relay me\n");
+  assert.equal(await front.exitCode(20_000), 0, front.stdout.text());
+  assert.equal(await target.exitCode(20_000), 0, target.stdout.text());
+  // The target saw the 9 plaintext bytes, not TLS records.
+  const [summary] = linesOf(target.stdout.text(), "Summary");
+  assert.equal(summary?.received, "9", target.stdout.text());
+  assert.match(front.stdout.text(), /TlsHandshake STATUS_SUCCESS /);
+});
