@@ -41,6 +41,20 @@ async function sServer(
   }
 }
 
+/** `wsk accept 127.0.0.1:0 --tls` with the test leaf and `extra` options, as a child. */
+function tlsServer(...extra: string[]): CliChild {
+  return new CliChild([
+    "accept",
+    "127.0.0.1:0",
+    "--tls",
+    "--cert",
+    certs.cert,
+    "--key",
+    certs.key,
+    ...extra,
+  ]);
+}
+
 /** The parsed human lines of a run's stdout (or stderr) whose call is `call`. */
 function linesOf(text: string, call: string): Record<string, string>[] {
   return text.split("\n").filter((l) => l.startsWith(call + " ")).map(parseLine);
@@ -253,19 +267,7 @@ Deno.test("starttls on the command line without a handle is a usage error (exit 
 });
 
 Deno.test("accept --tls --cert --key: openssl s_client gets the reply, the server the data", async () => {
-  await using server = new CliChild([
-    "accept",
-    "127.0.0.1:0",
-    "--tls",
-    "--cert",
-    certs.cert,
-    "--key",
-    certs.key,
-    "--mode",
-    "reply",
-    "--reply",
-    "hello from wsk\\n",
-  ]);
+  await using server = tlsServer("--mode", "reply", "--reply", "hello from wsk\\n");
   const local = await server.bindLocal("stdout");
   const client = await runProcess("openssl", [
     "s_client",
@@ -370,19 +372,7 @@ Deno.test("run: a socket a later starttls upgrades connects on the node backing,
 Deno.test("accept --tls --mode forward: TLS ends at the server, the target gets plaintext", async () => {
   await using target = new CliChild(["accept", "127.0.0.1:0", "--mode", "echo"]);
   const targetLocal = await target.bindLocal("stdout");
-  await using front = new CliChild([
-    "accept",
-    "127.0.0.1:0",
-    "--tls",
-    "--cert",
-    certs.cert,
-    "--key",
-    certs.key,
-    "--mode",
-    "forward",
-    "--to",
-    targetLocal,
-  ]);
+  await using front = tlsServer("--mode", "forward", "--to", targetLocal);
   const local = await front.bindLocal("stdout");
   const out = await runCli(["send", local, "relay me\\n", "--receive", "--ca", certs.ca]);
   assert.equal(out.code, 0, out.stdout + out.stderr);
