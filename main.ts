@@ -39,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   closesocket: () => import("./commands/closesocket.ts"),
   accept: () => import("./commands/accept.ts"),
   run: () => import("./commands/run.ts"),
+  replay: () => import("./commands/replay.ts"),
   session: () => import("./commands/session.ts"),
   demo: () => import("./commands/demo.ts"),
 };
