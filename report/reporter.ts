@@ -370,8 +370,9 @@ export interface ReplayRecord {
 
 /**
  * Formats a replay's outcome. Human: `Replay MATCHED records=N steps=N` or `Replay DIVERGED
- * record=N call=C [socket=N] [offset=N] expected="…" actual="…"` (bytes escaped as in `data=`,
- * hex after them); JSON: the same fields with `call: "Replay"`, the divergent call in `at`.
+ * record=N at=CALL [socket=N] [offset=N] expected="…" actual="…"` (the divergent call `at`, its
+ * log record and socket; bytes escaped as in `data=`, then in hex); JSON: the same fields with
+ * `call: "Replay"` and `result`.
  *
  * @example
  * ```ts
@@ -385,7 +386,7 @@ export interface ReplayRecord {
  * }, false);
  * assert.equal(
  *   line,
- *   'Replay DIVERGED records=8 steps=5 record=6 call=WskReceive socket=1 offset=1 ' +
+ *   'Replay DIVERGED records=8 steps=5 record=6 at=WskReceive socket=1 offset=1 ' +
  *     'expected="ONG" actual="ANG" expected_hex=4f4e47 actual_hex=414e47',
  * );
  * ```
@@ -399,7 +400,7 @@ export function formatReplay(record: ReplayRecord, json: boolean): string {
     ["records", record.records],
     ["steps", record.steps],
     ["record", record.record],
-    ["call", record.call],
+    ["at", record.call],
     ["socket", record.socket],
     ["offset", record.offset],
     ["expected", record.expected === undefined ? undefined : shown(record.expected)],
@@ -412,7 +413,7 @@ export function formatReplay(record: ReplayRecord, json: boolean): string {
     return jsonText({
       call: "Replay",
       result: record.result,
-      ...Object.fromEntries(present.map(([k, v]) => [k === "call" ? "at" : k, v])),
+      ...Object.fromEntries(present),
     });
   }
   const parts = present.map(([k, v]) =>

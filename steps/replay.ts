@@ -81,10 +81,11 @@ export function parseLog(text: string): LogRecord[] {
 
 /** One object of the log, checked field by field. */
 function readRecord(number: number, o: Record<string, unknown>): LogRecord {
-  const field = <T>(name: string, type: string): T | undefined => {
+  const field = <T>(name: string, type: "string" | "number"): T | undefined => {
     const value = o[name];
     if (value === undefined) return undefined;
-    if (typeof value !== type) throw malformed(number, `"${name}" is not a ${type}`);
+    const matches = type === "string" ? typeof value === "string" : typeof value === "number";
+    if (!matches) throw malformed(number, `"${name}" is not a ${type}`);
     return value as T;
   };
   const call = field<string>("call", "string");
