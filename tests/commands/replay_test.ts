@@ -66,6 +66,9 @@ async function record(port: number): Promise<string> {
   return log;
 }
 
+/** The fields of the Replay line of the recorded log: 8 records (one Expect), 7 steps. */
+const REPLAY_OF_8 = { call: "Replay", ntstatus: "records=8", records: "8", steps: "7" };
+
 /** The last line of stdout, parsed (the Replay line). */
 function replayLine(stdout: string): Record<string, string> {
   const lines = stdout.trim().split("\n");
@@ -114,13 +117,7 @@ Deno.test("replay: a recorded run replays against the same server with exit 0", 
       "WskCloseSocket",
       "Replay",
     ]);
-    assert.deepEqual(replayLine(result.stdout), {
-      call: "Replay",
-      status: "MATCHED",
-      ntstatus: "records=8",
-      records: "8",
-      steps: "7",
-    });
+    assert.deepEqual(replayLine(result.stdout), { ...REPLAY_OF_8, status: "MATCHED" });
     const { got } = await server.report();
     assert.deepEqual(got, ["PING\r\n", "PING\r\n"]);
   } finally {
@@ -138,11 +135,8 @@ Deno.test("replay: one byte answered differently exits 3 naming the call and the
     assert.equal(result.code, 3, result.stdout + result.stderr);
     assert.equal(result.stderr, "");
     assert.deepEqual(replayLine(result.stdout), {
-      call: "Replay",
+      ...REPLAY_OF_8,
       status: "DIVERGED",
-      ntstatus: "records=8",
-      records: "8",
-      steps: "7",
       record: "2",
       at: "WskReceive",
       socket: "1",
@@ -178,11 +172,8 @@ Deno.test("replay: a server that refuses exits 3 naming the status difference", 
       new RegExp(`^WskSocketConnect STATUS_CONNECTION_REFUSED 0xC0000236 .*remote=${address} `),
     );
     assert.deepEqual(replayLine(result.stdout), {
-      call: "Replay",
+      ...REPLAY_OF_8,
       status: "DIVERGED",
-      ntstatus: "records=8",
-      records: "8",
-      steps: "7",
       record: "1",
       at: "WskSocketConnect",
       socket: "1",
