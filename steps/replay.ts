@@ -30,6 +30,8 @@ export interface LogRecord {
   readonly data?: Uint8Array;
   /** A `--json` chunk record of a receive (its loop's total follows without data). */
   readonly chunk?: number;
+  /** How many calls a loop's record stands for. */
+  readonly calls?: number;
   /** `unread`: bytes taken past a step's stop point that no later step read. */
   readonly value?: string | number;
   /** Our side aborted the connection. */
@@ -99,6 +101,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
   const local = field<string>("local", "string");
   const remote = field<string>("remote", "string");
   const chunk = field<number>("chunk", "number");
+  const calls = field<number>("calls", "number");
   const value = o.value;
   const text = field<string>("data", "string");
   const base64 = field<string>("base64", "string");
@@ -121,6 +124,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
     ...(local === undefined ? {} : { local }),
     ...(remote === undefined ? {} : { remote }),
     ...(chunk === undefined ? {} : { chunk }),
+    ...(calls === undefined ? {} : { calls }),
     ...(typeof value === "string" || typeof value === "number" ? { value } : {}),
     ...(data === undefined ? {} : { data }),
   };
@@ -206,8 +210,8 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
   const live = new Set<number>();
   /** Sockets on which our side sent its FIN (a later receive reads to the peer's FIN). */
   const finished = new Set<number>();
-  /** Bytes of `--json` chunk records not yet matched by their loop's total. */
-  const chunked = new Map<number, number>();
+  /** Bytes and count of `--json` chunk records not yet matched by their loop's total. */
+  const chunked = new Map<number, { bytes: number; count: number }>();
   const sockets = new Set(records.flatMap((r) => r.socket === undefined ? [] : [r.socket]));
   const named = sockets.size > 1;
   const lastReceive = new Map<number, number>();
@@ -299,24 +303,27 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       case "WskReceive": {
         if (r.chunk !== undefined) {
           if (r.socket !== undefined) {
-            chunked.set(r.socket, (chunked.get(r.socket) ?? 0) + r.information);
+            const sum = chunked.get(r.socket) ?? { bytes: 0, count: 0 };
+            chunked.set(r.socket, { bytes: sum.bytes + r.information, count: sum.count + 1 });
           }
           break;
         }
         if (!isStep(r)) break;
         const socket = needLive(r);
-        const counted = chunked.get(socket) ?? 0;
+        const counted = chunked.get(socket) ?? { bytes: 0, count: 0 };
         chunked.delete(socket);
-        if (r.information > 0 && r.data === undefined && counted !== r.information) {
+        if (r.information > 0 && r.data === undefined && counted.bytes !== r.information) {
           throw malformed(
             r.number,
             `WskReceive of ${r.information} bytes without its data (it went to an output)`,
           );
         }
         const words = ["receive"];
-        // A receive that read to the peer's FIN: a failure, the FIN itself (0 bytes), or the
-        // last receive after our FIN. Any other reads exactly its bytes.
+        // A receive that read to the peer's FIN: a failure, the FIN itself (0 bytes), a loop
+        // of --json pieces with one call more than pieces (the 0-byte FIN), or the last receive
+        // after our FIN. Any other reads exactly its bytes.
         const toFin = !NT_SUCCESS(r.status) || r.information === 0 ||
+          (counted.count > 0 && (r.calls ?? 0) > counted.count) ||
           (finished.has(socket) && lastReceive.get(socket) === r.number);
         if (!toFin) words.push("--bytes", String(r.information));
         emit(r, words);

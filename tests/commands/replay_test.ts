@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { closedPort, parseLine, runCli } from "../_helpers.ts";
 import { PY_LISTEN, PythonPeer } from "../_python.ts";
+import { deriveScript, parseLog } from "../../steps/replay.ts";
 
 /**
  * A greeting server (PY_LISTEN on 127.0.0.1). argv: HOST GREETING COUNT [split]. Per connection
@@ -286,4 +287,39 @@ Deno.test("run --record: a log that cannot be written is exit 2 before any socke
   assert.equal(result.code, 2);
   assert.equal(result.stdout, "");
   assert.match(result.stderr, /^error: Cannot write log "\/nonexistent\/dir\/log\.jsonl": /);
+});
+
+Deno.test("deriveScript() reads a --json receive to the FIN when its loop made one call more than pieces", () => {
+  const common = { status: "STATUS_SUCCESS", socket: 1, remote: "127.0.0.1:7010" };
+  const log = [
+    { ...common, call: "WskSocket", information: 0 },
+    { ...common, call: "WskBind", information: 0, local: "0.0.0.0:0" },
+    { ...common, call: "WskConnect", information: 0 },
+    { ...common, call: "WskReceive", information: 3, calls: 1, data: "hel", chunk: 1 },
+    { ...common, call: "WskReceive", information: 2, calls: 1, data: "lo", chunk: 2 },
+    { ...common, call: "WskReceive", information: 5, calls: 3 },
+    { ...common, call: "WskReceive", information: 2, calls: 1, base64: "AP8=", chunk: 1 },
+    { ...common, call: "WskReceive", information: 2, calls: 1 },
+    { ...common, call: "WskCloseSocket", information: 0 },
+  ].map((record) => JSON.stringify(record)).join("\n");
+  const derived = deriveScript(parseLog(log), "[::1]:9");
+  assert.equal(
+    derived.script,
+    [
+      "connect [::1]:9  # record 3",
+      "receive  # record 6",
+      "receive --bytes 2  # record 8",
+      "closesocket  # record 9",
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(
+    derived.streams.get(1)?.bytes,
+    new Uint8Array([104, 101, 108, 108, 111, 0, 255]),
+  );
+  assert.deepEqual(derived.streams.get(1)?.pieces, [
+    { offset: 0, record: 4 },
+    { offset: 3, record: 5 },
+    { offset: 5, record: 7 },
+  ]);
 });
