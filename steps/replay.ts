@@ -10,9 +10,16 @@
  * @module
  */
 
-import { NT_SUCCESS, type NTSTATUS, ntStatusFromName, ntStatusName } from "../provider/mod.ts";
+import {
+  NT_SUCCESS,
+  type NTSTATUS,
+  ntStatusFromName,
+  ntStatusName,
+  STATUS_CANCELLED,
+} from "../provider/mod.ts";
 import type { CallRecord, ExpectationRecord, ReportTap } from "../report/reporter.ts";
 import { UsageError } from "../syntax/usage.ts";
+import { parseLocal, parseRemote } from "../syntax/values.ts";
 import type { Outcome } from "./executor.ts";
 import type { Step } from "./step.ts";
 
@@ -242,7 +249,7 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
   const remoteOf = (r: LogRecord): string => {
     const remote = to ?? r.remote;
     if (remote === undefined) throw malformed(r.number, `${r.call} without "remote"`);
-    return remote;
+    return checked(r, remote, parseRemote);
   };
   for (const r of records) {
     if (r.call === "WskReceive" && r.data !== undefined && r.data.length > 0) {
@@ -259,7 +266,10 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
         break;
       case "WskBind":
         if (r.socket !== undefined && pending.has(r.socket) && r.local !== undefined) {
-          pending.set(r.socket, EPHEMERAL_REGEXP.test(r.local) ? null : r.local);
+          pending.set(
+            r.socket,
+            EPHEMERAL_REGEXP.test(r.local) ? null : checked(r, r.local, parseLocal),
+          );
         }
         break;
       case "WskConnect":
@@ -366,16 +376,23 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
   return { script: lines.join("\n") + "\n", origins, streams: done, records: records.length };
 }
 
+/** An address of a record, checked to be one (it becomes a word of the script). */
+function checked(r: LogRecord, address: string, parse: (text: string) => unknown): string {
+  try {
+    parse(address);
+  } catch (error) {
+    throw malformed(r.number, error instanceof Error ? error.message : String(error));
+  }
+  return address;
+}
+
 /**
  * Whether a WskReceive record stands for a receive step: not bytes an earlier step left
  * unread, not the receive a closesocket cancelled.
  */
 function isStep(r: LogRecord): boolean {
-  return r.chunk === undefined && r.value !== "unread" && r.information >= 0 &&
-    !(r.status === STATUS_CANCELLED_VALUE && r.call === "WskReceive");
+  return r.chunk === undefined && r.value !== "unread" && r.status !== STATUS_CANCELLED;
 }
-
-const STATUS_CANCELLED_VALUE = ntStatusFromName("STATUS_CANCELLED")!;
 
 /** The first place a replay answered differently from its log. */
 export type Divergence =

@@ -266,6 +266,10 @@ Deno.test("replay: a malformed log is exit 2 naming the record, before any socke
     ],
     ["WskConnect STATUS_SUCCESS 0x00000000 socket=1", /record 1: not a JSON object/],
     ["", /the log has no records/],
+    [
+      good.replace(`127.0.0.1:${port}`, `127.0.0.1:${port} --socket x`),
+      /record 1: Cannot parse address /,
+    ],
   ];
   for (const [text, message] of cases) {
     const result = await runCli(["replay", "-"], { stdin: text });
