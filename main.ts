@@ -42,6 +42,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   starttls: () => import("./commands/starttls.ts"),
   accept: () => import("./commands/accept.ts"),
   run: () => import("./commands/run.ts"),
+  replay: () => import("./commands/replay.ts"),
   session: () => import("./commands/session.ts"),
   demo: () => import("./commands/demo.ts"),
   completions: () => import("./commands/completions.ts"),

@@ -10,42 +10,25 @@ import { newRunnerState, StepExecutor } from "../steps/executor.ts";
 import type { VerbTable } from "../steps/verb.ts";
 import { type CliContext, processIO } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
-import { joinBytes } from "../engine/pump.ts";
+import { readWhole } from "../cli/input.ts";
 import { parseScript, ScriptSyntaxError, type Step } from "../steps/script.ts";
 import { UsageError } from "../syntax/usage.ts";
+import { jsonLinesTap, writerSink } from "../report/reporter.ts";
 
 /** Largest script read (a script is a few lines; this only bounds a mistaken input). */
 const MAX_SCRIPT = 1 << 20;
 
-async function readScript(ctx: CliContext, file: string): Promise<Uint8Array> {
-  let bytes: Uint8Array;
+/** Opens the `--record` log before any socket exists: a path that cannot be written is exit 2. */
+async function openLog(path: string): Promise<Deno.FsFile> {
   try {
-    if (file === "-") {
-      const stdin = ctx.stdin();
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      for (;;) {
-        const chunk = new Uint8Array(64 * 1024);
-        const count = await stdin.read(chunk);
-        if (count === null) break;
-        chunks.push(chunk.subarray(0, count));
-        total += count;
-        if (total > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
-      }
-      bytes = joinBytes(chunks, total);
-    } else {
-      const info = await Deno.stat(file);
-      if (!info.isFile && !info.isFifo) throw new Error("not a file");
-      if (info.size > MAX_SCRIPT) throw new Error(`longer than ${MAX_SCRIPT} bytes`);
-      bytes = await Deno.readFile(file);
-    }
+    return await Deno.open(path, { write: true, create: true, truncate: true });
   } catch (error) {
     throw new UsageError(
-      `Cannot read script "${file}": ${error instanceof Error ? error.message : error}`,
+      `Cannot write log "${path}": ${error instanceof Error ? error.message : error}`,
     );
   }
-  return bytes;
 }
+
 /** Builds the `run` command. */
 export function command(ctx: CliContext, verbs: () => Promise<VerbTable>) {
   return wskCommand(
@@ -56,12 +39,18 @@ export function command(ctx: CliContext, verbs: () => Promise<VerbTable>) {
       "receive, disconnect, getlocaladdress, getremoteaddress, controlsocket, closesocket, accept)",
     [
       "wsk run smoke.wsk",
+      "wsk run smoke.wsk --record smoke.jsonl",
       `printf 'socketconnect 127.0.0.1:6379\\nsend "PING\\\\r\\\\n"\\nreceive --expect "+PONG"\\n' | wsk run -`,
     ],
   )
     .argument("[file]", "the script (- or nothing for standard input)", "-")
+    .option(
+      "--record <log>",
+      "also write every call to LOG as JSON Lines, with the bytes sent and received " +
+        "(wsk replay LOG runs them again)",
+    )
     .action(async (file, options, command) => {
-      const source = await readScript(ctx, file);
+      const source = await readWhole(ctx, file, MAX_SCRIPT, "script");
       let steps: Step[];
       try {
         steps = parseScript(source, await verbs());
@@ -69,11 +58,16 @@ export function command(ctx: CliContext, verbs: () => Promise<VerbTable>) {
         if (error instanceof ScriptSyntaxError) throw new UsageError(error.message);
         throw error;
       }
-      await runAction(ctx, command, options, async (run) => {
-        const runner = new StepExecutor(run, newRunnerState(), processIO(ctx, run, options));
-        await runner.prepare(steps);
-        const outcome = await runner.runSteps(steps, true, true);
-        if (outcome === "expectation") ctx.exitCode = 3;
-      });
+      const log = options.record === undefined ? null : await openLog(options.record);
+      try {
+        await runAction(ctx, command, options, async (run) => {
+          const runner = new StepExecutor(run, newRunnerState(), processIO(ctx, run, options));
+          await runner.prepare(steps);
+          const outcome = await runner.runSteps(steps, true, true);
+          if (outcome === "expectation") ctx.exitCode = 3;
+        }, (reporter) => log && reporter.tap(jsonLinesTap(writerSink(log))));
+      } finally {
+        log?.close();
+      }
     });
 }

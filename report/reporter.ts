@@ -69,6 +69,12 @@ export interface CallRecord {
   /** Received payload to show (not payload that went to an output stream). */
   readonly data?: Uint8Array;
   /**
+   * The bytes a WskSend or WskConnectEx sent from a buffer given as text (`--data`, a script's
+   * data): JSON Lines carry them in `data`/`base64` (a log `wsk replay` re-sends); a human line
+   * shows only their count.
+   */
+  readonly sentData?: Uint8Array;
+  /**
    * The record carries received payload itself (`--json` without `--output`): it is written
    * even with `--quiet`, and a closed standard output fails it instead of being ignored.
    */
@@ -315,11 +321,13 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
     object.expires = record.tls.expires;
   }
   object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
-  if (record.data !== undefined && record.data.length > 0) {
+  // What was sent: only the bytes the call completed (a failed send may cut them short).
+  const payload = record.data ?? record.sentData?.subarray(0, record.information);
+  if (payload !== undefined && payload.length > 0) {
     try {
-      object.data = strictUtf8.decode(record.data);
+      object.data = strictUtf8.decode(payload);
     } catch {
-      object.base64 = record.data.toBase64();
+      object.base64 = payload.toBase64();
     }
   }
   if (!NT_SUCCESS(record.status) && record.message) object.message = record.message;
@@ -377,6 +385,78 @@ export function formatExpectation(record: ExpectationRecord, json: boolean): str
     `expected=${quote(record.expected)}${actual}`;
 }
 
+/** How a replay (`wsk replay`) ended: matched its log, or where it first differed. */
+export interface ReplayRecord {
+  readonly result: "MATCHED" | "DIVERGED";
+  /** Records in the log, and steps derived from them. */
+  readonly records: number;
+  readonly steps: number;
+  /** The log record of the call that differed. */
+  readonly record?: number;
+  readonly call?: string;
+  /** The log's socket id of that call. */
+  readonly socket?: number;
+  /** For received bytes: the offset of the first differing byte in the socket's stream. */
+  readonly offset?: number;
+  /** What the log has and what came instead: status names, or bytes from `offset` on. */
+  readonly expected?: string | Uint8Array;
+  readonly actual?: string | Uint8Array;
+}
+
+/**
+ * Formats a replay's outcome. Human: `Replay MATCHED records=N steps=N` or `Replay DIVERGED
+ * record=N at=CALL [socket=N] [offset=N] expected="…" actual="…"` (the divergent call `at`, its
+ * log record and socket; bytes escaped as in `data=`, then in hex); JSON: the same fields with
+ * `call: "Replay"` and `result`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatReplay } from "./reporter.ts";
+ *
+ * const text = new TextEncoder();
+ * const line = formatReplay({
+ *   result: "DIVERGED", records: 8, steps: 5, record: 6, call: "WskReceive", socket: 1,
+ *   offset: 1, expected: text.encode("ONG"), actual: text.encode("ANG"),
+ * }, false);
+ * assert.equal(
+ *   line,
+ *   'Replay DIVERGED records=8 steps=5 record=6 at=WskReceive socket=1 offset=1 ' +
+ *     'expected="ONG" actual="ANG" expected_hex=4f4e47 actual_hex=414e47',
+ * );
+ * ```
+ */
+export function formatReplay(record: ReplayRecord, json: boolean): string {
+  const shown = (value: string | Uint8Array) =>
+    typeof value === "string" ? value : escapeBytes(value);
+  const hex = (value: string | Uint8Array | undefined) =>
+    value instanceof Uint8Array ? value.toHex() : undefined;
+  const fields: [string, string | number | undefined][] = [
+    ["records", record.records],
+    ["steps", record.steps],
+    ["record", record.record],
+    ["at", record.call],
+    ["socket", record.socket],
+    ["offset", record.offset],
+    ["expected", record.expected === undefined ? undefined : shown(record.expected)],
+    ["actual", record.actual === undefined ? undefined : shown(record.actual)],
+    ["expected_hex", hex(record.expected)],
+    ["actual_hex", hex(record.actual)],
+  ];
+  const present = fields.filter((f): f is [string, string | number] => f[1] !== undefined);
+  if (json) {
+    return jsonText({
+      call: "Replay",
+      result: record.result,
+      ...Object.fromEntries(present),
+    });
+  }
+  const parts = present.map(([k, v]) =>
+    k === "expected" || k === "actual" ? `${k}="${v}"` : `${k}=${v}`
+  );
+  return `Replay ${record.result} ${parts.join(" ")}`;
+}
+
 /** Where text goes; tests give their own. */
 export interface TextSink {
   /** Writes one complete line (the newline is added). */
@@ -408,6 +488,26 @@ export function writerSink(writer: { writeSync(p: Uint8Array): number }): TextSi
   };
 }
 
+/** What else sees every record a Reporter writes (a `--record` log, a replay's comparison). */
+export interface ReportTap {
+  /** A call's record, before `--quiet` decides whether it is shown. */
+  record(record: CallRecord): void;
+  /** An expectation's outcome, before `--quiet` decides whether it is shown. */
+  expectation(record: ExpectationRecord): void;
+}
+
+/**
+ * A tap that writes every record as the JSON Lines `--json` prints (a `wsk run --record` log):
+ * payload in `data`/`base64`, what a WskSend sent included.
+ */
+export function jsonLinesTap(sink: TextSink): ReportTap {
+  const options = { json: true, verbose: false, color: false };
+  return {
+    record: (record) => sink.line(formatJson(record, options)),
+    expectation: (record) => sink.line(formatExpectation(record, true)),
+  };
+}
+
 /**
  * Writes records and remembers whether any call failed unexpectedly. One Reporter per run.
  */
@@ -418,11 +518,17 @@ export class Reporter {
   #statusToErr = false;
   #failed = false;
   #lines = 0;
+  readonly #taps: ReportTap[] = [];
 
   constructor(out: TextSink, err: TextSink, options: ReportOptions) {
     this.#out = out;
     this.#err = err;
     this.#options = options;
+  }
+
+  /** Gives every later record and expectation to `tap` as well, whatever `--quiet` hides. */
+  tap(tap: ReportTap): void {
+    this.#taps.push(tap);
   }
 
   /** True when status lines must leave stdout free for payload (`--output -`). */
@@ -453,6 +559,7 @@ export class Reporter {
   record(record: CallRecord, expected?: NTSTATUS): void {
     const failure = !NT_SUCCESS(record.status) && record.status !== expected;
     if (failure) this.#failed = true;
+    for (const tap of this.#taps) tap.record(record);
     if (this.#options.quiet && !failure && !record.payload) return;
     const text = this.#options.json
       ? formatJson(record, this.#options)
@@ -472,9 +579,17 @@ export class Reporter {
 
   /** Writes an expectation's outcome on the status stream (with `--quiet`, only a failed one). */
   expectation(record: ExpectationRecord): void {
+    for (const tap of this.#taps) tap.expectation(record);
     if (this.#options.quiet && record.passed) return;
     const text = formatExpectation(record, this.#options.json);
     (this.#statusToErr ? this.#err : this.#out).line(text);
+    this.#lines++;
+  }
+
+  /** Writes a replay's outcome on the status stream (with `--quiet`, only a divergence). */
+  replay(record: ReplayRecord): void {
+    if (this.#options.quiet && record.result === "MATCHED") return;
+    (this.#statusToErr ? this.#err : this.#out).line(formatReplay(record, this.#options.json));
     this.#lines++;
   }
 

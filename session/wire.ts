@@ -53,8 +53,9 @@ export type Request =
   };
 
 /** A CallRecord as it travels: payload in base64, the host error as text. */
-export type WireRecord = Omit<CallRecord, "data" | "cause"> & {
+export type WireRecord = Omit<CallRecord, "data" | "sentData" | "cause"> & {
   readonly data?: string;
+  readonly sentData?: string;
   readonly cause?: string;
 };
 
@@ -163,18 +164,23 @@ function fromBase64(text: string): Uint8Array {
  * ```
  */
 export function toWire(record: CallRecord): WireRecord {
-  const { data, cause, ...rest } = record;
+  const { data, sentData, cause, ...rest } = record;
   return {
     ...rest,
     ...(data === undefined ? {} : { data: toBase64(data) }),
+    ...(sentData === undefined ? {} : { sentData: toBase64(sentData) }),
     ...(cause === undefined ? {} : { cause: describeCause(cause) }),
   };
 }
 
 /** The CallRecord a {@linkcode WireRecord} stands for (the cause stays text). */
 export function fromWire(record: WireRecord): CallRecord {
-  const { data, ...rest } = record;
-  return { ...rest, ...(data === undefined ? {} : { data: fromBase64(data) }) };
+  const { data, sentData, ...rest } = record;
+  return {
+    ...rest,
+    ...(data === undefined ? {} : { data: fromBase64(data) }),
+    ...(sentData === undefined ? {} : { sentData: fromBase64(sentData) }),
+  };
 }
 
 /**

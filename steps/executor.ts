@@ -52,6 +52,7 @@ import { type ByteSource, closeQuietly, sendPattern, sendStream } from "../engin
 import { OutputFile, payloadRecords } from "../engine/output.ts";
 import { Progress } from "../report/progress.ts";
 import { HexTrace } from "../report/trace.ts";
+import type { CallRecord } from "../report/reporter.ts";
 import { UsageError } from "../syntax/usage.ts";
 
 /** The files a step opens, opened before any socket exists (see StepExecutor.prepare). */
@@ -274,7 +275,7 @@ export class StepExecutor {
     call: string,
     socket: AnySocket | null | ((c: T) => AnySocket | null),
     issue: () => Promise<T>,
-    extra = {},
+    extra: Partial<CallRecord> = {},
   ): Promise<{ outcome: Outcome; completion: T }> {
     const completion = await this.#run.call(call, socket, issue, extra, step.status);
     return { outcome: this.#judge(step, completion), completion };
@@ -351,9 +352,15 @@ export class StepExecutor {
    * after a clean run, at once after a failure) and closes what {@linkcode prepare} opened.
    * `tag`: every line carries its step and script line (a script's lines do). `lenient`: a peer
    * that never sends its FIN at the end is shown but is no failure (a script's end is not a
-   * step).
+   * step). `after`: judges each step that went on (a replay compares what was received so far);
+   * "expectation" or "failure" stops the run there as a step's own outcome would.
    */
-  async runSteps(steps: readonly Step[], tag: boolean, lenient: boolean): Promise<Outcome> {
+  async runSteps(
+    steps: readonly Step[],
+    tag: boolean,
+    lenient: boolean,
+    after?: (step: Step) => Outcome,
+  ): Promise<Outcome> {
     const run = this.#run;
     let outcome: Outcome = "next";
     let at = 0;
@@ -362,6 +369,7 @@ export class StepExecutor {
         at = step.line;
         if (tag) run.tags = { step: step.step, line: step.line };
         outcome = await this.step(step);
+        if (outcome === "next" && after) outcome = after(step);
         if (outcome !== "next") break;
       }
     } catch (error) {
@@ -463,7 +471,7 @@ export class StepExecutor {
             first === null
               ? d.WskConnect(socket, remote, 0, this.#irp(step))
               : d.WskConnectEx(socket, remote, wskBuf(first), 0, this.#irp(step)),
-          { remote },
+          first === null ? { remote } : { remote, sentData: first },
         );
         // A connect that failed as expected (`--status`) has nothing to run TLS on.
         return outcome === "next" && NT_SUCCESS(completion.status)
@@ -792,6 +800,7 @@ export class StepExecutor {
         "WskSend",
         socket,
         () => socket.Dispatch.WskSend(socket, wskBuf(data), flags, this.#irp(step)),
+        { sentData: data },
       );
       run.hex?.dump(">", socket.id, data.subarray(0, sent.completion.information));
       return sent.outcome;
@@ -834,7 +843,7 @@ export class StepExecutor {
           "WskSend",
           socket,
           () => socket.Dispatch.WskSend(socket, wskBuf(step.data!), flags, this.#irp(step)),
-          {},
+          { sentData: step.data },
           step.status,
         );
         run.hex?.dump(">", socket.id, step.data.subarray(0, sent.information));
