@@ -384,3 +384,22 @@ Deno.test("accept --tls --mode forward: TLS ends at the server, the target gets 
   assert.equal(summary?.received, "9", target.stdout.text());
   assert.match(front.stdout.text(), /TlsHandshake STATUS_SUCCESS /);
 });
+
+Deno.test("replay: a TlsHandshake record becomes a starttls step with the same status", async () => {
+  const { server, port } = await sServer(certs.cert);
+  await using _ = server;
+  const log = await Deno.makeTempFile({ prefix: "wsk-tls-log-" });
+  try {
+    const recorded = await runCli(["connect", `127.0.0.1:${port}`, "--tls", "--json"]);
+    assert.equal(recorded.code, 1, recorded.stderr);
+    await Deno.writeTextFile(log, recorded.stdout);
+    const script = await runCli(["replay", log, "--print-script"]);
+    assert.match(script.stdout, /^starttls --status SEC_E_UNTRUSTED_ROOT/m);
+    const replayed = await runCli(["replay", log]);
+    assert.equal(replayed.code, 0, replayed.stdout + replayed.stderr);
+    assert.match(replayed.stdout, /TlsHandshake SEC_E_UNTRUSTED_ROOT /);
+    assert.match(replayed.stdout, /Replay MATCHED /);
+  } finally {
+    await Deno.remove(log);
+  }
+});
