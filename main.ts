@@ -39,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   release: () => import("./commands/release.ts"),
   controlsocket: () => import("./commands/controlsocket.ts"),
   closesocket: () => import("./commands/closesocket.ts"),
+  starttls: () => import("./commands/starttls.ts"),
   accept: () => import("./commands/accept.ts"),
   run: () => import("./commands/run.ts"),
   replay: () => import("./commands/replay.ts"),

@@ -18,6 +18,7 @@ import {
   parsePositionals,
   REMOTE_ARG,
   retryOf,
+  tlsOf,
   type VerbDecl,
 } from "../steps/verb.ts";
 import type { Endpoint } from "../syntax/values.ts";
@@ -55,6 +56,7 @@ function stepsOf(
       ...(own.timeout === undefined ? {} : { timeout: own.timeout }),
       ...bindOf(options),
       ...retryOf(options),
+      ...tlsOf(options),
       abortive: verb.abortive?.(own) ?? true,
     } as Step);
   }

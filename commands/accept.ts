@@ -42,6 +42,7 @@ export function command(ctx: CliContext) {
       "wsk accept --mode verify --verify-bytes 1G --events",
       "wsk accept :9000 --keep-open --mode exec -- tr a-z A-Z",
       "wsk accept 127.0.0.1:8443 --keep-open --mode forward --to 10.0.0.5:443",
+      "wsk accept 127.0.0.1:8443 --tls --cert server.pem --key server.key --mode reply --reply hi",
     ],
   )
     // LOCAL is parsed in the action: only there is it known whether the first operand is LOCAL
@@ -107,6 +108,13 @@ export function command(ctx: CliContext) {
           "else deno)",
       ).choices(["deno", "node"] as const),
     )
+    .option(
+      "--tls",
+      "serve TLS: each connection's TlsHandshake line, then the mode on plaintext (needs " +
+        "--cert and --key; node backing)",
+    )
+    .option("--cert <file>", "--tls: the server's certificate chain (PEM)")
+    .option("--key <file>", "--tls: the server's private key (PEM)")
     .addOption(
       new Option(
         "--events",

@@ -3,7 +3,15 @@
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import type { CliContext } from "../cli/command.ts";
 import { verbCommand } from "../cli/verb.ts";
-import { bindOf, CONNECT_OPTIONS, REMOTE_ARG, retryOf, type VerbDecl } from "../steps/verb.ts";
+import {
+  bindOf,
+  CONNECT_OPTIONS,
+  REMOTE_ARG,
+  retryOf,
+  TLS_OPTIONS,
+  tlsOf,
+  type VerbDecl,
+} from "../steps/verb.ts";
 import type { Endpoint } from "../syntax/values.ts";
 
 /** The `connect` verb. */
@@ -17,10 +25,11 @@ export const connect: VerbDecl = {
     "wsk connect 127.0.0.1:8080",
     "wsk connect 127.0.0.1 8080 --retry-until 30s",
     "wsk connect [::1]:8080 --bind [::1]:0 --json",
+    "wsk connect example.org:443 --tls --alpn h2,http/1.1",
   ],
   target: "none",
   args: [REMOTE_ARG],
-  options: CONNECT_OPTIONS,
+  options: [...CONNECT_OPTIONS, ...TLS_OPTIONS],
   make({ args, options, entry }) {
     if (options.retryUntil !== undefined && options.status !== undefined) {
       throw new InvalidArgumentError("--retry-until cannot be used with --status");
@@ -30,6 +39,7 @@ export const connect: VerbDecl = {
       remote: args[0] as Endpoint,
       ...bindOf(options),
       ...retryOf(options),
+      ...tlsOf(options),
       // The command line keeps the fast backing: a plain connect never aborts on purpose.
       ...(entry === "cli" ? { abortive: false } : {}),
     };

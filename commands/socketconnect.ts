@@ -2,7 +2,15 @@
 
 import type { CliContext } from "../cli/command.ts";
 import { verbCommand } from "../cli/verb.ts";
-import { bindOf, CONNECT_OPTIONS, retryOf, type VerbDecl } from "../steps/verb.ts";
+import { InvalidArgumentError } from "@commander-js/extra-typings";
+import {
+  bindOf,
+  CONNECT_OPTIONS,
+  retryOf,
+  TLS_OPTIONS,
+  tlsOf,
+  type VerbDecl,
+} from "../steps/verb.ts";
 import { MAX_PORT_LIST, parsePortList, type PortList } from "../syntax/values.ts";
 
 /** The `socketconnect` verb. */
@@ -26,15 +34,20 @@ export const socketconnect: VerbDecl = {
     parse: parsePortList,
     address: true,
   }],
-  options: CONNECT_OPTIONS,
+  options: [...CONNECT_OPTIONS, ...TLS_OPTIONS],
   make({ args, options }) {
     const list = args[0] as PortList;
+    const tls = tlsOf(options);
+    if (list.isList && tls.tls) {
+      throw new InvalidArgumentError("--tls cannot be used with a port list");
+    }
     return {
       verb: "socketconnect",
       remote: list.endpoint,
       ...(list.isList ? { ports: list.ports } : {}),
       ...bindOf(options),
       ...retryOf(options),
+      ...tls,
     };
   },
   session: true,

@@ -36,6 +36,7 @@ import {
   type WskProviderNpi,
   WskSetOption,
   type WskSocketOptions,
+  type WskTlsCompletion,
 } from "../provider/mod.ts";
 import type { CallRecord, Reporter } from "../report/reporter.ts";
 import type { Endpoint, OptionSetting, OptionSpec } from "../syntax/values.ts";
@@ -149,6 +150,10 @@ export class CallContext {
       ...(socket?.peerSaw ? { peerSaw: socket.peerSaw } : {}),
       ...(completion.message === undefined ? {} : { message: completion.message }),
       ...(completion.cause === undefined ? {} : { cause: completion.cause }),
+      // A TLS handshake's completion carries what it agreed on.
+      ...((completion as WskTlsCompletion).tls
+        ? { tls: (completion as WskTlsCompletion).tls }
+        : {}),
       ...extra,
       ...(this.tags ? { extra: { ...this.tags, ...extra.extra } } : {}),
     }, expected);

@@ -22,7 +22,9 @@ import {
 } from "./address.ts";
 import { canResetDenoConnections, resetConnection } from "./_rst.ts";
 import { statusFromError } from "./_errors.ts";
-import { STATUS_INSUFFICIENT_RESOURCES } from "./status.ts";
+import { SEC_E_UNSUPPORTED_FUNCTION, STATUS_INSUFFICIENT_RESOURCES } from "./status.ts";
+import { startTlsDeno, startTlsNode, TlsFailure } from "./_tls.ts";
+import type { TlsInfo, TlsOptions } from "./tls.ts";
 
 /** Which host API backs a socket. */
 export type BackingKind = "deno" | "node";
@@ -86,6 +88,11 @@ export interface ConnectionBacking {
   setNoDelay(on: boolean): void;
   /** SO_KEEPALIVE. */
   setKeepAlive(on: boolean): void;
+  /**
+   * Runs a TLS handshake on the connection; from then on reads and writes carry plaintext
+   * through it. Throws TlsFailure or the host's error (the connection is then closed).
+   */
+  startTls(options: TlsOptions): Promise<TlsInfo>;
 }
 
 /** Where to connect, and optionally from which local address. */
@@ -114,10 +121,12 @@ class DenoBacking implements ConnectionBacking {
   readonly kind = "deno";
   readonly localAddress: SockAddr;
   readonly remoteAddress: SockAddr;
-  #conn: Deno.TcpConn;
+  #conn: Deno.TcpConn | Deno.TlsConn;
+  #tcp: Deno.TcpConn;
 
   constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
+    this.#tcp = conn;
     this.localAddress = sockAddrFromNetAddr(conn.localAddr);
     this.remoteAddress = sockAddrFromNetAddr(conn.remoteAddr);
   }
@@ -150,11 +159,29 @@ class DenoBacking implements ConnectionBacking {
   }
 
   setNoDelay(on: boolean): void {
-    this.#conn.setNoDelay(on);
+    // After a TLS upgrade the TCP resource belongs to the TLS connection: nothing to set.
+    if (this.#conn === this.#tcp) this.#tcp.setNoDelay(on);
   }
 
   setKeepAlive(on: boolean): void {
-    this.#conn.setKeepAlive(on);
+    if (this.#conn === this.#tcp) this.#tcp.setKeepAlive(on);
+  }
+
+  async startTls(options: TlsOptions): Promise<TlsInfo> {
+    if (options.role !== "client" || this.#conn !== this.#tcp) {
+      throw new TlsFailure(
+        SEC_E_UNSUPPORTED_FUNCTION,
+        "The deno backing can only start TLS once, as a client; use backing node",
+      );
+    }
+    try {
+      const { conn, info } = await startTlsDeno(this.#tcp, options);
+      this.#conn = conn;
+      return info;
+    } catch (error) {
+      this.close();
+      throw error;
+    }
   }
 }
 
@@ -469,36 +496,101 @@ class NodeBacking implements ConnectionBacking {
   readonly kind = "node";
   readonly localAddress: SockAddr;
   readonly remoteAddress: SockAddr;
+  /** What reads and writes go through: the TCP socket, or the TLS socket over it. */
   #socket: NodeSocket;
+  /** The TCP socket (resets and socket options go to it). */
+  #raw: NodeSocket;
+  /** Writes resolve when node takes the data (TLS: its callbacks come late and cost speed). */
+  #eager = false;
+  /** Paused by the high-water mark. */
+  #held = false;
   #chunks: Uint8Array[] = [];
   #queued = 0;
   #ended = false;
   #error: unknown = null;
   #closed = false;
   #wake: (() => void) | null = null;
+  readonly #handlers = {
+    data: (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#queued += chunk.length;
+      if (this.#queued >= NODE_HIGH_WATER) this.#pause();
+      this.#notify();
+    },
+    end: () => {
+      this.#ended = true;
+      this.#notify();
+    },
+    error: (error: Error) => {
+      this.#error ??= error;
+      this.#notify();
+    },
+  };
 
   constructor(socket: NodeSocket) {
     this.#socket = socket;
+    this.#raw = socket;
     this.localAddress = sockAddr(socket.localAddress ?? "0.0.0.0", socket.localPort ?? 0);
     this.remoteAddress = sockAddr(socket.remoteAddress ?? "0.0.0.0", socket.remotePort ?? 0);
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#queued += chunk.length;
-      if (this.#queued >= NODE_HIGH_WATER) socket.pause();
-      this.#notify();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("error", (error: Error) => {
-      this.#error ??= error;
-      this.#notify();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#notify();
-    });
+    this.#listen(socket, true);
+  }
+
+  /** Attaches (or detaches) the reading handlers; "close" counts as the end. */
+  #listen(socket: NodeSocket, on: boolean): void {
+    const h = this.#handlers;
+    const method = on ? "on" : "off";
+    socket[method]("data", h.data);
+    socket[method]("end", h.end);
+    socket[method]("error", h.error);
+    socket[method]("close", h.end);
+  }
+
+  async startTls(options: TlsOptions): Promise<TlsInfo> {
+    if (this.#socket !== this.#raw || this.#chunks.length > 0 || this.#ended) {
+      throw new TlsFailure(
+        SEC_E_UNSUPPORTED_FUNCTION,
+        "TLS can start only once, on an open connection with no unread bytes",
+      );
+    }
+    const raw = this.#raw;
+    this.#listen(raw, false);
+    raw.pause();
+    // Errors of the TCP socket while TLS owns it are the TLS socket's to report.
+    const swallow = () => {};
+    raw.on("error", swallow);
+    try {
+      const { socket, info } = await startTlsNode(raw, options);
+      this.#socket = socket as unknown as NodeSocket;
+      this.#eager = true;
+      this.#listen(this.#socket, true);
+      return info;
+    } catch (error) {
+      this.#closed = true;
+      raw.destroy();
+      throw error;
+    }
+  }
+
+  /** Whether reading is paused (by the model's high-water mark, or on connect). */
+  #paused(): boolean {
+    return this.#held || this.#socket.isPaused();
+  }
+
+  /**
+   * Pauses reading at the high-water mark. Not on a TLS socket: Deno's node:tls never emits
+   * 'end' for a TLS socket that was paused and resumed (measured: every 64 MiB receive from
+   * `socat OPENSSL-LISTEN` then timed out waiting for the FIN), and pausing the TCP socket
+   * under it stalls it for good; so a TLS socket buffers what a slow reader has not taken.
+   */
+  #pause(): void {
+    if (this.#eager) return;
+    this.#held = true;
+    this.#socket.pause();
+  }
+
+  #resume(): void {
+    this.#held = false;
+    this.#socket.resume();
   }
 
   #notify(): void {
@@ -514,7 +606,7 @@ class NodeBacking implements ConnectionBacking {
       if (this.#ended) return null;
       if (into.length === 0) return 0;
       // Nothing is queued: a socket paused on connect (or by the high-water mark) reads again.
-      if (this.#socket.isPaused()) this.#socket.resume();
+      if (this.#paused()) this.#resume();
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
     let n = 0;
@@ -527,7 +619,7 @@ class NodeBacking implements ConnectionBacking {
       else this.#chunks[0] = head.subarray(take);
     }
     this.#queued -= n;
-    if (this.#queued < NODE_HIGH_WATER / 2 && this.#socket.isPaused()) this.#socket.resume();
+    if (this.#queued < NODE_HIGH_WATER / 2 && this.#paused()) this.#resume();
     return n;
   }
 
@@ -535,11 +627,37 @@ class NodeBacking implements ConnectionBacking {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Bad resource ID"));
     // After a reset the stream is destroyed; report the reset, not the destroyed stream.
     if (this.#error !== null) return Promise.reject(this.#error);
+    if (this.#eager) return this.#writeEager(from);
     return new Promise((resolve, reject) => {
       this.#socket.write(from, (error) => {
         if (!error) resolve(from.length);
         else reject(this.#error ?? error);
       });
+    });
+  }
+
+  /**
+   * A write that completes once node has taken the bytes (at once, or at 'drain' when its buffer
+   * is full); a failure shows on the next call. Used on TLS sockets, where waiting for each
+   * write's callback halves the throughput.
+   */
+  #writeEager(from: Uint8Array): Promise<number> {
+    const socket = this.#socket;
+    // node keeps the buffer until it is written: the caller may reuse its own.
+    const taken = socket.write(from.slice(), (error) => {
+      if (error) this.#error ??= error;
+    });
+    if (taken) return Promise.resolve(from.length);
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        socket.off("drain", settle);
+        socket.off("close", settle);
+        if (this.#error !== null) reject(this.#error);
+        else if (this.#closed) reject(new Deno.errors.BadResource("Bad resource ID"));
+        else resolve(from.length);
+      };
+      socket.on("drain", settle);
+      socket.on("close", settle);
     });
   }
 
@@ -555,7 +673,8 @@ class NodeBacking implements ConnectionBacking {
 
   reset(): boolean {
     this.#closed = true;
-    this.#socket.resetAndDestroy();
+    this.#raw.resetAndDestroy();
+    if (this.#socket !== this.#raw) this.#socket.destroy();
     this.#notify();
     return true;
   }
@@ -563,14 +682,15 @@ class NodeBacking implements ConnectionBacking {
   close(): void {
     this.#closed = true;
     this.#socket.destroy();
+    if (this.#socket !== this.#raw) this.#raw.destroy();
     this.#notify();
   }
 
   setNoDelay(on: boolean): void {
-    this.#socket.setNoDelay(on);
+    this.#raw.setNoDelay(on);
   }
 
   setKeepAlive(on: boolean): void {
-    this.#socket.setKeepAlive(on);
+    this.#raw.setKeepAlive(on);
   }
 }

@@ -88,6 +88,8 @@ import {
   type WskSocketBasicDispatch,
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
+import { loadTls, tlsStatusFromError } from "./_tls.ts";
+import type { TlsOptions, WskTlsCompletion } from "./tls.ts";
 import { probeBind } from "./_probe.ts";
 
 /**
@@ -397,6 +399,68 @@ export class WskConnectionSocket {
   prepare(): Promise<void> {
     if (this.#state !== "INIT" && this.#state !== "BOUND") return Promise.resolve();
     return warmConnect(this.#chooseBacking(this.#bound ?? wildcard(this.family, 0)));
+  }
+
+  /**
+   * Loads what a TLS handshake on this socket needs from the host (node:tls on a node backing),
+   * so that a client timing {@linkcode WskConnectionSocket.startTls} times the handshake alone.
+   * Model-only; a handshake without it works the same.
+   *
+   * @example
+   * ```ts ignore
+   * await socket.prepareTls();
+   * const done = await socket.startTls({ role: "client", servername: "localhost" });
+   * ```
+   */
+  async prepareTls(): Promise<void> {
+    if (this.#backing?.kind === "node") await loadTls();
+  }
+
+  /**
+   * Runs a TLS handshake on the connection, as a kernel client would run Schannel over its
+   * socket (a model extension, not a WSK call). Afterwards WskSend and WskReceive carry
+   * plaintext through TLS, and their byte counts are plaintext bytes. Valid on an established
+   * connection with nothing pending and no unread bytes (else STATUS_INVALID_DEVICE_STATE). A
+   * failed handshake completes with a SECURITY_STATUS (SEC_E_UNTRUSTED_ROOT, …) and leaves the
+   * connection aborted.
+   *
+   * @example Upgrade after a plaintext greeting
+   * ```ts ignore
+   * const done = await socket.startTls({ role: "client", servername: "localhost", ca: [pem] });
+   * if (NT_SUCCESS(done.status)) console.log(done.tls?.protocol);
+   * ```
+   */
+  async startTls(options: TlsOptions, irp?: WskIrp): Promise<WskTlsCompletion> {
+    const bad = this.#refuse(STATES_TLS, "TlsHandshake") ?? checkIrp(irp);
+    if (bad) return bad;
+    const backing = this.#backing;
+    // A read ahead for events may be waiting on a node backing (for chunks that then come
+    // through TLS); a deno backing's pending host read would hold the TCP resource.
+    const reading = this.#servicing && backing?.kind !== "node";
+    if (
+      backing === null || reading || this.#receives.length > 0 || this.#sends.size > 0 ||
+      this.#writers > 0 || this.#stashBytes > 0 || this.#peerFin
+    ) {
+      return failure(
+        STATUS_INVALID_DEVICE_STATE,
+        "TlsHandshake needs an open connection with no pending call and no unread bytes",
+      );
+    }
+    const pending = new PendingCall<WskTlsCompletion>(irp);
+    pending.onCancel(() => this.#abortLocally("The TLS handshake was cancelled"));
+    backing.startTls(options).then(
+      (tls) => pending.complete({ ...success(), tls }),
+      (error) => {
+        const mapped = tlsStatusFromError(error);
+        // The host connection is closed: the socket is left aborted, as after a reset.
+        if (this.#state !== "CLOSED" && this.#state !== "ABORTED") {
+          this.#enterAborted(STATUS_CONNECTION_ABORTED);
+          this.#peerSaw = "FIN";
+        }
+        pending.complete(failure(mapped.status, `TLS handshake: ${mapped.message}`, error));
+      },
+    );
+    return await pending.promise;
   }
 
   /** Closes the socket if it is still open (for `await using`). */
@@ -1380,6 +1444,8 @@ const STATES_INIT: ReadonlySet<ConnectionState> = new Set(["INIT"]);
 const STATES_BOUND: ReadonlySet<ConnectionState> = new Set(["BOUND"]);
 const STATES_SEND: ReadonlySet<ConnectionState> = new Set(["ESTAB", "RFIN"]);
 const STATES_SEND_OR_FIN: ReadonlySet<ConnectionState> = new Set(["ESTAB", "LFIN", "RFIN"]);
+/** A TLS handshake needs a connection open both ways. */
+const STATES_TLS: ReadonlySet<ConnectionState> = new Set(["ESTAB"]);
 const STATES_RECEIVE = CONNECTED;
 const STATES_LOCAL_ADDRESS: ReadonlySet<ConnectionState> = new Set([
   "BOUND",

@@ -52,6 +52,13 @@ export * from "./status.ts";
 export * from "./address.ts";
 export * from "./types.ts";
 export type { BackingKind } from "./_backing.ts";
+export type {
+  TlsClientOptions,
+  TlsInfo,
+  TlsOptions,
+  TlsServerOptions,
+  WskTlsCompletion,
+} from "./tls.ts";
 export { hostErrorCode } from "./_errors.ts";
 export { canResetDenoConnections } from "./_rst.ts";
 export type { ControlInput, WskSocketBasicDispatch } from "./_control.ts";

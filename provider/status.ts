@@ -353,6 +353,70 @@ export const STATUS_NOINTERFACE: NTSTATUS = 0xC00002B9;
  */
 export const STATUS_HOST_DOWN: NTSTATUS = 0xC0000350;
 
+// SECURITY_STATUS values a Windows kernel client gets from Schannel (through the SSPI calls of
+// ksecdd, InitializeSecurityContext/AcceptSecurityContext) when a TLS handshake fails. They are
+// HRESULT-style codes of FACILITY_SECURITY (0x9), copied from winerror.h; the model completes its
+// TlsHandshake with them as a failure status (see docs/tls.md for which host error gives which).
+
+/**
+ * The function requested is not supported (winerror.h `SEC_E_UNSUPPORTED_FUNCTION`). The model
+ * gives it for a TLS upgrade the host cannot make (a server upgrade on a deno-backed socket).
+ */
+export const SEC_E_UNSUPPORTED_FUNCTION: NTSTATUS = 0x80090302;
+
+/**
+ * The Local Security Authority cannot be contacted (winerror.h `SEC_E_INTERNAL_ERROR`): the
+ * model's catch-all for a handshake failure it cannot classify.
+ */
+export const SEC_E_INTERNAL_ERROR: NTSTATUS = 0x80090304;
+
+/**
+ * The supplied message is incomplete (winerror.h `SEC_E_INCOMPLETE_MESSAGE`): the peer closed the
+ * connection in the middle of the handshake.
+ */
+export const SEC_E_INCOMPLETE_MESSAGE: NTSTATUS = 0x80090318;
+
+/**
+ * The target principal name is incorrect (winerror.h `SEC_E_WRONG_PRINCIPAL`): the server's
+ * certificate does not name the host the client asked for.
+ */
+export const SEC_E_WRONG_PRINCIPAL: NTSTATUS = 0x80090322;
+
+/**
+ * The certificate chain was issued by an authority that is not trusted (winerror.h
+ * `SEC_E_UNTRUSTED_ROOT`).
+ */
+export const SEC_E_UNTRUSTED_ROOT: NTSTATUS = 0x80090325;
+
+/**
+ * The message received was unexpected or badly formatted (winerror.h `SEC_E_ILLEGAL_MESSAGE`): a
+ * peer that does not speak TLS, or a fatal alert from the peer.
+ */
+export const SEC_E_ILLEGAL_MESSAGE: NTSTATUS = 0x80090326;
+
+/**
+ * An unknown error occurred while processing the certificate (winerror.h `SEC_E_CERT_UNKNOWN`):
+ * a certificate the host refused for another reason (bad usage, bad signature, not yet valid).
+ */
+export const SEC_E_CERT_UNKNOWN: NTSTATUS = 0x80090327;
+
+/**
+ * The received certificate has expired (winerror.h `SEC_E_CERT_EXPIRED`).
+ */
+export const SEC_E_CERT_EXPIRED: NTSTATUS = 0x80090328;
+
+/**
+ * The client and server cannot communicate, because they do not possess a common algorithm
+ * (winerror.h `SEC_E_ALGORITHM_MISMATCH`): no common protocol version or cipher suite.
+ */
+export const SEC_E_ALGORITHM_MISMATCH: NTSTATUS = 0x80090331;
+
+/**
+ * The application protocol negotiation failed (winerror.h
+ * `SEC_E_APPLICATION_PROTOCOL_MISMATCH`): no ALPN protocol in common.
+ */
+export const SEC_E_APPLICATION_PROTOCOL_MISMATCH: NTSTATUS = 0x80090367;
+
 // The one table of names. Shorthand properties take each key from the constant's own identifier,
 // so a name is never spelled twice and a typo is a compile error.
 const VALUES_BY_NAME: ReadonlyMap<string, NTSTATUS> = new Map(Object.entries({
@@ -419,6 +483,16 @@ const VALUES_BY_NAME: ReadonlyMap<string, NTSTATUS> = new Map(Object.entries({
   STATUS_NO_MATCH,
   STATUS_NOINTERFACE,
   STATUS_HOST_DOWN,
+  SEC_E_UNSUPPORTED_FUNCTION,
+  SEC_E_INTERNAL_ERROR,
+  SEC_E_INCOMPLETE_MESSAGE,
+  SEC_E_WRONG_PRINCIPAL,
+  SEC_E_UNTRUSTED_ROOT,
+  SEC_E_ILLEGAL_MESSAGE,
+  SEC_E_CERT_UNKNOWN,
+  SEC_E_CERT_EXPIRED,
+  SEC_E_ALGORITHM_MISMATCH,
+  SEC_E_APPLICATION_PROTOCOL_MISMATCH,
 }));
 
 /**
@@ -599,13 +673,15 @@ export function ntStatusName(status: NTSTATUS): string {
  * assert.equal(ntStatusFromName("connection_refused"), STATUS_CONNECTION_REFUSED);
  * assert.equal(ntStatusFromName("0xc0000236"), STATUS_CONNECTION_REFUSED);
  * assert.equal(ntStatusFromName("STATUS_NO_SUCH_THING"), undefined);
+ * assert.equal(ntStatusFromName("SEC_E_UNTRUSTED_ROOT"), 0x80090325);
  * ```
  */
 export function ntStatusFromName(name: string): NTSTATUS | undefined {
   const hex = HEX_STATUS_REGEXP.exec(name) ?? FALLBACK_NAME_REGEXP.exec(name);
   if (hex !== null) return parseInt(hex[1]!, 16);
   const upper = name.toUpperCase();
-  return VALUES_BY_NAME.get(upper.startsWith(STATUS_PREFIX) ? upper : STATUS_PREFIX + upper);
+  return VALUES_BY_NAME.get(upper) ??
+    VALUES_BY_NAME.get(upper.startsWith(STATUS_PREFIX) ? upper : STATUS_PREFIX + upper);
 }
 
 // Accepts both the unsigned form and the signed form that `| 0` arithmetic produces, and refuses

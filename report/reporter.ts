@@ -6,8 +6,12 @@
  * ```text
  * <Call> <STATUS_NAME> 0x<8 HEX> socket=<id> [local=<addr>] [remote=<addr>] bytes=<n> [calls=<n>]
  *   [value=<v>] [received=<n> sent=<n>] [exit=<n>] [target=<id> target_end=<end>]
- *   [peer_saw=RST|FIN] time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
+ *   [peer_saw=RST|FIN] [protocol=<v> alpn=<p> subject="<s>" expires=<iso>] time=<ms>ms
+ *   [data="<escaped>"] [message="<text>"] [cause="<text>"]
  * ```
+ *
+ * The bracketed TLS fields come on a successful `TlsHandshake` line; a field the host cannot
+ * tell is `-` (null in JSON), and a peer with no certificate has `subject=""`.
  *
  * (on one line). Addresses are `127.0.0.1:80` or `[::1]:80`. Quoted values use JSON string
  * escapes. Payload bytes that go to an output stream never pass through here.
@@ -24,6 +28,7 @@ import {
   ntStatusName,
   type SockAddr,
   type Teardown,
+  type TlsInfo,
 } from "../provider/mod.ts";
 
 /** One reported call. */
@@ -78,6 +83,8 @@ export interface CallRecord {
   readonly message?: string;
   /** The host error behind a failure (shown with --verbose). */
   readonly cause?: unknown;
+  /** What a TLS handshake agreed on (its TlsHandshake line). */
+  readonly tls?: TlsInfo;
   /** Extra fields for JSON only (e.g. step and line in scripts). */
   readonly extra?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -243,6 +250,15 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   if (record.target !== undefined) parts.push(`target=${record.target}`);
   if (record.targetEnd !== undefined) parts.push(`target_end=${record.targetEnd}`);
   if (record.peerSaw !== undefined) parts.push(`peer_saw=${record.peerSaw}`);
+  if (record.tls) {
+    const { protocol, alpn, subject, expires } = record.tls;
+    parts.push(
+      `protocol=${protocol ?? "-"}`,
+      `alpn=${alpn ?? "-"}`,
+      `subject=${subject === null ? "-" : quote(subject)}`,
+      `expires=${expires ?? "-"}`,
+    );
+  }
   parts.push(`time=${formatElapsed(record.elapsedMs)}ms`);
   if (record.data !== undefined && record.data.length > 0) {
     parts.push(`data="${escapeBytes(record.data)}"`);
@@ -298,6 +314,12 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (record.target !== undefined) object.target = record.target;
   if (record.targetEnd !== undefined) object.target_end = record.targetEnd;
   if (record.peerSaw !== undefined) object.peer_saw = record.peerSaw;
+  if (record.tls) {
+    object.protocol = record.tls.protocol;
+    object.alpn = record.tls.alpn;
+    object.subject = record.tls.subject;
+    object.expires = record.tls.expires;
+  }
   object.elapsed_ms = Number(record.elapsedMs.toFixed(3));
   // What was sent: only the bytes the call completed (a failed send may cut them short).
   const payload = record.data ?? record.sentData?.subarray(0, record.information);

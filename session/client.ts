@@ -9,6 +9,7 @@
 import type { CliContext } from "../steps/io.ts";
 import type { Step } from "../steps/step.ts";
 import { parseHandleWords, type VerbDecl } from "../steps/verb.ts";
+import { readPem } from "../steps/pem.ts";
 import { UsageError } from "../syntax/usage.ts";
 import { OutputFile } from "../engine/output.ts";
 import { type ByteSource, closeQuietly } from "../engine/send.ts";
@@ -362,6 +363,10 @@ async function localSide(
       if (step.output !== "-") output = await OutputFile.open(step.output, step.append);
       raw ||= step.output === "-";
       sent.push({ ...step, output: "-", append: false });
+    } else if ("tls" in step && step.tls !== undefined && step.tls.ca.length > 0) {
+      // The agent reads no files of yours: the CA certificates travel with the step.
+      const pems = await Promise.all(step.tls.ca.map(readPem));
+      sent.push({ ...step, tls: { ...step.tls, pems } } as Step);
     } else {
       if (step.verb === "send") raw ||= step.receive;
       sent.push(step);

@@ -26,9 +26,12 @@ import {
   type WskClientConnectionDispatch,
   type WskCompletion,
   type WskConnectionSocket,
+  type WskIrp,
   WskListenSocket,
   type WskSocketOptions,
 } from "../provider/mod.ts";
+import type { TlsStep } from "./step.ts";
+import { readPem } from "./pem.ts";
 import {
   DuplexReceive,
   joinBytes,
@@ -68,6 +71,29 @@ const MAX_MATCH = 16 << 20;
 
 /** A socket a script step works on. */
 export type AnySocket = WskConnectionSocket | WskListenSocket;
+
+/**
+ * The host each connection socket's connect named, for the server name a later `starttls`
+ * checks by default (kept per process: a session agent's sockets outlive one runner).
+ */
+const hostNames = new WeakMap<WskConnectionSocket, string>();
+
+/**
+ * The step as its connect call is judged: with `--tls`, an expected SECURITY_STATUS (`--status
+ * SEC_E_…`, FACILITY_SECURITY 0x8009) is the handshake's, so the connect itself must succeed.
+ */
+function connectPart<S extends Step & { tls?: TlsStep }>(step: S): S {
+  if (!step.tls || step.status === undefined || step.status >>> 16 !== 0x8009) return step;
+  const { status: _, ...rest } = step;
+  return rest as S;
+}
+
+/** The host an endpoint names: the name typed, or the address literal. */
+function hostOf(endpoint: Endpoint): string | undefined {
+  if (endpoint.kind === "name") return endpoint.host;
+  if (endpoint.kind === "literal") return endpoint.address.address;
+  return undefined;
+}
 
 /** Why the script stopped early: a failed expectation (exit 3) or an unexpected status (1). */
 export type Outcome = "next" | "expectation" | "failure";
@@ -110,6 +136,10 @@ export class StepExecutor {
   #dispatch: WskClientConnectionDispatch | null;
   readonly #io: StepIO | null;
   readonly #opened = new Map<Step, Opened>();
+  /** CA certificates by path, read by prepare. */
+  readonly #pems = new Map<string, string>();
+  /** Sockets a later `starttls` step upgrades: their connect takes the node backing. */
+  readonly #upgraded = new Set<string>();
   /** A command line's steps (see the constructor), not a script's or a handle's. */
   readonly #commandLine: boolean;
   /** Sockets whose failed step leaves the connection sound: they end gracefully all the same. */
@@ -146,6 +176,11 @@ export class StepExecutor {
    */
   async prepare(steps: readonly Step[]): Promise<void> {
     for (const step of steps) {
+      if (step.verb === "starttls") this.#upgraded.add(step.socket);
+      const tls = "tls" in step ? step.tls : undefined;
+      for (const path of tls?.ca ?? []) {
+        if (!this.#pems.has(path)) this.#pems.set(path, await readPem(path));
+      }
       // Payload on standard output: every line goes to standard error, from the first one.
       const raw = (step.verb === "receive" && step.output === "-" && !step.drain) ||
         (step.verb === "send" && step.receive && !this.#inRecords(step));
@@ -396,7 +431,11 @@ export class StepExecutor {
       case "connect":
       case "connectex": {
         const first = step.verb === "connectex" ? step.data : null;
-        const options = { abortive: step.verb === "connectex" || step.abortive !== false };
+        const options: WskSocketOptions = {
+          abortive: step.verb === "connectex" || step.abortive !== false,
+          // node:tls tells the protocol version and the peer certificate; Deno.startTls does not.
+          ...(step.tls || this.#upgraded.has(step.socket) ? { backing: "node" } : {}),
+        };
         if (step.retryUntil !== undefined) {
           // Fresh sockets until one connects or time is up: one line with calls=ATTEMPTS.
           if (this.#sockets.has(step.socket)) {
@@ -413,7 +452,7 @@ export class StepExecutor {
           );
           if (!made) return "failure";
           this.#sockets.set(step.socket, made);
-          return "next";
+          return await this.#connected(step, made);
         }
         const remote = await run.resolve(step.remote);
         if (remote === null) return "failure";
@@ -424,8 +463,8 @@ export class StepExecutor {
           : wildcard(remote.family);
         if (local === null || !(await this.#bindIfNeeded(step, socket, local))) return "failure";
         const d = socket.Dispatch;
-        return (await this.#main(
-          step,
+        const { outcome, completion } = await this.#main(
+          connectPart(step),
           first === null ? "WskConnect" : "WskConnectEx",
           socket,
           () =>
@@ -433,7 +472,11 @@ export class StepExecutor {
               ? d.WskConnect(socket, remote, 0, this.#irp(step))
               : d.WskConnectEx(socket, remote, wskBuf(first), 0, this.#irp(step)),
           first === null ? { remote } : { remote, sentData: first },
-        )).outcome;
+        );
+        // A connect that failed as expected (`--status`) has nothing to run TLS on.
+        return outcome === "next" && NT_SUCCESS(completion.status)
+          ? await this.#connected(step, socket)
+          : outcome;
       }
       case "socketconnect": {
         const remote = await run.resolve(step.remote);
@@ -457,7 +500,10 @@ export class StepExecutor {
           run,
           local,
           remote,
-          this.#irp(step),
+          {
+            ...this.#irp(step),
+            ...(step.tls || this.#upgraded.has(step.socket) ? { backing: "node" } : {}),
+          } as WskIrp,
           step.retryUntil,
           this.#dispatch,
         );
@@ -467,10 +513,11 @@ export class StepExecutor {
           made,
           elapsedMs,
           { remote, ...(step.retryUntil === undefined ? {} : { calls: attempts }) },
-          step.status,
+          connectPart(step).status,
         );
         if (made.socket) this.#sockets.set(step.socket, made.socket);
-        return this.#judge(step, made);
+        const judged = this.#judge(connectPart(step), made);
+        return judged === "next" && made.socket ? await this.#connected(step, made.socket) : judged;
       }
       case "send":
         return await this.#traced(step, () => this.#send(step));
@@ -552,6 +599,10 @@ export class StepExecutor {
               : socket.Dispatch.WskCloseSocket(socket),
         )).outcome;
       }
+      case "starttls": {
+        const socket = this.#connection(step);
+        return await this.#handshake(step, socket, step.tls, hostNames.get(socket));
+      }
       case "accept": {
         const listener = this.#sockets.get(step.listener);
         if (!(listener instanceof WskListenSocket)) {
@@ -568,6 +619,61 @@ export class StepExecutor {
         return outcome;
       }
     }
+  }
+
+  /**
+   * After a step's connect: the host it named is kept (for a later starttls), and its `--tls`
+   * handshake runs.
+   */
+  async #connected(
+    step: Step & { remote: Endpoint; tls?: TlsStep },
+    socket: WskConnectionSocket,
+  ): Promise<Outcome> {
+    const host = hostOf(step.remote);
+    if (host !== undefined) hostNames.set(socket, host);
+    if (!step.tls) return "next";
+    return await this.#handshake(step, socket, step.tls, host);
+  }
+
+  /**
+   * A TLS handshake on `socket` as a client: one TlsHandshake line, judged like the step's own
+   * call (a `--status` names the SEC_E_ status it must fail with). The server name is the
+   * step's `--servername`, else the host the connect named, else the peer's address.
+   */
+  async #handshake(
+    step: Step,
+    socket: WskConnectionSocket,
+    tls: TlsStep,
+    host: string | undefined,
+  ): Promise<Outcome> {
+    const servername = tls.servername ?? host ?? socket.remoteAddress?.address ?? "localhost";
+    // Read by prepare, or by the command that sent the step to a session agent.
+    const ca: string[] = [...tls.pems ?? []];
+    for (const path of tls.pems ? [] : tls.ca) {
+      let pem = this.#pems.get(path);
+      if (pem === undefined) {
+        try {
+          pem = await readPem(path);
+        } catch (error) {
+          throw new StepError(error instanceof Error ? error.message : String(error));
+        }
+        this.#pems.set(path, pem);
+      }
+      ca.push(pem);
+    }
+    await socket.prepareTls();
+    const { outcome } = await this.#main(
+      step,
+      "TlsHandshake",
+      socket,
+      () =>
+        socket.startTls(
+          { role: "client", servername, ca, ...(tls.alpn ? { alpn: tls.alpn } : {}) },
+          this.#irp(step),
+        ),
+      {},
+    );
+    return outcome;
   }
 
   /**

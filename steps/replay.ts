@@ -349,6 +349,12 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       case "WskGetRemoteAddress":
         if (r.socket !== undefined && live.has(r.socket)) emit(r, [r.call.slice(3).toLowerCase()]);
         break;
+      case "TlsHandshake":
+        // The handshake of a --tls connect or a starttls step: the same upgrade, checked against
+        // the system roots and the name the connect typed (the log holds no --ca file).
+        needLive(r);
+        emit(r, ["starttls"]);
+        break;
       case "WskCloseSocket":
         if (r.socket !== undefined && live.has(r.socket)) {
           live.delete(r.socket);

@@ -25,9 +25,23 @@ export interface StepCommon {
   readonly timeout?: number;
 }
 
+/** A TLS handshake a step asks for (`--tls`, or the `starttls` step). */
+export interface TlsStep {
+  /** CA certificate files (absolute paths) to trust. */
+  readonly ca: readonly string[];
+  /** Their PEM text, read by the command when a session agent runs the step (it reads no files). */
+  readonly pems?: readonly string[];
+  /** The name to send and check; default: the host the connect named. */
+  readonly servername?: string;
+  /** ALPN protocols to offer. */
+  readonly alpn?: readonly string[];
+}
+
 /** How a step that connects gets there. */
 export interface Connecting {
   readonly remote: Endpoint;
+  /** Run a TLS handshake once connected. */
+  readonly tls?: TlsStep;
   readonly bind?: Endpoint;
   /** Retry a refused connect with fresh sockets until this many milliseconds have passed. */
   readonly retryUntil?: number;
@@ -100,6 +114,7 @@ export type Step =
       readonly pendingReceive: boolean;
     }
     | { readonly verb: "accept"; readonly listener: string }
+    | { readonly verb: "starttls"; readonly tls: TlsStep }
   );
 
 /** The verbs a step can have. */

@@ -22,7 +22,7 @@ import {
   parseTimeout,
 } from "../syntax/values.ts";
 import { UsageError } from "../syntax/usage.ts";
-import type { Step, StepCommon } from "./step.ts";
+import type { Step, StepCommon, TlsStep } from "./step.ts";
 
 /** Where a verb's words come from. */
 export type Entry = "cli" | "script" | "handle";
@@ -130,6 +130,77 @@ export const CONNECT_OPTIONS: readonly OptionDecl[] = [
     parse: parseRetryUntil,
   },
 ];
+
+/**
+ * The client TLS options of every step that connects (and, without `--tls`, of `starttls`):
+ * `--ca`, `--servername` or `--alpn` alone mean `--tls` too.
+ */
+export const TLS_CLIENT_OPTIONS: readonly OptionDecl[] = [
+  {
+    flags: "--ca <pem>",
+    help: "trust this CA certificate file (PEM) instead of the system roots; repeatable",
+    parse: (text: string, previous: string[] | undefined) => [...(previous ?? []), absolute(text)],
+  },
+  {
+    flags: "--servername <host>",
+    help: "the name sent (SNI) and checked against the certificate (default: the host typed)",
+    parse: parseServername,
+  },
+  {
+    flags: "--alpn <protocols>",
+    help: "offer these ALPN protocols, comma-separated, most wanted first (e.g. h2,http/1.1)",
+    parse: parseAlpn,
+  },
+];
+
+/** `--tls` and the client TLS options: what a connecting step takes. */
+export const TLS_OPTIONS: readonly OptionDecl[] = [
+  {
+    flags: "--tls",
+    help: "run a TLS handshake once connected (a TlsHandshake line); data then goes through it",
+  },
+  ...TLS_CLIENT_OPTIONS,
+];
+
+/** A path made absolute against the working directory (a handle's agent runs elsewhere). */
+function absolute(path: string): string {
+  if (path === "") throw new InvalidArgumentError('Cannot parse file "": empty path');
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
+/** Parses a TLS server name: a host name or an IP literal. */
+export function parseServername(text: string): string {
+  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  if (!/^[A-Za-z0-9_.:-]{1,253}$/.test(bare)) {
+    throw new InvalidArgumentError(`Cannot parse server name "${text}": expected a host name`);
+  }
+  return bare;
+}
+
+/** Parses a comma-separated ALPN protocol list (`h2,http/1.1`). */
+export function parseAlpn(text: string): string[] {
+  const list = text.split(",").map((p) => p.trim());
+  if (list.some((p) => p.length === 0 || p.length > 255)) {
+    throw new InvalidArgumentError(
+      `Cannot parse ALPN list "${text}": expected protocol names separated by commas`,
+    );
+  }
+  return list;
+}
+
+/** The TLS a step asks for: `--tls`, or any client TLS option (which implies it). */
+export function tlsOf(options: Readonly<Record<string, unknown>>): { tls?: TlsStep } {
+  const wanted = options.tls === true || options.ca !== undefined ||
+    options.servername !== undefined || options.alpn !== undefined;
+  if (!wanted) return {};
+  return {
+    tls: {
+      ca: (options.ca as string[] | undefined) ?? [],
+      ...(options.servername === undefined ? {} : { servername: options.servername as string }),
+      ...(options.alpn === undefined ? {} : { alpn: options.alpn as string[] }),
+    },
+  };
+}
 
 /** The options a step takes in every entry: the status it must complete with, its bound. */
 export const STEP_OPTIONS: readonly OptionDecl[] = [
@@ -249,7 +320,11 @@ export function parsePositionals(decls: readonly ArgDecl[], words: readonly stri
  */
 export function optionsOf(verb: VerbDecl, entry: Entry): OptionDecl[] {
   const connects = entry === "cli" && verb.target === "remote";
-  return [...verb.options, ...(connects ? CONNECT_OPTIONS : []), ...STEP_OPTIONS];
+  return [
+    ...verb.options,
+    ...(connects ? [...CONNECT_OPTIONS, ...TLS_OPTIONS] : []),
+    ...STEP_OPTIONS,
+  ];
 }
 
 /**

@@ -38,6 +38,21 @@ import {
 async function serveIrp(server: Server, connection: Connection): Promise<Partial<CallRecord>> {
   const { run } = server;
   const socket = connection.socket;
+  if (server.tls) {
+    // --tls: the handshake first (its own line); the mode then runs on plaintext.
+    const tls = server.tls;
+    await socket.prepareTls();
+    const done = await connectionCall(
+      server,
+      connection,
+      "TlsHandshake",
+      () => socket.startTls({ role: "server", ...tls }, run.irp()),
+    );
+    if (!NT_SUCCESS(done.status)) {
+      await run.close(socket);
+      return {};
+    }
+  }
   let summary: Partial<CallRecord> = {};
   switch (server.mode) {
     case "echo": {

@@ -6,7 +6,12 @@
  * @module
  */
 
-import { AF_INET, canResetDenoConnections, type SockAddr } from "../../provider/mod.ts";
+import {
+  AF_INET,
+  canResetDenoConnections,
+  type SockAddr,
+  type TlsServerOptions,
+} from "../../provider/mod.ts";
 import type { CidrRule } from "../cidr.ts";
 import { CallContext } from "../context.ts";
 import type { Endpoint } from "../../syntax/values.ts";
@@ -36,6 +41,9 @@ export interface AcceptOptions {
   readonly events?: true;
   /** `--to HOST:PORT`: the target of `--mode forward` (implies it). */
   readonly to?: Endpoint;
+  readonly tls?: true;
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 /** A checked `accept`: everything {@linkcode serveAccept} needs, the reply file already read. */
@@ -50,6 +58,8 @@ export interface AcceptSettings {
   readonly exec: ExecCommand | null;
   /** `--mode forward`: the target, resolved when the server starts. */
   readonly to: Endpoint | null;
+  /** `--tls`: the certificate and key, read. */
+  readonly tls?: TlsServerOptions;
 }
 
 /** Reads the --reply-file before any socket opens; a usage error when it cannot. */
@@ -62,6 +72,42 @@ async function readReplyFile(path: string): Promise<Uint8Array> {
       `Cannot read reply file "${path}": ${error instanceof Error ? error.message : error}`,
     );
   }
+}
+
+/**
+ * Reads `--cert` and `--key` for `--tls` before any socket opens (either alone means `--tls`).
+ * TLS is served on node-backed connections only: Deno cannot upgrade an accepted connection
+ * (Deno.startTls is client-only). Throws UsageError.
+ */
+async function planTls(options: AcceptOptions): Promise<TlsServerOptions | undefined> {
+  if (!options.tls && options.cert === undefined && options.key === undefined) return undefined;
+  if (options.cert === undefined || options.key === undefined) {
+    throw new UsageError("accept --tls needs --cert FILE and --key FILE");
+  }
+  if (options.events) throw new UsageError('Cannot use --tls with "--events"');
+  if (options.backing === "deno") {
+    throw new UsageError(
+      'Cannot use --tls with --backing "deno": Deno cannot start TLS on an accepted connection',
+    );
+  }
+  const read = async (what: string, path: string, marker: RegExp) => {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot read ${what} file "${path}": ${error instanceof Error ? error.message : error}`,
+      );
+    }
+    if (!marker.test(text)) {
+      throw new UsageError(`Cannot use ${what} file "${path}": no PEM ${what}`);
+    }
+    return text;
+  };
+  return {
+    cert: await read("certificate", options.cert, /-----BEGIN CERTIFICATE-----/),
+    key: await read("key", options.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/),
+  };
 }
 
 /**
@@ -109,6 +155,7 @@ export async function planAccept(
   // copy, and its memory stays flat over long streams (node:net's grows with the bytes moved:
   // 235 MiB after 1 GiB, against 74 MiB); without --allow-ffi its aborts (a failed
   // verification, a deadline) close with a FIN, which the lines say (peer_saw=FIN).
+  const tls = await planTls(options);
   // A forwarded connection passes the target's reset on: its client side must be able to
   // reset too.
   const filtering = plan.allow.length > 0 || plan.deny.length > 0;
@@ -125,10 +172,11 @@ export async function planAccept(
     reply,
     verifyBytes: options.verifyBytes,
     plan,
-    backing: options.backing ?? (resetting && !denoResets ? "node" : "deno"),
+    backing: options.backing ?? (tls || (resetting && !denoResets) ? "node" : "deno"),
     events: options.events === true,
     exec,
     to: options.to ?? null,
+    ...(tls ? { tls } : {}),
   };
 }
 
@@ -192,6 +240,7 @@ export async function serveAccept(
     exec: settings.exec,
     forward: null,
     stop: run.signal,
+    ...(settings.tls ? { tls: settings.tls } : {}),
   };
   if (settings.to !== null) {
     // The target is resolved once, before listening: a name that does not resolve stops here.

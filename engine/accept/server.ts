@@ -12,6 +12,7 @@ import {
   type SockAddr,
   STATUS_CANCELLED,
   STATUS_DATA_ERROR,
+  type TlsServerOptions,
   WSK_FLAG_ABORTIVE,
   type WskCompletion,
   type WskConnectionSocket,
@@ -57,6 +58,8 @@ export interface Server {
   readonly forward: SockAddr | null;
   /** Aborted by SIGINT or SIGTERM, or when a handler threw (a defect). */
   readonly stop: AbortSignal;
+  /** `--tls`: each connection starts with a server handshake. */
+  readonly tls?: TlsServerOptions;
 }
 
 /** STATUS_CANCELLED is what a --keep-open server expects once it is told to stop. */

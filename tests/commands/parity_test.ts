@@ -24,6 +24,9 @@ const SAMPLES: Record<string, string> = {
   path: "/tmp/wsk-parity-input",
   "name=value": "TCP_NODELAY=1",
   name: "TCP_NODELAY",
+  pem: "/tmp/wsk-parity-ca.pem",
+  host: "localhost",
+  protocols: "h2,http/1.1",
 };
 
 /** The option words to try for one declared option (`--status` needs a status name). */

@@ -87,6 +87,21 @@ const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_HOST_DOWN", 0xC0000350],
 ];
 
+// The Schannel SECURITY_STATUS values a failed TLS handshake completes with, copied by hand from
+// winerror.h (FACILITY_SECURITY), not from provider/status.ts.
+const SECURITY: ReadonlyArray<readonly [string, number]> = [
+  ["SEC_E_UNSUPPORTED_FUNCTION", 0x80090302],
+  ["SEC_E_INTERNAL_ERROR", 0x80090304],
+  ["SEC_E_INCOMPLETE_MESSAGE", 0x80090318],
+  ["SEC_E_WRONG_PRINCIPAL", 0x80090322],
+  ["SEC_E_UNTRUSTED_ROOT", 0x80090325],
+  ["SEC_E_ILLEGAL_MESSAGE", 0x80090326],
+  ["SEC_E_CERT_UNKNOWN", 0x80090327],
+  ["SEC_E_CERT_EXPIRED", 0x80090328],
+  ["SEC_E_ALGORITHM_MISMATCH", 0x80090331],
+  ["SEC_E_APPLICATION_PROTOCOL_MISMATCH", 0x80090367],
+];
+
 function exportedStatuses(): Map<string, number> {
   const found = new Map<string, number>();
   for (const [name, value] of Object.entries(status)) {
@@ -112,9 +127,22 @@ Deno.test("status.ts exports no STATUS_ constant missing from the documented tab
 });
 
 Deno.test("NTSTATUS_NAMES maps every documented value back to its name", () => {
-  assert.equal(NTSTATUS_NAMES.size, DOCUMENTED.length);
-  for (const [name, value] of DOCUMENTED) {
+  assert.equal(NTSTATUS_NAMES.size, DOCUMENTED.length + SECURITY.length);
+  for (const [name, value] of [...DOCUMENTED, ...SECURITY]) {
     assert.equal(NTSTATUS_NAMES.get(value), name);
+  }
+});
+
+Deno.test("status.ts exports every SEC_E_ status of a failed handshake with its winerror.h value", () => {
+  const exported = new Map(
+    Object.entries(status).filter(([name]) => name.startsWith("SEC_E_")) as [string, number][],
+  );
+  assert.deepEqual([...exported.keys()].sort(), SECURITY.map(([name]) => name).sort());
+  for (const [name, value] of SECURITY) {
+    assert.equal(exported.get(name), value, name);
+    assert.equal(NT_SUCCESS(value), false, `${name} is a failure`);
+    assert.equal(ntStatusFromName(name), value, `${name} reads back`);
+    assert.equal(ntStatusName(value), name);
   }
 });
 
