@@ -342,7 +342,12 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       case "WskDisconnect": {
         const socket = needLive(r);
         if (!r.abortive) finished.add(socket);
-        emit(r, r.abortive ? ["disconnect", "--abortive"] : ["disconnect"]);
+        if (r.data === undefined && r.information > 0) {
+          throw malformed(r.number, "WskDisconnect without the data it sent");
+        }
+        const words = ["disconnect"];
+        if (r.data !== undefined && r.data.length > 0) words.push(scriptData(r.data));
+        emit(r, r.abortive ? [...words, "--abortive"] : words);
         break;
       }
       case "WskGetLocalAddress":

@@ -327,3 +327,33 @@ Deno.test("deriveScript() reads a --json receive to the FIN when its loop made o
     { offset: 5, record: 7 },
   ]);
 });
+
+Deno.test("replay: the kept --json output of disconnect DATA carries and re-sends its data", async () => {
+  await using server = await greeter(2);
+  const kept = await runCli(["disconnect", server.address, "BYE\\r\\n", "--json"]);
+  assert.equal(kept.code, 0, kept.stderr);
+  const records = kept.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const disconnect = records.find((r) => r.call === "WskDisconnect");
+  assert.equal(disconnect.information, 5);
+  assert.equal(disconnect.data, "BYE\r\n");
+  const printed = await runCli(["replay", "-", "--print-script"], { stdin: kept.stdout });
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.match(printed.stdout, /^disconnect 'BYE\\r\\n' {2}# record 4$/m);
+  const result = await runCli(["replay", "-"], { stdin: kept.stdout });
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0, result.stdout);
+  assert.equal(replayLine(result.stdout).status, "MATCHED");
+  assert.deepEqual((await server.report()).got, ["BYE\r\n", "BYE\r\n"]);
+});
+
+Deno.test("deriveScript() refuses a WskDisconnect that sent bytes the log does not hold", () => {
+  const common = { status: "STATUS_SUCCESS", socket: 1, remote: "127.0.0.1:7010" };
+  const log = [
+    { ...common, call: "WskSocketConnect", information: 0 },
+    { ...common, call: "WskDisconnect", information: 4 },
+  ].map((record) => JSON.stringify(record)).join("\n");
+  assert.throws(
+    () => deriveScript(parseLog(log)),
+    /record 2: WskDisconnect without the data it sent/,
+  );
+});
