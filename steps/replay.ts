@@ -16,6 +16,7 @@ import {
   ntStatusFromName,
   ntStatusName,
   STATUS_CANCELLED,
+  STATUS_IO_TIMEOUT,
 } from "../provider/mod.ts";
 import type { CallRecord, ExpectationRecord, ReportTap } from "../report/reporter.ts";
 import { UsageError } from "../syntax/usage.ts";
@@ -43,6 +44,8 @@ export interface LogRecord {
   readonly value?: string | number;
   /** Our side aborted the connection. */
   readonly abortive: boolean;
+  /** How long the call took (`elapsed_ms`): a call that timed out, its bound. */
+  readonly elapsedMs?: number;
 }
 
 /** Most bytes of log read (a log of calls; bulk payload is not replayed). */
@@ -109,6 +112,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
   const remote = field<string>("remote", "string");
   const chunk = field<number>("chunk", "number");
   const calls = field<number>("calls", "number");
+  const elapsedMs = field<number>("elapsed_ms", "number");
   const value = o.value;
   const text = field<string>("data", "string");
   const base64 = field<string>("base64", "string");
@@ -132,6 +136,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
     ...(remote === undefined ? {} : { remote }),
     ...(chunk === undefined ? {} : { chunk }),
     ...(calls === undefined ? {} : { calls }),
+    ...(elapsedMs === undefined ? {} : { elapsedMs }),
     ...(typeof value === "string" || typeof value === "number" ? { value } : {}),
     ...(data === undefined ? {} : { data }),
   };
@@ -234,6 +239,11 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
     if (named && !words.includes("--socket")) words.push("--socket", nameOf(r.socket));
     // Success is what a step expects anyway; another status is the step's negative test.
     if (!NT_SUCCESS(r.status)) words.push("--status", ntStatusName(r.status));
+    // A call that timed out gave up after the bound it had: the step gets it again, so the
+    // replay waits as long as the log did, not the replay's --timeout.
+    if (r.status === STATUS_IO_TIMEOUT && r.elapsedMs !== undefined && r.elapsedMs >= 0) {
+      words.push("--timeout", `${Math.max(1, Math.round(r.elapsedMs))}ms`);
+    }
     lines.push(`${words.join(" ")}  # record ${r.number}`);
     origins.push({ record: r.number, call: r.call, status: r.status, socket: r.socket });
   };

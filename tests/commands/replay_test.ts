@@ -357,3 +357,35 @@ Deno.test("deriveScript() refuses a WskDisconnect that sent bytes the log does n
     /record 2: WskDisconnect without the data it sent/,
   );
 });
+
+Deno.test("replay: a call that timed out in the log is bounded by its logged time, not --timeout", async () => {
+  await using server = await greeter(2);
+  const log = await Deno.makeTempFile({ prefix: "wsk-replay-", suffix: ".jsonl" });
+  try {
+    const recorded = await runCli(["run", "-", "--record", log], {
+      stdin: [
+        `socketconnect ${server.address}`,
+        `receive --bytes ${GREETING.length}`,
+        "receive --bytes 1 --timeout 300ms --status STATUS_IO_TIMEOUT",
+      ].join("\n"),
+    });
+    assert.equal(recorded.code, 0, recorded.stdout + recorded.stderr);
+    const printed = await runCli(["replay", log, "--print-script"]);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.match(
+      printed.stdout,
+      /^receive --status STATUS_IO_TIMEOUT --timeout 3\d\dms {2}# record 3$/m,
+    );
+    const result = await runCli(["replay", log]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const timedOut = result.stdout.trim().split("\n").map(parseLine).find((line) =>
+      line.call === "WskReceive" && line.status === "STATUS_IO_TIMEOUT"
+    );
+    assert.ok(timedOut, result.stdout);
+    // The run's --timeout is 10 s; the logged call gave up after about 300 ms.
+    assert.ok(Number(timedOut.time!.replace("ms", "")) < 5000, timedOut.time!);
+    assert.equal(replayLine(result.stdout).status, "MATCHED");
+  } finally {
+    await Deno.remove(log);
+  }
+});
