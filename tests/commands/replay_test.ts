@@ -389,3 +389,20 @@ Deno.test("replay: a call that timed out in the log is bounded by its logged tim
     await Deno.remove(log);
   }
 });
+
+Deno.test("run --record -: a usage error pointing to --json, and no file named '-'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wsk-record-" });
+  try {
+    const result = await runCli(["run", "-", "--record", "-"], {
+      stdin: `socketconnect 127.0.0.1:${closedPort()}`,
+      cwd: dir,
+    });
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^error: Cannot write log "-": .*--json/);
+    assert.equal(result.stderr.split("\n").length, 2, result.stderr);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
