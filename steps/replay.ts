@@ -232,6 +232,16 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       lastReceive.set(r.socket, r.number);
     }
   }
+  // Bytes that came through event callbacks are in no WskReceive: a replay, which receives
+  // with WskReceive, could not check them, so such a log is refused rather than half-checked.
+  const event = records.find((r) => r.call === "WskReceiveEvent");
+  if (event !== undefined) {
+    throw malformed(
+      event.number,
+      "WskReceiveEvent: bytes received through event callbacks (release, accept --events) " +
+        "cannot be replayed; replay receives with WskReceive",
+    );
+  }
   let unnamed = 0;
   const nameOf = (socket: number | undefined) =>
     socket === undefined || socket === 0 ? `none${++unnamed}` : `s${socket}`;

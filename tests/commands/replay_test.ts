@@ -406,3 +406,23 @@ Deno.test("run --record -: a usage error pointing to --json, and no file named '
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("replay: a release --json log carries its sent data, and is refused for its event callbacks", async () => {
+  await using server = await greeter(1);
+  const kept = await runCli(["release", server.address, "--data", "hi", "--json"]);
+  assert.equal(kept.code, 0, kept.stderr);
+  const records = kept.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const send = records.find((r) => r.call === "WskSend");
+  assert.equal(send.data, "hi");
+  const event = records.findIndex((r) => r.call === "WskReceiveEvent");
+  assert.ok(event >= 0, kept.stdout);
+  const result = await runCli(["replay", "-"], { stdin: kept.stdout });
+  assert.equal(result.code, 2, result.stdout);
+  assert.equal(result.stdout, "");
+  assert.match(
+    result.stderr,
+    new RegExp(`^error: Cannot replay "-": record ${event + 1}: WskReceiveEvent: `),
+  );
+  assert.equal(result.stderr.split("\n").length, 2, result.stderr);
+  assert.deepEqual((await server.report()).got, ["hi"]);
+});
