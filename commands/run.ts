@@ -20,6 +20,12 @@ const MAX_SCRIPT = 1 << 20;
 
 /** Opens the `--record` log before any socket exists: a path that cannot be written is exit 2. */
 async function openLog(path: string): Promise<Deno.FsFile> {
+  if (path === "-") {
+    // Elsewhere "-" is a standard stream; the records on standard output are what --json prints.
+    throw new UsageError(
+      'Cannot write log "-": --record takes a file; for the records on standard output use --json',
+    );
+  }
   try {
     return await Deno.open(path, { write: true, create: true, truncate: true });
   } catch (error) {

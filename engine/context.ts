@@ -468,6 +468,7 @@ export class CallContext {
       "WskSend",
       socket,
       () => d.WskSend(socket, wskBuf(bytes), flags, this.irp()),
+      { sentData: bytes },
     );
     this.hex?.dump(">", socket.id, bytes.subarray(0, sent.information));
     return sent;

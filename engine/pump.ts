@@ -23,6 +23,7 @@ import {
   STATUS_DATA_ERROR,
   STATUS_DISK_FULL,
   STATUS_IO_DEVICE_ERROR,
+  STATUS_IO_TIMEOUT,
   STATUS_PIPE_BROKEN,
   STATUS_SUCCESS,
   STATUS_UNSUCCESSFUL,
@@ -274,6 +275,8 @@ export class ReceivePump {
   /** Cancels a call issued without a bound, so it can be issued again with one. */
   #unbounded: AbortController | null = null;
   #rebound = false;
+  /** Why a call bounded by {@linkcode ReceivePump.bound} timed out, when its caller said. */
+  #boundWhy: string | undefined;
 
   constructor(host: PumpHost, socket: WskConnectionSocket, options: PumpOptions = {}) {
     this.#host = host;
@@ -285,9 +288,12 @@ export class ReceivePump {
   /**
    * Bounds the pump from now on: each call (the pump is then idle-bounded) waits at most
    * `timeout` ms. A call already waiting without a bound is called off and issued again.
+   * `why` replaces the message of a call that then times out (a bound of 0 ms set by a
+   * watchdog would otherwise read "Timed out after 0 ms").
    */
-  bound(timeout: number): void {
+  bound(timeout: number, why?: string): void {
     this.#timeout = timeout;
+    this.#boundWhy = why;
     if (this.#unbounded !== null) {
       this.#rebound = true;
       this.#unbounded.abort();
@@ -409,6 +415,9 @@ export class ReceivePump {
         continue;
       }
       this.#rebound = false;
+      if (last.status === STATUS_IO_TIMEOUT && this.#boundWhy !== undefined) {
+        last = { ...last, message: this.#boundWhy };
+      }
       calls++;
       if (!NT_SUCCESS(last.status)) break;
       if (last.information === 0) {

@@ -69,9 +69,9 @@ export interface CallRecord {
   /** Received payload to show (not payload that went to an output stream). */
   readonly data?: Uint8Array;
   /**
-   * The bytes a WskSend or WskConnectEx sent from a buffer given as text (`--data`, a script's
-   * data): JSON Lines carry them in `data`/`base64` (a log `wsk replay` re-sends); a human line
-   * shows only their count.
+   * The bytes a WskSend, WskConnectEx or WskDisconnect sent from a buffer given as text
+   * (`--data`, a script's data): JSON Lines carry them in `data`/`base64` (a log `wsk replay`
+   * re-sends); a human line shows only their count.
    */
   readonly sentData?: Uint8Array;
   /**

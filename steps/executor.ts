@@ -532,6 +532,7 @@ export class StepExecutor {
           "WskDisconnect",
           socket,
           () => socket.Dispatch.WskDisconnect(socket, buffer, flags, this.#irp(step)),
+          step.data ? { sentData: step.data } : {},
         )).outcome;
       }
       case "getlocaladdress":

@@ -16,6 +16,7 @@ import {
   ntStatusFromName,
   ntStatusName,
   STATUS_CANCELLED,
+  STATUS_IO_TIMEOUT,
 } from "../provider/mod.ts";
 import type { CallRecord, ExpectationRecord, ReportTap } from "../report/reporter.ts";
 import { UsageError } from "../syntax/usage.ts";
@@ -43,6 +44,8 @@ export interface LogRecord {
   readonly value?: string | number;
   /** Our side aborted the connection. */
   readonly abortive: boolean;
+  /** How long the call took (`elapsed_ms`): a call that timed out, its bound. */
+  readonly elapsedMs?: number;
 }
 
 /** Most bytes of log read (a log of calls; bulk payload is not replayed). */
@@ -109,6 +112,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
   const remote = field<string>("remote", "string");
   const chunk = field<number>("chunk", "number");
   const calls = field<number>("calls", "number");
+  const elapsedMs = field<number>("elapsed_ms", "number");
   const value = o.value;
   const text = field<string>("data", "string");
   const base64 = field<string>("base64", "string");
@@ -132,6 +136,7 @@ function readRecord(number: number, o: Record<string, unknown>): LogRecord {
     ...(remote === undefined ? {} : { remote }),
     ...(chunk === undefined ? {} : { chunk }),
     ...(calls === undefined ? {} : { calls }),
+    ...(elapsedMs === undefined ? {} : { elapsedMs }),
     ...(typeof value === "string" || typeof value === "number" ? { value } : {}),
     ...(data === undefined ? {} : { data }),
   };
@@ -227,6 +232,16 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       lastReceive.set(r.socket, r.number);
     }
   }
+  // Bytes that came through event callbacks are in no WskReceive: a replay, which receives
+  // with WskReceive, could not check them, so such a log is refused rather than half-checked.
+  const event = records.find((r) => r.call === "WskReceiveEvent");
+  if (event !== undefined) {
+    throw malformed(
+      event.number,
+      "WskReceiveEvent: bytes received through event callbacks (release, accept --events) " +
+        "cannot be replayed; replay receives with WskReceive",
+    );
+  }
   let unnamed = 0;
   const nameOf = (socket: number | undefined) =>
     socket === undefined || socket === 0 ? `none${++unnamed}` : `s${socket}`;
@@ -234,6 +249,11 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
     if (named && !words.includes("--socket")) words.push("--socket", nameOf(r.socket));
     // Success is what a step expects anyway; another status is the step's negative test.
     if (!NT_SUCCESS(r.status)) words.push("--status", ntStatusName(r.status));
+    // A call that timed out gave up after the bound it had: the step gets it again, so the
+    // replay waits as long as the log did, not the replay's --timeout.
+    if (r.status === STATUS_IO_TIMEOUT && r.elapsedMs !== undefined && r.elapsedMs >= 0) {
+      words.push("--timeout", `${Math.max(1, Math.round(r.elapsedMs))}ms`);
+    }
     lines.push(`${words.join(" ")}  # record ${r.number}`);
     origins.push({ record: r.number, call: r.call, status: r.status, socket: r.socket });
   };
@@ -342,7 +362,12 @@ export function deriveScript(records: readonly LogRecord[], to?: string): Derive
       case "WskDisconnect": {
         const socket = needLive(r);
         if (!r.abortive) finished.add(socket);
-        emit(r, r.abortive ? ["disconnect", "--abortive"] : ["disconnect"]);
+        if (r.data === undefined && r.information > 0) {
+          throw malformed(r.number, "WskDisconnect without the data it sent");
+        }
+        const words = ["disconnect"];
+        if (r.data !== undefined && r.data.length > 0) words.push(scriptData(r.data));
+        emit(r, r.abortive ? [...words, "--abortive"] : words);
         break;
       }
       case "WskGetLocalAddress":

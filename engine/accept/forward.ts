@@ -121,10 +121,9 @@ export async function serveForward(
   const failed = new AbortController();
   const expected = () =>
     failed.signal.aborted && !server.stop.aborted ? STATUS_CANCELLED : cancelExpected(server);
-  let idled = false;
   const watch = new IdleWatch(run.timeout, () => {
-    idled = true;
-    for (const relay of relays) relay.pump.bound(0);
+    const why = `No data moved either way for ${run.timeout} ms`;
+    for (const relay of relays) relay.pump.bound(0, why);
   });
   const options = { bufferSize: RECEIVE_MAX, timeout: null, signal: failed.signal, expected };
   const relays = [
@@ -143,16 +142,7 @@ export async function serveForward(
     // The receive failed on `from`, or the send on `to`: that side ended so; the other one is
     // aborted (a reset passes on as a reset).
     if (got.sinkFailure !== null) await passOn(got.sinkFailure, to, from);
-    else if (idled && got.status === STATUS_IO_TIMEOUT) {
-      await passOn(
-        {
-          ...got.completion,
-          message: `No data moved either way for ${run.timeout} ms`,
-        },
-        from,
-        to,
-      );
-    } else await passOn(got.completion, from, to);
+    else await passOn(got.completion, from, to);
   };
   /** `side` failed with `completion`: the relay stops, and `other` is aborted. */
   const passOn = async (completion: WskCompletion, side: Connection, other: Connection) => {

@@ -73,7 +73,7 @@ Deno.test("disconnect --abortive resets the connection, which the peer sees as C
   assert.deepEqual({ data: seen.data, end: seen.end }, { data: "", end: "reset" });
 });
 
-Deno.test("disconnect --json writes one JSON object per call, the final data counted in information", async () => {
+Deno.test("disconnect --json writes one JSON object per call, the final data counted in information and carried in data", async () => {
   await using peer = await startPeer("drain");
   const { result, seen, local, remote } = await runAgainst(
     peer,
@@ -85,7 +85,7 @@ Deno.test("disconnect --json writes one JSON object per call, the final data cou
   assert.equal(result.stderr, "");
   assert.deepEqual(jsonLines(result.stdout), [
     ...connectedPrefixJson(local, remote),
-    okJson("WskDisconnect", { local, remote, information: 4 }),
+    okJson("WskDisconnect", { local, remote, information: 4, data: "bye\n" }),
     okJson("WskReceive", { local, remote, calls: 1 }),
     okJson("WskCloseSocket", { local, remote }),
   ]);

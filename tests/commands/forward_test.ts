@@ -217,4 +217,10 @@ Deno.test("accept --mode forward gives up when no byte moved either way for --ti
     `value=${summary.value} target_end=${summary.target_end}`,
   );
   assert.ok(Number(summary.time!.replace("ms", "")) >= 1000, "not before the timeout");
+  // The receive that timed out says why, as the Summary does (not the 0 ms it was re-issued with).
+  const timedOut = cli.stdout.lines().map(parseLine).filter((line) =>
+    line.call === "WskReceive" && line.status === "STATUS_IO_TIMEOUT"
+  );
+  assert.ok(timedOut.length >= 1, cli.stdout.text());
+  for (const line of timedOut) assert.equal(line.message, "No data moved either way for 1000 ms");
 });

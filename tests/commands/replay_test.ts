@@ -327,3 +327,102 @@ Deno.test("deriveScript() reads a --json receive to the FIN when its loop made o
     { offset: 5, record: 7 },
   ]);
 });
+
+Deno.test("replay: the kept --json output of disconnect DATA carries and re-sends its data", async () => {
+  await using server = await greeter(2);
+  const kept = await runCli(["disconnect", server.address, "BYE\\r\\n", "--json"]);
+  assert.equal(kept.code, 0, kept.stderr);
+  const records = kept.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const disconnect = records.find((r) => r.call === "WskDisconnect");
+  assert.equal(disconnect.information, 5);
+  assert.equal(disconnect.data, "BYE\r\n");
+  const printed = await runCli(["replay", "-", "--print-script"], { stdin: kept.stdout });
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.match(printed.stdout, /^disconnect 'BYE\\r\\n' {2}# record 4$/m);
+  const result = await runCli(["replay", "-"], { stdin: kept.stdout });
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0, result.stdout);
+  assert.equal(replayLine(result.stdout).status, "MATCHED");
+  assert.deepEqual((await server.report()).got, ["BYE\r\n", "BYE\r\n"]);
+});
+
+Deno.test("deriveScript() refuses a WskDisconnect that sent bytes the log does not hold", () => {
+  const common = { status: "STATUS_SUCCESS", socket: 1, remote: "127.0.0.1:7010" };
+  const log = [
+    { ...common, call: "WskSocketConnect", information: 0 },
+    { ...common, call: "WskDisconnect", information: 4 },
+  ].map((record) => JSON.stringify(record)).join("\n");
+  assert.throws(
+    () => deriveScript(parseLog(log)),
+    /record 2: WskDisconnect without the data it sent/,
+  );
+});
+
+Deno.test("replay: a call that timed out in the log is bounded by its logged time, not --timeout", async () => {
+  await using server = await greeter(2);
+  const log = await Deno.makeTempFile({ prefix: "wsk-replay-", suffix: ".jsonl" });
+  try {
+    const recorded = await runCli(["run", "-", "--record", log], {
+      stdin: [
+        `socketconnect ${server.address}`,
+        `receive --bytes ${GREETING.length}`,
+        "receive --bytes 1 --timeout 300ms --status STATUS_IO_TIMEOUT",
+      ].join("\n"),
+    });
+    assert.equal(recorded.code, 0, recorded.stdout + recorded.stderr);
+    const printed = await runCli(["replay", log, "--print-script"]);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.match(
+      printed.stdout,
+      /^receive --status STATUS_IO_TIMEOUT --timeout 3\d\dms {2}# record 3$/m,
+    );
+    const result = await runCli(["replay", log]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const timedOut = result.stdout.trim().split("\n").map(parseLine).find((line) =>
+      line.call === "WskReceive" && line.status === "STATUS_IO_TIMEOUT"
+    );
+    assert.ok(timedOut, result.stdout);
+    // The run's --timeout is 10 s; the logged call gave up after about 300 ms.
+    assert.ok(Number(timedOut.time!.replace("ms", "")) < 5000, timedOut.time!);
+    assert.equal(replayLine(result.stdout).status, "MATCHED");
+  } finally {
+    await Deno.remove(log);
+  }
+});
+
+Deno.test("run --record -: a usage error pointing to --json, and no file named '-'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "wsk-record-" });
+  try {
+    const result = await runCli(["run", "-", "--record", "-"], {
+      stdin: `socketconnect 127.0.0.1:${closedPort()}`,
+      cwd: dir,
+    });
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /^error: Cannot write log "-": .*--json/);
+    assert.equal(result.stderr.split("\n").length, 2, result.stderr);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("replay: a release --json log carries its sent data, and is refused for its event callbacks", async () => {
+  await using server = await greeter(1);
+  const kept = await runCli(["release", server.address, "--data", "hi", "--json"]);
+  assert.equal(kept.code, 0, kept.stderr);
+  const records = kept.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const send = records.find((r) => r.call === "WskSend");
+  assert.equal(send.data, "hi");
+  const event = records.findIndex((r) => r.call === "WskReceiveEvent");
+  assert.ok(event >= 0, kept.stdout);
+  const result = await runCli(["replay", "-"], { stdin: kept.stdout });
+  assert.equal(result.code, 2, result.stdout);
+  assert.equal(result.stdout, "");
+  assert.match(
+    result.stderr,
+    new RegExp(`^error: Cannot replay "-": record ${event + 1}: WskReceiveEvent: `),
+  );
+  assert.equal(result.stderr.split("\n").length, 2, result.stderr);
+  assert.deepEqual((await server.report()).got, ["hi"]);
+});
