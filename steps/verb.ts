@@ -208,7 +208,10 @@ export const STEP_OPTIONS: readonly OptionDecl[] = [
     flags: "--status <name>",
     help: "the status the verb's own call must complete with (a negative test: exit 3 if not)",
     parse: parseStatus,
-    values: [...NTSTATUS_NAMES.values()],
+    // Full names, and the short forms the parser takes too (CONNECTION_REFUSED).
+    values: [...NTSTATUS_NAMES.values()].flatMap((name) =>
+      name.startsWith("STATUS_") ? [name, name.slice("STATUS_".length)] : [name]
+    ),
   },
 ];
 

@@ -200,8 +200,8 @@ function planExec(mode: AcceptMode, command: readonly string[]): ExecCommand | n
   }
   if (Deno.permissions.querySync({ name: "run", command: name }).state !== "granted") {
     throw new UsageError(
-      `Cannot run "${name}" for each connection: --mode exec needs --allow-run ` +
-        "(deno run --allow-run …, or deno task wsk)",
+      `Cannot run "${name}" for each connection: --mode exec needs --allow-run or ` +
+        `--allow-run=${name} (deno run --allow-run …, or deno task wsk)`,
     );
   }
   return { command: name, args };

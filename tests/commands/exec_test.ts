@@ -157,21 +157,23 @@ Deno.test("accept --mode exec: a command that cannot start is a status on that c
   }
 });
 
-Deno.test("accept --mode exec without --allow-run is a usage error before any socket opens", async () => {
-  const main = new URL("../../main.ts", import.meta.url).pathname;
-  const result = await runProcess(
-    Deno.execPath(),
-    ["run", "--allow-net", main, "accept", "--mode", "exec", "--", "cat"],
-    { env: { ...CLI_ENV } },
-  );
-  assert.equal(result.stdout, "");
-  assert.equal(
-    result.stderr,
-    'error: Cannot run "cat" for each connection: --mode exec needs --allow-run ' +
-      "(deno run --allow-run …, or deno task wsk)\n",
-  );
-  assert.equal(result.code, 2);
-});
+for (const grant of [[], ["--allow-run=tr"]]) {
+  Deno.test(`accept --mode exec without the right to run its command (${grant.join(" ") || "no --allow-run"}) is a usage error before any socket opens`, async () => {
+    const main = new URL("../../main.ts", import.meta.url).pathname;
+    const result = await runProcess(
+      Deno.execPath(),
+      ["run", "--allow-net", ...grant, main, "accept", "--mode", "exec", "--", "cat"],
+      { env: { ...CLI_ENV } },
+    );
+    assert.equal(result.stdout, "");
+    assert.equal(
+      result.stderr,
+      'error: Cannot run "cat" for each connection: --mode exec needs --allow-run or ' +
+        "--allow-run=cat (deno run --allow-run …, or deno task wsk)\n",
+    );
+    assert.equal(result.code, 2);
+  });
+}
 
 Deno.test("accept --mode exec: the command's words follow --, and misplaced words are usage errors", async () => {
   const cases: [string[], string][] = [
