@@ -16,6 +16,8 @@ import { UsageError } from "./syntax/usage.ts";
 /** What a command module gives main: the command, built for a context and the verb table. */
 interface CommandModule {
   readonly command: (ctx: CliContext, verbs: () => Promise<VerbTable>) => CommandUnknownOpts;
+  /** Whether the command walks the whole program (completions), so every command is loaded. */
+  readonly needsProgram?: boolean;
 }
 
 /**
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   run: () => import("./commands/run.ts"),
   session: () => import("./commands/session.ts"),
   demo: () => import("./commands/demo.ts"),
+  completions: () => import("./commands/completions.ts"),
 };
 
 /** The declaration a command module exports under its verb's name, if it declares one. */
@@ -138,7 +141,10 @@ async function parseAndRun(args: string[], ctx: CliContext): Promise<void> {
     .configureOutput(output)
     .exitOverride()
     .showSuggestionAfterError(true);
-  const modules = await Promise.all(commandsFor(args).map((load) => load()));
+  let modules = await Promise.all(commandsFor(args).map((load) => load()));
+  if (modules.length === 1 && modules[0]!.needsProgram) {
+    modules = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  }
   for (const module of modules) {
     program.addCommand(module.command(ctx, loadVerbs).configureOutput(output).exitOverride());
   }

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { BenchError, type Env, wskCmd } from "./_env.ts";
+import { alternateRounds, BenchError, type Env, wskCmd } from "./_env.ts";
 import { detail, freePort, Proc, shellQuote, waitListening } from "./_proc.ts";
 import { type Ratio, ratio, type Stats, stats } from "./_stats.ts";
 
@@ -110,25 +110,15 @@ async function duplexRound(env: Env, client: number, options: DuplexOptions): Pr
 
 /** Runs the scenario: the clients alternate within each round. */
 export async function runDuplex(env: Env, options: DuplexOptions): Promise<DuplexResult> {
-  const runs: number[][] = DUPLEX_CLIENTS.map(() => []);
-  const errors: string[][] = DUPLEX_CLIENTS.map(() => []);
   const skipped = env.tools.nc ? null : "nc missing";
-  for (let round = 0; round < options.rounds; round++) {
-    for (let client = 0; client < DUPLEX_CLIENTS.length; client++) {
-      if (client === 1 && skipped) continue;
-      try {
-        const seconds = await duplexRound(env, client, options);
-        runs[client]!.push(options.bytes / 1e6 / seconds);
-      } catch (error) {
-        runs[client]!.push(NaN);
-        errors[client]!.push(error instanceof Error ? error.message : String(error));
-      }
-      env.progress(
-        `duplex: round ${round + 1}/${options.rounds} ${DUPLEX_CLIENTS[client]!.id}: ` +
-          `${runs[client]!.at(-1)!.toFixed(0)} MB/s`,
-      );
-    }
-  }
+  const { runs, errors } = await alternateRounds(
+    env,
+    "duplex",
+    DUPLEX_CLIENTS.map((c) => c.id),
+    options,
+    (client) => client === 1 ? skipped : null,
+    (client) => duplexRound(env, client, options),
+  );
   const clients = DUPLEX_CLIENTS.map((c, i) => ({
     id: c.id,
     command: c.command,

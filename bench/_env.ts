@@ -103,15 +103,21 @@ export async function toolVersions(env: Env): Promise<Record<string, string>> {
 
 /**
  * The wsk CLI as a user runs it (the `wsk` task and `deno install` use the same flags):
- * `deno run --allow-net --allow-read --allow-write main.ts …`, run from the repository root.
+ * `deno run --allow-net --allow-read --allow-write main.ts …`, run from the repository root;
+ * `extraPermissions` go before main.ts (e.g. `--allow-ffi`).
  */
-export function wskCmd(env: Env, args: readonly string[]): string[] {
+export function wskCmd(
+  env: Env,
+  args: readonly string[],
+  extraPermissions: readonly string[] = [],
+): string[] {
   return [
     env.deno,
     "run",
     "--allow-net",
     "--allow-read",
     "--allow-write",
+    ...extraPermissions,
     `${env.root}/main.ts`,
     ...args,
   ];
@@ -149,4 +155,39 @@ export async function waitBound(proc: Proc, timeoutMs: number): Promise<number> 
     }
     await sleep(5);
   }
+}
+
+/**
+ * Runs the contenders in turn, `rounds` times (A B A B …, so each round's runs share the
+ * machine's state): `measure(i)` gives contender i's seconds for `bytes`, recorded as MB/s
+ * (10^6 bytes/s), or NaN with its error when it throws. A contender `skipped` names is not run.
+ * Each run is a progress line `scenario: round r/n id: N MB/s`.
+ */
+export async function alternateRounds(
+  env: Env,
+  scenario: string,
+  ids: readonly string[],
+  options: { readonly rounds: number; readonly bytes: number },
+  skipped: (contender: number) => string | null,
+  measure: (contender: number) => Promise<number>,
+): Promise<{ runs: number[][]; errors: string[][] }> {
+  const runs: number[][] = ids.map(() => []);
+  const errors: string[][] = ids.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    for (let contender = 0; contender < ids.length; contender++) {
+      if (skipped(contender)) continue;
+      try {
+        const seconds = await measure(contender);
+        runs[contender]!.push(options.bytes / 1e6 / seconds);
+      } catch (error) {
+        runs[contender]!.push(NaN);
+        errors[contender]!.push(message(error));
+      }
+      env.progress(
+        `${scenario}: round ${round + 1}/${options.rounds} ${ids[contender]}: ` +
+          `${runs[contender]!.at(-1)!.toFixed(0)} MB/s`,
+      );
+    }
+  }
+  return { runs, errors };
 }

@@ -19,6 +19,8 @@
  *    the server still serving afterwards.
  * 7. `duplex`: 1 GiB through `wsk send --receive` against an echo server vs `nc -N` through the
  *    same server (target ≥ 0.8×).
+ * 8. `relay`: 256 MiB of the pattern through `wsk accept --mode forward` (without and with
+ *    `--allow-ffi`) vs `socat TCP-LISTEN:… TCP:…`, into the same verifying sink (target ≥ 0.7×).
  *
  * The suite installs nothing: a missing socat, nc (netcat-openbsd) or iperf3 is named with the
  * `apt-get` line that installs it, and the contenders that need it are skipped.
@@ -50,6 +52,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { type BulkResult, runBulk } from "./_bulk.ts";
 import { type DuplexResult, runDuplex } from "./_duplex.ts";
+import { type RelayResult, runRelay } from "./_relay.ts";
 import { type EchoResult, type IdleResult, runEcho, runIdle } from "./_connections.ts";
 import { type EmfileResult, runEmfile } from "./_emfile.ts";
 import {
@@ -76,7 +79,16 @@ import {
   verdict,
 } from "./_stats.ts";
 
-const SCENARIOS = ["bulk", "provider", "startup", "echo", "idle", "emfile", "duplex"] as const;
+const SCENARIOS = [
+  "bulk",
+  "provider",
+  "startup",
+  "echo",
+  "idle",
+  "emfile",
+  "duplex",
+  "relay",
+] as const;
 type Scenario = typeof SCENARIOS[number];
 /** Names `--only` also takes: what they stand for. */
 const ALIASES: Record<string, Scenario[]> = {
@@ -104,8 +116,10 @@ const USAGE = `Usage: deno task bench [options]      (or: deno task bench:smoke)
 Options:
   --only <list>        scenarios, comma-separated: ${SCENARIOS.join(", ")}
                        (memory = bulk, connections = echo,idle,emfile; default all)
-  --rounds <n>         rounds per contender for bulk, provider, echo and duplex (default 7; smoke 2)
+  --rounds <n>         rounds per contender for bulk, provider, echo, duplex and relay
+                       (default 7; smoke 2)
   --bulk-size <size>   bytes per bulk and duplex transfer: 1G, 256M, 8M (default 1G; smoke 8M)
+                       (relay: 256M, or the bulk size when smaller)
   --startup-runs <n>   measured start-ups per contender (default 50; smoke 5)
   --clients <n>        concurrent echo clients, 64 KiB each (default 1000; smoke 20)
   --idle <n>           idle connections to hold (default 10000; smoke 200)
@@ -220,6 +234,7 @@ interface Results {
   idle?: IdleResult;
   emfile?: EmfileResult;
   duplex?: DuplexResult;
+  relay?: RelayResult;
 }
 
 /** One line of the targets summary. */
@@ -453,6 +468,24 @@ function duplexSection(r: DuplexResult): string {
   ].join("\n");
 }
 
+function relaySection(r: RelayResult): string {
+  const rows = r.contenders.map((c) => [
+    c.id,
+    c.skipped ?? mbps(c.mbps),
+    c.errors.length ? `${c.errors.length} failed` : "ok",
+  ]);
+  return [
+    `## 8. Relay: ${formatBytes(r.bytes)} of the pattern, wsk send → relay → wsk accept ` +
+    `--mode verify, ${r.rounds} rounds, relays alternating (MB/s as the sink timed its receive)`,
+    "",
+    table(["relay", "median MB/s (min–max)", "bytes"], rows, [1]),
+    "",
+    legend(r.contenders.map((c) => [c.id, c.command])),
+    "",
+    ratioTable(r.ratios),
+  ].join("\n");
+}
+
 function ratioLine(r: Ratio, measured = times(r.value)): TargetLine {
   return {
     target: `${r.name} ${r.target?.direction === "atMost" ? "≤" : "≥"} ${
@@ -475,6 +508,9 @@ function targetLines(results: Results): TargetLine[] {
   }
   if (results.duplex) {
     for (const r of withTargets(results.duplex.ratios)) lines.push(ratioLine(r));
+  }
+  if (results.relay) {
+    for (const r of withTargets(results.relay.ratios)) lines.push(ratioLine(r));
   }
   if (results.echo) {
     const wsk = results.echo.contenders[0]!;
@@ -528,19 +564,28 @@ function failures(results: Results, thrown: string[]): string[] {
   for (const c of results.duplex?.clients ?? []) {
     all.push(...c.errors.map((e) => `duplex ${c.id}: ${e}`));
   }
+  for (const c of results.relay?.contenders ?? []) {
+    all.push(...c.errors.map((e) => `relay ${c.id}: ${e}`));
+  }
   return all;
+}
+
+/** The relay scenario's transfer: 256 MiB, or the bulk size when that is smaller (smoke). */
+function relayBytes(options: Options): number {
+  return Math.min(256 * MIB, options.bulkBytes);
 }
 
 /** The sizes and counts of the scenarios that run. */
 function parameters(options: Options): string[] {
   const on = (s: Scenario) => options.only.includes(s);
   const list: string[] = [];
-  if (on("bulk") || on("provider") || on("echo") || on("duplex")) {
+  if (on("bulk") || on("provider") || on("echo") || on("duplex") || on("relay")) {
     list.push(`${options.rounds} rounds`);
   }
   if (on("bulk") || on("provider") || on("duplex")) {
     list.push(`${formatBytes(options.bulkBytes)} per transfer`);
   }
+  if (on("relay")) list.push(`relay ${formatBytes(relayBytes(options))}`);
   if (on("startup")) list.push(`${options.startupRuns} start-ups each`);
   if (on("echo")) list.push(`${options.clients} echo clients`);
   if (on("idle")) list.push(`${options.idle} idle connections`);
@@ -688,6 +733,13 @@ async function main(args: string[]): Promise<number> {
       timeoutMs,
     });
   });
+  await attempt("relay", async () => {
+    results.relay = await runRelay(env, {
+      bytes: relayBytes(options),
+      rounds: options.rounds,
+      timeoutMs,
+    });
+  });
   const seconds = (performance.now() - started) / 1000;
 
   // Smoke sizes exercise the code paths; their ratios and RSS say nothing about the targets.
@@ -709,6 +761,7 @@ async function main(args: string[]): Promise<number> {
     if (results.idle) sections.push(idleSection(results.idle));
     if (results.emfile) sections.push(emfileSection(results.emfile));
     if (results.duplex) sections.push(duplexSection(results.duplex));
+    if (results.relay) sections.push(relaySection(results.relay));
     if (results.bulk) sections.push(memorySection(results.bulk));
     sections.push(
       [

@@ -10,7 +10,15 @@
 import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import type { CliContext } from "../cli/command.ts";
 import { runAction, wskCommand } from "../cli/command.ts";
-import { collect, parseCount, parseData, parseLocal, parseSize } from "../syntax/values.ts";
+import {
+  collect,
+  type Endpoint,
+  parseCount,
+  parseData,
+  parseLocal,
+  parseRemote,
+  parseSize,
+} from "../syntax/values.ts";
 import { parseCidr } from "../engine/cidr.ts";
 import { planAccept, serveAccept } from "../engine/accept/serve.ts";
 import { parseName, type VerbDecl } from "../steps/verb.ts";
@@ -22,7 +30,8 @@ export function command(ctx: CliContext) {
     "accept",
     "Listen on LOCAL (default 127.0.0.1:0) and serve --count connections (or --keep-open) " +
       "concurrently, each in --mode, each ending with a Summary line.",
-    "WskSocket, WskBind, WskAccept, then per connection WskReceive/WskSend (by mode), " +
+    "WskSocket, WskBind, WskAccept, then per connection WskReceive/WskSend (by mode; forward " +
+      "first connects to the target with WskSocketConnect), " +
       "WskDisconnect, WskCloseSocket; with --events WskControlSocket (SO_WSK_EVENT_CALLBACK), " +
       "events WskAcceptEvent, WskReceiveEvent, WskDisconnectEvent, and WskRelease",
     [
@@ -31,10 +40,15 @@ export function command(ctx: CliContext) {
       "wsk accept 127.0.0.1:9000 --mode print > received.bin",
       "wsk accept :9000 --keep-open --mode discard --allow 127.0.0.0/8 --deny 127.0.0.2",
       "wsk accept --mode verify --verify-bytes 1G --events",
+      "wsk accept :9000 --keep-open --mode exec -- tr a-z A-Z",
+      "wsk accept 127.0.0.1:8443 --keep-open --mode forward --to 10.0.0.5:443",
       "wsk accept 127.0.0.1:8443 --tls --cert server.pem --key server.key --mode reply --reply hi",
     ],
   )
-    .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on", parseLocal)
+    // LOCAL is parsed in the action: only there is it known whether the first operand is LOCAL
+    // or the first word of an exec command (`wsk accept -- CMD`).
+    .argument("[local]", "IP:PORT or [IPV6]:PORT to listen on")
+    .argument("[command...]", "--mode exec: the command and its arguments, after --")
     .option(
       "--hold",
       "session agent: one WskAccept on a new listening socket, and keep both sockets as " +
@@ -53,7 +67,7 @@ export function command(ctx: CliContext) {
     )
     .addOption(
       new Option("--mode <mode>", "what to do with each connection")
-        .choices(["echo", "discard", "print", "reply", "verify"] as const)
+        .choices(["echo", "discard", "print", "reply", "verify", "exec", "forward"] as const)
         .default("echo" as const),
     )
     .addOption(
@@ -72,6 +86,12 @@ export function command(ctx: CliContext) {
         .argParser(parseSize),
     )
     .addOption(
+      new Option(
+        "--to <remote>",
+        "--mode forward: relay each connection to this HOST:PORT (implies the mode)",
+      ).argParser(parseRemote),
+    )
+    .addOption(
       new Option("--allow <cidr>", "accept only peers in this network (repeatable)")
         .argParser(collect(parseCidr)),
     )
@@ -84,7 +104,8 @@ export function command(ctx: CliContext) {
         "--backing <kind>",
         "host sockets: node can always reset a connection (refused peers, failed " +
           "verifications), deno reads faster with flat memory and resets only with --allow-ffi " +
-          "(default: node with --allow/--deny unless --allow-ffi is granted, else deno)",
+          "(default: node with --allow/--deny or --mode forward unless --allow-ffi is granted, " +
+          "else deno)",
       ).choices(["deno", "node"] as const),
     )
     .option(
@@ -100,8 +121,15 @@ export function command(ctx: CliContext) {
         "accept through WskAcceptEvent and receive through WskReceiveEvent instead of IRPs",
       ),
     )
-    .action(async (localEndpoint, options, command) => {
+    .action(async (first, rest, options, command) => {
+      const rawArgs = (command.parent as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+      const { local, words } = splitOperands(
+        rawArgs,
+        first === undefined ? rest : [first, ...rest],
+      );
+      const localEndpoint = local === undefined ? undefined : parseOperand(local);
       if (options.hold) {
+        if (words.length > 0) throw new UsageError("accept --hold takes no command");
         // The session agent makes the listening socket, binds it and takes one connection;
         // both become handles.
         if (localEndpoint === undefined) {
@@ -125,7 +153,11 @@ export function command(ctx: CliContext) {
         return;
       }
       const explicitMode = command.getOptionValueSource("mode") === "cli";
-      const settings = await planAccept(options, explicitMode);
+      const settings = await planAccept(
+        options,
+        explicitMode,
+        words,
+      );
       await runAction(
         ctx,
         command,
@@ -136,6 +168,40 @@ export function command(ctx: CliContext) {
         },
       );
     });
+}
+
+/**
+ * Splits accept's operands into LOCAL and the command of `--mode exec`, the words after `--` on
+ * the command line (`rawArgs`, as typed). Commander hands every operand over in one list without
+ * the `--`; so the command is the last as many operands as followed the `--`, and an operand
+ * beyond LOCAL that did not follow one is a usage error (a word meant for something else).
+ */
+function splitOperands(
+  rawArgs: readonly string[],
+  operands: readonly string[],
+): { local: string | undefined; words: string[] } {
+  const marker = rawArgs.indexOf("--");
+  const after = Math.min(operands.length, marker < 0 ? 0 : rawArgs.length - marker - 1);
+  const before = operands.length - after;
+  if (before > 1) {
+    throw new UsageError(
+      `Cannot use "${operands[1]}": accept takes one LOCAL address, and a command only after --`,
+    );
+  }
+  return { local: before === 1 ? operands[0] : undefined, words: operands.slice(before) };
+}
+
+/** LOCAL, parsed as commander would have: a bad address is a usage error. */
+function parseOperand(text: string): Endpoint {
+  try {
+    return parseLocal(text);
+  } catch (error) {
+    throw new UsageError(
+      `command-argument value '${text}' is invalid for argument 'local'. ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  }
 }
 
 /**

@@ -30,11 +30,13 @@ export const controlsocket: VerbDecl = {
       flags: "--set <name=value>",
       help: "WskSetOption (repeatable)",
       parse: collect(parseOptionSetting),
+      values: OPTION_NAMES.map((name) => `${name}=`),
     },
     {
       flags: "--get <name>",
       help: "WskGetOption, or WskIoctl for SIO_* names (repeatable)",
       parse: collect(parseOptionName),
+      values: OPTION_NAMES,
     },
   ],
   make({ options }) {

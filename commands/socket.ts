@@ -19,7 +19,12 @@ export const socket: VerbDecl = {
   ],
   target: "none",
   options: [
-    { flags: "--family <family>", help: "inet or inet6", parse: parseFamily },
+    {
+      flags: "--family <family>",
+      help: "inet or inet6",
+      parse: parseFamily,
+      values: ["inet", "inet6"],
+    },
     { flags: "--listen", help: "a listening socket (WSK_FLAG_LISTEN_SOCKET)" },
     { flags: "--bind <local>", help: "bind to this local address", parse: parseLocal },
   ],

@@ -111,6 +111,13 @@ export const STATUS_BUFFER_TOO_SMALL: NTSTATUS = 0xC0000023;
 export const STATUS_DATA_ERROR: NTSTATUS = 0xC000003E;
 
 /**
+ * The object named was not found: what a Windows process start fails with for a missing program
+ * (CreateProcess's ERROR_FILE_NOT_FOUND). wsk reports it when `accept --mode exec` cannot find
+ * the command it was given.
+ */
+export const STATUS_OBJECT_NAME_NOT_FOUND: NTSTATUS = 0xC0000034;
+
+/**
  * Memory or another resource ran out, such as an IRP allocation or the process's file descriptors.
  */
 export const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000009A;
@@ -429,6 +436,7 @@ const VALUES_BY_NAME: ReadonlyMap<string, NTSTATUS> = new Map(Object.entries({
   STATUS_ACCESS_DENIED,
   STATUS_BUFFER_TOO_SMALL,
   STATUS_DATA_ERROR,
+  STATUS_OBJECT_NAME_NOT_FOUND,
   STATUS_INSUFFICIENT_RESOURCES,
   STATUS_DISK_FULL,
   STATUS_PIPE_BROKEN,

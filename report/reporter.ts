@@ -5,7 +5,8 @@
  *
  * ```text
  * <Call> <STATUS_NAME> 0x<8 HEX> socket=<id> [local=<addr>] [remote=<addr>] bytes=<n> [calls=<n>]
- *   [value=<v>] [peer_saw=RST|FIN] [protocol=<v> alpn=<p> subject="<s>" expires=<iso>]
+ *   [value=<v>] [received=<n> sent=<n>] [exit=<n>] [target=<id> target_end=<end>]
+ *   [peer_saw=RST|FIN] [protocol=<v> alpn=<p> subject="<s>" expires=<iso>]
  *   time=<ms>ms [data="<escaped>"] [message="<text>"] [cause="<text>"]
  * ```
  *
@@ -53,6 +54,12 @@ export interface CallRecord {
   /** Bytes received and sent over a connection's life (its Summary line). */
   readonly received?: number;
   readonly sent?: number;
+  /** The exit code of the command an `accept --mode exec` connection ran (its Summary line). */
+  readonly exit?: number;
+  /** The socket id of the target side of an `accept --mode forward` connection (Summary). */
+  readonly target?: number;
+  /** How the target side of a forwarded connection ended (Summary), as `value` for the client. */
+  readonly targetEnd?: string;
   /** What the peer saw when our side aborted the connection: a real RST, or only a FIN. */
   readonly peerSaw?: Teardown;
   /** An option value read or written by WskControlSocket. */
@@ -233,6 +240,9 @@ export function formatHuman(record: CallRecord, options: ReportOptions): string 
   if (record.value !== undefined) parts.push(`value=${record.value}`);
   if (record.received !== undefined) parts.push(`received=${record.received}`);
   if (record.sent !== undefined) parts.push(`sent=${record.sent}`);
+  if (record.exit !== undefined) parts.push(`exit=${record.exit}`);
+  if (record.target !== undefined) parts.push(`target=${record.target}`);
+  if (record.targetEnd !== undefined) parts.push(`target_end=${record.targetEnd}`);
   if (record.peerSaw !== undefined) parts.push(`peer_saw=${record.peerSaw}`);
   if (record.tls) {
     const { protocol, alpn, subject, expires } = record.tls;
@@ -294,6 +304,9 @@ export function formatJson(record: CallRecord, options: ReportOptions): string {
   if (record.value !== undefined) object.value = record.value;
   if (record.received !== undefined) object.received = record.received;
   if (record.sent !== undefined) object.sent = record.sent;
+  if (record.exit !== undefined) object.exit = record.exit;
+  if (record.target !== undefined) object.target = record.target;
+  if (record.targetEnd !== undefined) object.target_end = record.targetEnd;
   if (record.peerSaw !== undefined) object.peer_saw = record.peerSaw;
   if (record.tls) {
     object.protocol = record.tls.protocol;

@@ -13,7 +13,7 @@
  */
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
-import { type NTSTATUS, ntStatusFromName } from "../provider/mod.ts";
+import { type NTSTATUS, NTSTATUS_NAMES, ntStatusFromName } from "../provider/mod.ts";
 import {
   type Endpoint,
   parseLocal,
@@ -38,6 +38,11 @@ export interface OptionDecl {
   readonly default?: unknown;
   /** Options (by attribute name) this one cannot be given with. */
   readonly conflicts?: readonly string[];
+  /**
+   * The values shell completion offers (`wsk completions`); the parser alone decides what is
+   * valid. A value ending in `=` is a prefix (`TCP_NODELAY=`), completed without a space.
+   */
+  readonly values?: readonly string[];
 }
 
 /** One positional argument after the verb's target. */
@@ -203,6 +208,7 @@ export const STEP_OPTIONS: readonly OptionDecl[] = [
     flags: "--status <name>",
     help: "the status the verb's own call must complete with (a negative test: exit 3 if not)",
     parse: parseStatus,
+    values: [...NTSTATUS_NAMES.values()],
   },
 ];
 

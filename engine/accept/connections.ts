@@ -16,6 +16,7 @@ import {
   type WskListenSocket,
 } from "../../provider/mod.ts";
 import type { CallContext } from "../context.ts";
+import type { CallRecord } from "../../report/reporter.ts";
 
 /**
  * How a connection ended, as its summary line says: `graceful` (FIN both ways), `reset` (the
@@ -57,6 +58,11 @@ export class Connection {
     return this.#failure !== null;
   }
 
+  /** How the connection ended so far: its first failure's end, else `graceful`. */
+  get end(): ConnectionEnd {
+    return this.#failure?.end ?? "graceful";
+  }
+
   /** Received bytes that were not printed (the server stopped, or standard output stalled). */
   get dropped(): number {
     return this.#dropped;
@@ -71,8 +77,11 @@ export class Connection {
     this.#abandoned ||= abandoned;
   }
 
-  /** The summary line: status, bytes both ways, duration and how the connection ended. */
-  summarize(run: CallContext, expected?: NTSTATUS): void {
+  /**
+   * The summary line: status, bytes both ways, duration and how the connection ended; `extra`
+   * adds a mode's fields (the exit code of `--mode exec`, the target side of `--mode forward`).
+   */
+  summarize(run: CallContext, expected?: NTSTATUS, extra: Partial<CallRecord> = {}): void {
     const received = this.socket.bytesReceived;
     const sent = this.socket.bytesSent;
     const failure = this.#failure;
@@ -88,7 +97,7 @@ export class Connection {
       this.socket,
       { ...completion, information: received + sent, ...(message === "" ? {} : { message }) },
       performance.now() - this.start,
-      { information: received + sent, value: end, received, sent },
+      { information: received + sent, value: end, received, sent, ...extra },
       failure?.expected ?? expected,
     );
   }

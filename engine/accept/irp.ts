@@ -17,6 +17,9 @@ import { refusalOf } from "../cidr.ts";
 import { PatternVerifier } from "../pattern.ts";
 import { Connection, type Handlers } from "./connections.ts";
 import { echoLoop, printPayload } from "./modes.ts";
+import { serveExec } from "./exec.ts";
+import { serveForward } from "./forward.ts";
+import type { CallRecord } from "../../report/reporter.ts";
 import {
   type AcceptPlan,
   cancelExpected,
@@ -28,10 +31,14 @@ import {
   type Server,
 } from "./server.ts";
 
-/** Serves one connection accepted by WskAccept, in the server's mode. */
-async function serveIrp(server: Server, connection: Connection): Promise<void> {
+/**
+ * Serves one connection accepted by WskAccept, in the server's mode. Returns what the mode adds
+ * to the connection's Summary line.
+ */
+async function serveIrp(server: Server, connection: Connection): Promise<Partial<CallRecord>> {
   const { run } = server;
   const socket = connection.socket;
+  let summary: Partial<CallRecord> = {};
   if (server.tls) {
     // --tls: the handshake first (its own line); the mode then runs on plaintext.
     const tls = server.tls;
@@ -44,7 +51,7 @@ async function serveIrp(server: Server, connection: Connection): Promise<void> {
     );
     if (!NT_SUCCESS(done.status)) {
       await run.close(socket);
-      return;
+      return summary;
     }
   }
   switch (server.mode) {
@@ -81,8 +88,17 @@ async function serveIrp(server: Server, connection: Connection): Promise<void> {
       else if (verifier.mismatch !== null) await disconnectAbortively(server, connection);
       break;
     }
+    case "exec": {
+      const exit = await serveExec(server, connection, server.exec!);
+      if (exit !== null) summary = { exit };
+      break;
+    }
+    case "forward":
+      summary = await serveForward(server, connection, server.forward!);
+      break;
   }
   await run.close(socket);
+  return summary;
 }
 
 /** A refused peer: reset (where the backing can) and close, reported as not accepted. */
@@ -144,7 +160,9 @@ export async function acceptWithIrps(
     served++;
     handlers.add(
       accepted.socket,
-      serveIrp(server, connection).then(() => connection.summarize(run, cancelExpected(server))),
+      serveIrp(server, connection).then((summary) =>
+        connection.summarize(run, cancelExpected(server), summary)
+      ),
     );
   }
 }

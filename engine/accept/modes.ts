@@ -10,13 +10,11 @@ import {
   NT_SUCCESS,
   type NTSTATUS,
   STATUS_IO_TIMEOUT,
-  STATUS_SUCCESS,
-  wskBuf,
   type WskCompletion,
   type WskConnectionSocket,
 } from "../../provider/mod.ts";
 import type { CallContext } from "../context.ts";
-import { pump } from "../pump.ts";
+import { Relay } from "./relay.ts";
 import { payloadRecords } from "../output.ts";
 import type { Connection } from "./connections.ts";
 import { NO_FLAGS, type Server, stoppedCompletion } from "./server.ts";
@@ -39,29 +37,8 @@ export async function echoLoop(
   socket: WskConnectionSocket,
   expected: () => NTSTATUS | undefined,
 ): Promise<WskCompletion | null> {
-  const d = socket.Dispatch;
-  let sent = 0;
-  let sends = 0;
-  const got = await pump(run, socket, {
-    bufferSize: ECHO_MAX,
-    idle: true,
-    // Each chunk is sent back before the next receive (the pump reuses its buffer).
-    sink: async (bytes) => {
-      const put = await d.WskSend(socket, wskBuf(bytes), NO_FLAGS, run.irp());
-      sends++;
-      if (NT_SUCCESS(put.status)) sent += put.information;
-      return put;
-    },
-    expected,
-  });
-  run.report(
-    "WskSend",
-    socket,
-    got.sinkFailure ?? { status: STATUS_SUCCESS, information: 0 },
-    got.elapsedMs,
-    { information: sent, calls: sends },
-    expected(),
-  );
+  const got = await new Relay(run, socket, socket, { bufferSize: ECHO_MAX, idle: true, expected })
+    .run();
   return got.sinkFailure ?? (NT_SUCCESS(got.status) ? null : got.completion);
 }
 

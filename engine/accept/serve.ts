@@ -19,7 +19,7 @@ import { UsageError } from "../../syntax/usage.ts";
 import { Handlers, serveUntilDone } from "./connections.ts";
 import { acceptWithEvents } from "./events.ts";
 import { acceptWithIrps } from "./irp.ts";
-import type { AcceptMode, AcceptPlan, Server } from "./server.ts";
+import type { AcceptMode, AcceptPlan, ExecCommand, Server } from "./server.ts";
 
 /**
  * Where `accept` listens without a LOCAL: loopback only (nothing outside the machine reaches a
@@ -42,6 +42,8 @@ export interface AcceptOptions {
   readonly tls?: true;
   readonly cert?: string;
   readonly key?: string;
+  /** `--to HOST:PORT`: the target of `--mode forward` (implies it). */
+  readonly to?: Endpoint;
 }
 
 /** A checked `accept`: everything {@linkcode serveAccept} needs, the reply file already read. */
@@ -54,6 +56,10 @@ export interface AcceptSettings {
   readonly events: boolean;
   /** `--tls`: the certificate and key, read. */
   readonly tls?: TlsServerOptions;
+  /** `--mode exec`: the command after `--`. */
+  readonly exec: ExecCommand | null;
+  /** `--mode forward`: the target, resolved when the server starts. */
+  readonly to: Endpoint | null;
 }
 
 /** Reads the --reply-file before any socket opens; a usage error when it cannot. */
@@ -112,11 +118,24 @@ async function planTls(options: AcceptOptions): Promise<TlsServerOptions | undef
 export async function planAccept(
   options: AcceptOptions,
   explicitMode: boolean,
+  command: readonly string[] = [],
 ): Promise<AcceptSettings> {
   let mode = options.mode;
   const wantsReply = options.reply !== undefined || options.replyFile !== undefined;
   if (wantsReply && !explicitMode) mode = "reply";
   if (options.verifyBytes !== undefined && !explicitMode) mode = "verify";
+  if (options.to !== undefined && !explicitMode) mode = "forward";
+  if (command.length > 0 && !explicitMode) mode = "exec";
+  const exec = planExec(mode, command);
+  if (options.to !== undefined && mode !== "forward") {
+    throw new UsageError(`Cannot use --to with --mode "${mode}"`);
+  }
+  if (mode === "forward" && options.to === undefined) {
+    throw new UsageError("--mode forward needs the target: --to HOST:PORT");
+  }
+  if (options.events && (mode === "exec" || mode === "forward")) {
+    throw new UsageError(`Cannot use --events with --mode "${mode}": it runs on WskAccept IRPs`);
+  }
   if (wantsReply && mode !== "reply") {
     throw new UsageError(`Cannot use --reply or --reply-file with --mode "${mode}"`);
   }
@@ -137,8 +156,11 @@ export async function planAccept(
   // 235 MiB after 1 GiB, against 74 MiB); without --allow-ffi its aborts (a failed
   // verification, a deadline) close with a FIN, which the lines say (peer_saw=FIN).
   const tls = await planTls(options);
+  // A forwarded connection passes the target's reset on: its client side must be able to
+  // reset too.
   const filtering = plan.allow.length > 0 || plan.deny.length > 0;
-  const denoResets = filtering && canResetDenoConnections();
+  const resetting = filtering || mode === "forward";
+  const denoResets = resetting && canResetDenoConnections();
   if (filtering && options.backing === "deno" && !denoResets) {
     throw new UsageError(
       'Cannot use --allow or --deny with --backing "deno" without --allow-ffi: refused ' +
@@ -150,10 +172,39 @@ export async function planAccept(
     reply,
     verifyBytes: options.verifyBytes,
     plan,
-    backing: options.backing ?? (tls || (filtering && !denoResets) ? "node" : "deno"),
+    backing: options.backing ?? (tls || (resetting && !denoResets) ? "node" : "deno"),
     events: options.events === true,
+    exec,
+    to: options.to ?? null,
     ...(tls ? { tls } : {}),
   };
+}
+
+/**
+ * The command of `--mode exec` (the words after `--`), checked before any socket opens: it must
+ * be there (and only with that mode), and this process must be allowed to run it (`--allow-run`;
+ * only this mode needs it).
+ */
+function planExec(mode: AcceptMode, command: readonly string[]): ExecCommand | null {
+  if (mode !== "exec") {
+    if (command.length > 0) {
+      throw new UsageError(
+        `Cannot run "${command[0]}" with --mode "${mode}": a command is for --mode exec`,
+      );
+    }
+    return null;
+  }
+  const [name, ...args] = command;
+  if (name === undefined || name === "") {
+    throw new UsageError("--mode exec needs a command after --: wsk accept --mode exec -- CMD");
+  }
+  if (Deno.permissions.querySync({ name: "run", command: name }).state !== "granted") {
+    throw new UsageError(
+      `Cannot run "${name}" for each connection: --mode exec needs --allow-run ` +
+        "(deno run --allow-run …, or deno task wsk)",
+    );
+  }
+  return { command: name, args };
 }
 
 /**
@@ -178,7 +229,7 @@ export async function serveAccept(
     outer.timeoutGiven,
     AbortSignal.any([outer.signal, stopper.signal]),
   );
-  const server: Server = {
+  let server: Server = {
     run,
     writePayload,
     mode: settings.mode,
@@ -186,9 +237,17 @@ export async function serveAccept(
     verifyBytes: settings.verifyBytes,
     // --keep-open is the plan without a count.
     keepOpen: settings.plan.count === null,
+    exec: settings.exec,
+    forward: null,
     stop: run.signal,
     ...(settings.tls ? { tls: settings.tls } : {}),
   };
+  if (settings.to !== null) {
+    // The target is resolved once, before listening: a name that does not resolve stops here.
+    const target = await run.resolve(settings.to);
+    if (target === null) return;
+    server = { ...server, forward: target };
+  }
   const address = local ? await run.resolve(local) : DEFAULT_LOCAL;
   if (address === null) return;
   if (settings.events) {

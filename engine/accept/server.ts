@@ -9,6 +9,7 @@
 import {
   NT_SUCCESS,
   type NTSTATUS,
+  type SockAddr,
   STATUS_CANCELLED,
   STATUS_DATA_ERROR,
   type TlsServerOptions,
@@ -29,7 +30,13 @@ import type { Connection } from "./connections.ts";
 export const NO_FLAGS = 0;
 
 /** What `accept` does with each connection. */
-export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify";
+export type AcceptMode = "echo" | "discard" | "print" | "reply" | "verify" | "exec" | "forward";
+
+/** The command `--mode exec` runs per connection (`wsk accept --mode exec -- CMD ARGS…`). */
+export interface ExecCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+}
 
 /** What a connection's calls complete with once the server was stopped. */
 export function stoppedCompletion(): WskCompletion {
@@ -45,6 +52,10 @@ export interface Server {
   readonly reply: Uint8Array;
   readonly verifyBytes: number | undefined;
   readonly keepOpen: boolean;
+  /** `--mode exec`: the command each connection runs. */
+  readonly exec: ExecCommand | null;
+  /** `--mode forward`: where each connection is relayed to (`--to`, resolved). */
+  readonly forward: SockAddr | null;
   /** Aborted by SIGINT or SIGTERM, or when a handler threw (a defect). */
   readonly stop: AbortSignal;
   /** `--tls`: each connection starts with a server handshake. */
@@ -117,18 +128,28 @@ export async function connectionCall(
  * is stopped, and leaves WskCloseSocket to the caller.
  */
 export async function disconnectGracefully(server: Server, connection: Connection): Promise<void> {
+  const sent = await sendFin(server, connection);
+  if (sent !== null && !NT_SUCCESS(sent.status)) return;
+  if (connection.socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
+}
+
+/**
+ * Our FIN: a graceful WskDisconnect, unless the connection is already shut or aborted (then
+ * null). A failure is recorded on the connection.
+ */
+export async function sendFin(
+  server: Server,
+  connection: Connection,
+): Promise<WskCompletion | null> {
   const socket = connection.socket;
+  if (socket.state !== "ESTAB" && socket.state !== "RFIN") return null;
   const d = socket.Dispatch;
-  if (socket.state === "ESTAB" || socket.state === "RFIN") {
-    const done = await connectionCall(
-      server,
-      connection,
-      "WskDisconnect",
-      () => d.WskDisconnect(socket, null, NO_FLAGS, server.run.irp()),
-    );
-    if (!NT_SUCCESS(done.status)) return;
-  }
-  if (socket.state === "LFIN") await receiveToFin(server, connection, { show: true });
+  return await connectionCall(
+    server,
+    connection,
+    "WskDisconnect",
+    () => d.WskDisconnect(socket, null, NO_FLAGS, server.run.irp()),
+  );
 }
 
 /**

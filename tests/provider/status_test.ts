@@ -18,8 +18,8 @@ import {
 } from "../../provider/status.ts";
 
 // Copied by hand from wsk-semantics.md §6 (plus, from ntstatus.h, STATUS_DATA_ERROR for data
-// verification and STATUS_DISK_FULL, STATUS_PIPE_BROKEN and STATUS_IO_DEVICE_ERROR for a sink's
-// failed writes), not from provider/status.ts, so a wrong value in the source cannot also be
+// verification, STATUS_DISK_FULL, STATUS_PIPE_BROKEN and STATUS_IO_DEVICE_ERROR for a sink's
+// failed writes, and STATUS_OBJECT_NAME_NOT_FOUND for accept --mode exec's missing command), not from provider/status.ts, so a wrong value in the source cannot also be
 // wrong here.
 const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_SUCCESS", 0x00000000],
@@ -38,6 +38,7 @@ const DOCUMENTED: ReadonlyArray<readonly [string, number]> = [
   ["STATUS_ACCESS_DENIED", 0xC0000022],
   ["STATUS_BUFFER_TOO_SMALL", 0xC0000023],
   ["STATUS_DATA_ERROR", 0xC000003E],
+  ["STATUS_OBJECT_NAME_NOT_FOUND", 0xC0000034],
   ["STATUS_INSUFFICIENT_RESOURCES", 0xC000009A],
   ["STATUS_DISK_FULL", 0xC000007F],
   ["STATUS_PIPE_BROKEN", 0xC000014B],
@@ -122,7 +123,7 @@ Deno.test("status.ts exports no STATUS_ constant missing from the documented tab
   const documented = new Set(DOCUMENTED.map(([name]) => name));
   const extra = [...exportedStatuses().keys()].filter((name) => !documented.has(name));
   assert.deepEqual(extra, []);
-  assert.equal(exportedStatuses().size, 62);
+  assert.equal(exportedStatuses().size, 63);
 });
 
 Deno.test("NTSTATUS_NAMES maps every documented value back to its name", () => {
