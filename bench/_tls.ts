@@ -5,14 +5,16 @@
  * - send: `wsk send --pattern N --ca CA` and `socat -u OPEN:FILE OPENSSL:…,cafile=CA` (FILE
  *   holds the same N pattern bytes) into one TLS sink;
  * - receive: `wsk receive --ca CA` and `socat -u OPENSSL:…,cafile=CA -` from one TLS source,
- *   each piped into `cmp - FILE`.
+ *   each writing to a file in memory (`/dev/shm` when there is one), compared with FILE once the
+ *   round is over (a `cmp` reading a pipe beside them would take one of the two cores from the
+ *   receiver and the source).
  *
  * The peer on the other end is the same python3 `ssl` program for both contenders (OpenSSL, 1
  * MiB reads and writes): a fresh one per round, serving one connection. It times the transfer
  * itself, from its TCP accept (so neither contender's start-up counts) to the end: as a sink
  * until the sender's EOF, having compared every byte with FILE; as a source until the receiver
  * closed after reading everything. A round counts only when the peer saw N intact bytes (sink)
- * or `cmp` found the receiver's output equal to FILE (source), and every process exited 0.
+ * or the receiver's output equals FILE (source), and every process exited 0.
  *
  * The throwaway CA and leaf come from `tests/_tls.ts` (openssl, at bench time).
  *
@@ -40,12 +42,12 @@ export const TLS_CONTENDERS = [
   {
     id: "wsk receive --tls",
     direction: "receive",
-    command: "wsk receive 127.0.0.1:P --ca ca.pem --no-progress | cmp - pattern",
+    command: "wsk receive 127.0.0.1:P --ca ca.pem --no-progress > out",
   },
   {
     id: "socat OPENSSL →",
     direction: "receive",
-    command: "socat -u OPENSSL:127.0.0.1:P,cafile=ca.pem - | cmp - pattern",
+    command: "socat -u OPENSSL:127.0.0.1:P,cafile=ca.pem - > out",
   },
 ] as const;
 
@@ -127,10 +129,18 @@ seconds = time.perf_counter() - t0
 print(json.dumps({"bytes": got, "seconds": seconds, "mismatch": bad}), flush=True)
 `;
 
-/** Writes the first `n` pattern bytes to a new temporary file; returns its path. */
-async function writePattern(n: number): Promise<string> {
-  const path = await Deno.makeTempFile({ prefix: "wsk-bench-pattern-" });
-  using file = await Deno.open(path, { write: true, truncate: true });
+/** /dev/shm when it is a directory (files there live in memory), else the default temp dir. */
+async function memoryDir(): Promise<string | undefined> {
+  try {
+    return (await Deno.stat("/dev/shm")).isDirectory ? "/dev/shm" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the first `n` pattern bytes to `path`; returns it. */
+async function writePattern(path: string, n: number): Promise<string> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
   const block = new Uint8Array(PATTERN_BLOCK);
   for (let offset = 0; offset < n; offset += PATTERN_BLOCK) {
     const chunk = block.subarray(0, Math.min(PATTERN_BLOCK, n - offset));
@@ -146,6 +156,8 @@ interface Files {
   readonly cert: string;
   readonly key: string;
   readonly pattern: string;
+  /** Where a receiver writes (in memory when /dev/shm exists). */
+  readonly out: string;
 }
 
 /** The peer's report: the bytes it moved and its seconds; throws unless all N were intact. */
@@ -186,16 +198,24 @@ function contenderCmd(env: Env, contender: number, port: number, files: Files, n
       return [
         "bash",
         "-c",
-        `set -o pipefail; ${
-          shell(wskCmd(env, ["receive", target, "--ca", files.ca, "--no-progress"]))
-        } | cmp - ${shellQuote(files.pattern)}`,
+        `${shell(wskCmd(env, ["receive", target, "--ca", files.ca, "--no-progress"]))} > ${
+          shellQuote(files.out)
+        }`,
       ];
     default:
-      return [
-        "bash",
-        "-c",
-        `set -o pipefail; socat -u ${shellQuote(socat)} - | cmp - ${shellQuote(files.pattern)}`,
-      ];
+      return ["bash", "-c", `socat -u ${shellQuote(socat)} - > ${shellQuote(files.out)}`];
+  }
+}
+
+/** Throws unless the file at `out` holds exactly the `n` bytes of the file at `pattern`. */
+async function sameFile(out: string, pattern: string, n: number): Promise<void> {
+  const size = (await Deno.stat(out)).size;
+  if (size !== n) throw new BenchError(`the receiver wrote ${size} of ${n} bytes`);
+  const cmp = await new Deno.Command("cmp", { args: [out, pattern], stdout: "piped" }).output();
+  if (cmp.code !== 0) {
+    throw new BenchError(
+      `the received bytes differ: ${new TextDecoder().decode(cmp.stdout).trim()}`,
+    );
   }
 }
 
@@ -228,7 +248,9 @@ async function tlsRound(
       }
       if (exit.code !== 0) throw new BenchError(`a process exited ${exit.code}${detail(exit)}`);
     }
-    return peerReport(peer.stdout, n);
+    const seconds = peerReport(peer.stdout, n);
+    if (mode === "source") await sameFile(files.out, files.pattern, n);
+    return seconds;
   } finally {
     for (const proc of procs) if (!proc.exited) await proc.kill();
   }
@@ -254,10 +276,19 @@ async function readyPort(peer: Proc): Promise<number> {
 /** Runs the scenario: the four contenders alternate within each round. */
 export async function runTls(env: Env, options: TlsBenchOptions): Promise<TlsBenchResult> {
   const certs = await makeCerts();
-  let pattern: string | null = null;
+  const memory = await memoryDir();
+  const dir = await Deno.makeTempDir({
+    prefix: "wsk-bench-tls-",
+    ...(memory === undefined ? {} : { dir: memory }),
+  });
   try {
-    pattern = await writePattern(options.bytes);
-    const files = { ca: certs.ca, cert: certs.cert, key: certs.key, pattern };
+    const files = {
+      ca: certs.ca,
+      cert: certs.cert,
+      key: certs.key,
+      pattern: await writePattern(`${dir}/pattern`, options.bytes),
+      out: `${dir}/out`,
+    };
     const skipped = (i: number) => i % 2 === 1 && !env.tools.socat ? "socat missing" : null;
     const { runs, errors } = await alternateRounds(
       env,
@@ -299,7 +330,7 @@ export async function runTls(env: Env, options: TlsBenchOptions): Promise<TlsBen
       ],
     };
   } finally {
-    if (pattern !== null) await Deno.remove(pattern).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
     await certs.remove().catch(() => {});
   }
 }

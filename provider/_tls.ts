@@ -89,8 +89,30 @@ function isIp(name: string): boolean {
 }
 
 /**
+ * The peer certificate of a TLS connection made by `Deno.startTls`, or null. `Deno.TlsConn` has
+ * no public accessor; it keeps one under a symbol (`Symbol(getPeerCertificate)` on its
+ * prototype: the method Deno's own node:tls reads a certificate with), which answers from this
+ * connection's handshake. A Deno without it gives null, and the fields stay unknown.
+ */
+function denoPeerCertificate(conn: Deno.TlsConn): import("node:tls").PeerCertificate | null {
+  const prototype = Object.getPrototypeOf(conn) as Record<symbol, unknown>;
+  const key = Object.getOwnPropertySymbols(prototype).find((symbol) =>
+    symbol.description === "getPeerCertificate"
+  );
+  const method = key === undefined ? undefined : prototype[key];
+  if (typeof method !== "function") return null;
+  try {
+    const peer = method.call(conn, false);
+    return peer !== null && typeof peer === "object" && "subject" in peer ? peer : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Upgrades a `Deno.TcpConn` with `Deno.startTls` (client only: Deno has no server-side upgrade
- * of an existing connection). Only the ALPN protocol is known afterwards.
+ * of an existing connection). Afterwards the ALPN protocol is known, and the peer certificate's
+ * subject and expiry (see {@linkcode denoPeerCertificate}); the protocol version is not.
  */
 export async function startTlsDeno(
   conn: Deno.TcpConn,
@@ -103,9 +125,15 @@ export async function startTlsDeno(
   });
   try {
     const done = await tls.handshake();
+    const peer = denoPeerCertificate(tls);
     return {
       conn: tls,
-      info: { protocol: null, alpn: done.alpnProtocol, subject: null, expires: null },
+      info: {
+        protocol: null,
+        alpn: done.alpnProtocol,
+        subject: peer ? subjectText(peer.subject as unknown as Record<string, string>) : null,
+        expires: peer?.valid_to ? new Date(peer.valid_to).toISOString() : null,
+      },
     };
   } catch (error) {
     try {
