@@ -453,6 +453,8 @@ export class StepExecutor {
           ? await run.resolve(step.bind, remote.family)
           : wildcard(remote.family);
         if (local === null || !(await this.#bindIfNeeded(step, socket, local))) return "failure";
+        // The TLS library's set-up before the connect, as a TLS client sets up before it connects.
+        if (step.tls) await socket.prepareTls();
         const d = socket.Dispatch;
         const { outcome, completion } = await this.#main(
           connectPart(step),
