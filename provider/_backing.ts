@@ -199,6 +199,12 @@ const TLS_READ = 16 * 1024;
 /** How much a {@linkcode TlsReader} holds before it stops reading (TCP then pushes back). */
 const TLS_HIGH_WATER = 1 << 20;
 
+/** rustls's error for a TCP FIN that came without a TLS close_notify. */
+function isEofWithoutCloseNotify(error: unknown): boolean {
+  return error instanceof Deno.errors.UnexpectedEof ||
+    (error instanceof Error && /without sending TLS close_notify/.test(error.message));
+}
+
 /**
  * Reads a `Deno.TlsConn` ahead of the model. A read of a TLS connection returns at most one
  * record's plaintext (16 KiB; 8 KiB from socat), so a bulk receive read directly made 16,000
@@ -242,7 +248,10 @@ class TlsReader {
         this.#notify();
       }
     } catch (error) {
-      this.#error = error;
+      // The peer's FIN without a close_notify first is its FIN to the model, as node:tls
+      // reports it and as a kernel client sees the TCP stream end; rustls calls it an error.
+      if (isEofWithoutCloseNotify(error)) this.#ended = true;
+      else this.#error = error;
     } finally {
       this.#reading = false;
       this.#notify();

@@ -154,38 +154,68 @@ export async function loadTls(): Promise<void> {
   await nodeTls;
 }
 
-/** Deno's TLS set-up, done once per process by {@linkcode warmTls}. */
-let denoTlsWarm: Promise<void> | null = null;
+/** Each backing's TLS set-up, done once per process by {@linkcode warmTls}. */
+const tlsWarm = new Map<"deno" | "node", Promise<void>>();
+
+/** How long the node:tls warm-up waits for its ClientHello. */
+const WARM_HELLO_MS = 1000;
 
 /**
- * Sets up, once per process, what a handshake of a `kind` backing needs from the host: node:tls
- * for node; for deno, a `Deno.startTls` on a connection to itself on 127.0.0.1, closed before
- * any byte of TLS is sent (a process's first `Deno.startTls` builds the root store: 40 to 70
- * ms, where later ones take about 1 ms). Skipped without net permission for 127.0.0.1. Never
- * rejects.
+ * Sets up, once per process, what a handshake of a `kind` backing needs from the host, on a
+ * connection to itself on 127.0.0.1 (as the connect warm-up does): a process's first handshake
+ * otherwise pays for it inside its own time. deno: a `Deno.startTls`, closed before any byte of
+ * TLS is sent (the first one builds the root store: 40 to 70 ms; later ones take about 1 ms).
+ * node: node:tls, and a client that sends its ClientHello to a listener that then closes (the
+ * first handshake took 65 to 75 ms against a forking socat, 20 to 25 ms after this). Without
+ * net permission for 127.0.0.1 only node:tls is loaded. Never rejects.
  */
 export function warmTls(kind: "deno" | "node"): Promise<void> {
-  if (kind === "node") return loadTls().catch(() => {});
-  denoTlsWarm ??= (async () => {
-    if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") return;
-    let listener: Deno.TcpListener;
-    try {
-      listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    } catch {
-      return; // No descriptor or no loopback: the first handshake pays for the set-up.
-    }
-    try {
-      const accepted = listener.accept();
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  let done = tlsWarm.get(kind);
+  if (done === undefined) {
+    done = warmOnSelf(kind).catch(() => {
+      // Whatever failed here, the first real handshake sets up for itself.
+    });
+    tlsWarm.set(kind, done);
+  }
+  return done;
+}
+
+async function warmOnSelf(kind: "deno" | "node"): Promise<void> {
+  if (kind === "node") await loadTls();
+  if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") return;
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  } catch {
+    return; // No descriptor or no loopback: the first handshake pays for the set-up.
+  }
+  try {
+    const accepted = listener.accept();
+    const port = listener.addr.port;
+    if (kind === "deno") {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       (await accepted).close();
       (await Deno.startTls(conn, { hostname: "localhost" })).close();
-    } catch {
-      // Whatever failed here, the first real handshake sets up for itself.
-    } finally {
-      listener.close();
+      return;
     }
-  })();
-  return denoTlsWarm;
+    const tls = await nodeTls!;
+    const client = tls.connect({ host: "127.0.0.1", port, ca: [], rejectUnauthorized: false });
+    client.on("error", () => {});
+    const conn = await accepted;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        conn.read(new Uint8Array(4096)).catch(() => null),
+        new Promise((resolve) => timer = setTimeout(resolve, WARM_HELLO_MS)),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      conn.close();
+      client.destroy();
+    }
+  } finally {
+    listener.close();
+  }
 }
 
 /** The subject of a node:tls certificate object as `CN=…, O=…`; "" for none. */

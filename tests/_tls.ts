@@ -167,14 +167,15 @@ export async function makeCerts(): Promise<Certs> {
 }
 
 /**
- * A python3 TLS source. argv (after the host): CERT KEY N. It serves one connection with TLS
- * (server side), sends N bytes (byte i is i·7 mod 251) in 1 MiB writes, sends close_notify and
- * waits for the client to close, then prints {"sha256": hex digest of what it sent,
- * "version": the TLS version}.
+ * A python3 TLS source. argv (after the host): CERT KEY N [abrupt]. It serves one connection
+ * with TLS (server side), sends N bytes (byte i is i·7 mod 251) in 1 MiB writes, sends
+ * close_notify (with `abrupt`: only a TCP FIN, as servers that skip it do) and waits for the
+ * client to close, then prints {"sha256": hex digest of what it sent, "version": the TLS
+ * version}.
  */
 export const PY_TLS_SOURCE = PY_ONE_CONNECTION + String.raw`
 import hashlib, ssl
-cert, key, n = args[0], args[1], int(args[2])
+cert, key, n, abrupt = args[0], args[1], int(args[2]), args[3:] == ["abrupt"]
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
 tls = context.wrap_socket(conn, server_side=True)
@@ -188,7 +189,11 @@ while sent < n:
     digest.update(part)
     sent += len(part)
 try:
-    plain = tls.unwrap()
+    if abrupt:
+        tls.shutdown(socket.SHUT_WR)  # drops TLS first: no close_notify
+        plain = tls
+    else:
+        plain = tls.unwrap()
     while plain.recv(65536):
         pass
 except (OSError, ssl.SSLError):

@@ -431,3 +431,17 @@ Deno.test("receive --tls --bind: a specific source address takes node:tls, which
   const report = await peer.report();
   assert.equal(hello!.protocol, report.version);
 });
+
+Deno.test("receive --tls: a server's FIN without close_notify ends the stream like a FIN, exit 0", async () => {
+  const n = 256 * 1024;
+  await using peer = await PythonPeer.start<{ sha256: string }>(
+    PY_TLS_SOURCE,
+    ["127.0.0.1", certs.cert, certs.key, String(n), "abrupt"],
+  );
+  const out = await runCli(["receive", peer.address, "--ca", certs.ca, "--output", "/dev/null"]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const [received] = linesOf(out.stdout, "WskReceive");
+  assert.equal(received?.status, "STATUS_SUCCESS", out.stdout);
+  assert.equal(received!.bytes, String(n));
+  await peer.report();
+});
