@@ -199,6 +199,23 @@ const TLS_READ = 16 * 1024;
 /** How much a {@linkcode TlsReader} holds before it stops reading (TCP then pushes back). */
 const TLS_HIGH_WATER = 1 << 20;
 
+/**
+ * Moves queued bytes into `into`, from the first chunk on, as many as fit; a chunk taken in
+ * part stays queued as its rest. Returns how many bytes were moved.
+ */
+function takeChunks(chunks: Uint8Array[], into: Uint8Array): number {
+  let n = 0;
+  while (n < into.length && chunks.length > 0) {
+    const head = chunks[0]!;
+    const take = Math.min(head.length, into.length - n);
+    into.set(take === head.length ? head : head.subarray(0, take), n);
+    n += take;
+    if (take === head.length) chunks.shift();
+    else chunks[0] = head.subarray(take);
+  }
+  return n;
+}
+
 /** rustls's error for a TCP FIN that came without a TLS close_notify. */
 function isEofWithoutCloseNotify(error: unknown): boolean {
   return error instanceof Deno.errors.UnexpectedEof ||
@@ -273,15 +290,7 @@ class TlsReader {
       if (into.length === 0) return 0;
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
-    let n = 0;
-    while (n < into.length && this.#chunks.length > 0) {
-      const head = this.#chunks[0]!;
-      const take = Math.min(head.length, into.length - n);
-      into.set(take === head.length ? head : head.subarray(0, take), n);
-      n += take;
-      if (take === head.length) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(take);
-    }
+    const n = takeChunks(this.#chunks, into);
     this.#queued -= n;
     this.#fill();
     return n;
@@ -718,15 +727,7 @@ class NodeBacking implements ConnectionBacking {
       if (this.#paused()) this.#resume();
       await new Promise<void>((resolve) => this.#wake = resolve);
     }
-    let n = 0;
-    while (n < into.length && this.#chunks.length > 0) {
-      const head = this.#chunks[0]!;
-      const take = Math.min(head.length, into.length - n);
-      into.set(take === head.length ? head : head.subarray(0, take), n);
-      n += take;
-      if (take === head.length) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(take);
-    }
+    const n = takeChunks(this.#chunks, into);
     this.#queued -= n;
     if (this.#queued < NODE_HIGH_WATER / 2 && this.#paused()) this.#resume();
     return n;
