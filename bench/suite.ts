@@ -21,6 +21,9 @@
  *    same server (target ≥ 0.8×).
  * 8. `relay`: 256 MiB of the pattern through `wsk accept --mode forward` (without and with
  *    `--allow-ffi`) vs `socat TCP-LISTEN:… TCP:…`, into the same verifying sink (target ≥ 0.7×).
+ * 9. `tls`: 256 MiB of the pattern over TLS each way: `wsk send --tls` vs `socat … OPENSSL:` into
+ *    the same python3 `ssl` sink, `wsk receive --tls` vs `socat OPENSSL:… -` from the same
+ *    python3 `ssl` source (target ≥ 1.0× each way).
  *
  * The suite installs nothing: a missing socat, nc (netcat-openbsd) or iperf3 is named with the
  * `apt-get` line that installs it, and the contenders that need it are skipped.
@@ -53,6 +56,7 @@ import { fileURLToPath } from "node:url";
 import { type BulkResult, runBulk } from "./_bulk.ts";
 import { type DuplexResult, runDuplex } from "./_duplex.ts";
 import { type RelayResult, runRelay } from "./_relay.ts";
+import { runTls, type TlsBenchResult } from "./_tls.ts";
 import { type EchoResult, type IdleResult, runEcho, runIdle } from "./_connections.ts";
 import { type EmfileResult, runEmfile } from "./_emfile.ts";
 import {
@@ -88,6 +92,7 @@ const SCENARIOS = [
   "emfile",
   "duplex",
   "relay",
+  "tls",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 /** Names `--only` also takes: what they stand for. */
@@ -116,10 +121,10 @@ const USAGE = `Usage: deno task bench [options]      (or: deno task bench:smoke)
 Options:
   --only <list>        scenarios, comma-separated: ${SCENARIOS.join(", ")}
                        (memory = bulk, connections = echo,idle,emfile; default all)
-  --rounds <n>         rounds per contender for bulk, provider, echo, duplex and relay
+  --rounds <n>         rounds per contender for bulk, provider, echo, duplex, relay and tls
                        (default 7; smoke 2)
   --bulk-size <size>   bytes per bulk and duplex transfer: 1G, 256M, 8M (default 1G; smoke 8M)
-                       (relay: 256M, or the bulk size when smaller)
+                       (relay and tls: 256M, or the bulk size when smaller)
   --startup-runs <n>   measured start-ups per contender (default 50; smoke 5)
   --clients <n>        concurrent echo clients, 64 KiB each (default 1000; smoke 20)
   --idle <n>           idle connections to hold (default 10000; smoke 200)
@@ -235,6 +240,7 @@ interface Results {
   emfile?: EmfileResult;
   duplex?: DuplexResult;
   relay?: RelayResult;
+  tls?: TlsBenchResult;
 }
 
 /** One line of the targets summary. */
@@ -486,6 +492,25 @@ function relaySection(r: RelayResult): string {
   ].join("\n");
 }
 
+function tlsSection(r: TlsBenchResult): string {
+  const rows = r.contenders.map((c) => [
+    c.direction,
+    c.id,
+    c.skipped ?? mbps(c.mbps),
+    c.errors.length ? `${c.errors.length} failed` : "ok",
+  ]);
+  return [
+    `## 9. TLS: ${formatBytes(r.bytes)} of the pattern each way, TLS 1.3, ${r.rounds} rounds, ` +
+    `contenders alternating; the peer is ${r.peer}`,
+    "",
+    table(["direction", "contender", "median MB/s (min–max)", "bytes"], rows, [2]),
+    "",
+    legend(r.contenders.map((c) => [c.id, c.command])),
+    "",
+    ratioTable(r.ratios),
+  ].join("\n");
+}
+
 function ratioLine(r: Ratio, measured = times(r.value)): TargetLine {
   return {
     target: `${r.name} ${r.target?.direction === "atMost" ? "≤" : "≥"} ${
@@ -511,6 +536,9 @@ function targetLines(results: Results): TargetLine[] {
   }
   if (results.relay) {
     for (const r of withTargets(results.relay.ratios)) lines.push(ratioLine(r));
+  }
+  if (results.tls) {
+    for (const r of withTargets(results.tls.ratios)) lines.push(ratioLine(r));
   }
   if (results.echo) {
     const wsk = results.echo.contenders[0]!;
@@ -567,10 +595,13 @@ function failures(results: Results, thrown: string[]): string[] {
   for (const c of results.relay?.contenders ?? []) {
     all.push(...c.errors.map((e) => `relay ${c.id}: ${e}`));
   }
+  for (const c of results.tls?.contenders ?? []) {
+    all.push(...c.errors.map((e) => `tls ${c.id}: ${e}`));
+  }
   return all;
 }
 
-/** The relay scenario's transfer: 256 MiB, or the bulk size when that is smaller (smoke). */
+/** The relay and TLS scenarios' transfer: 256 MiB, or the bulk size when that is smaller (smoke). */
 function relayBytes(options: Options): number {
   return Math.min(256 * MIB, options.bulkBytes);
 }
@@ -579,13 +610,14 @@ function relayBytes(options: Options): number {
 function parameters(options: Options): string[] {
   const on = (s: Scenario) => options.only.includes(s);
   const list: string[] = [];
-  if (on("bulk") || on("provider") || on("echo") || on("duplex") || on("relay")) {
+  if (on("bulk") || on("provider") || on("echo") || on("duplex") || on("relay") || on("tls")) {
     list.push(`${options.rounds} rounds`);
   }
   if (on("bulk") || on("provider") || on("duplex")) {
     list.push(`${formatBytes(options.bulkBytes)} per transfer`);
   }
   if (on("relay")) list.push(`relay ${formatBytes(relayBytes(options))}`);
+  if (on("tls")) list.push(`tls ${formatBytes(relayBytes(options))} each way`);
   if (on("startup")) list.push(`${options.startupRuns} start-ups each`);
   if (on("echo")) list.push(`${options.clients} echo clients`);
   if (on("idle")) list.push(`${options.idle} idle connections`);
@@ -740,6 +772,13 @@ async function main(args: string[]): Promise<number> {
       timeoutMs,
     });
   });
+  await attempt("tls", async () => {
+    results.tls = await runTls(env, {
+      bytes: relayBytes(options),
+      rounds: options.rounds,
+      timeoutMs,
+    });
+  });
   const seconds = (performance.now() - started) / 1000;
 
   // Smoke sizes exercise the code paths; their ratios and RSS say nothing about the targets.
@@ -762,6 +801,7 @@ async function main(args: string[]): Promise<number> {
     if (results.emfile) sections.push(emfileSection(results.emfile));
     if (results.duplex) sections.push(duplexSection(results.duplex));
     if (results.relay) sections.push(relaySection(results.relay));
+    if (results.tls) sections.push(tlsSection(results.tls));
     if (results.bulk) sections.push(memorySection(results.bulk));
     sections.push(
       [

@@ -58,6 +58,7 @@ function stepsOf(
       ...retryOf(options),
       ...tlsOf(options),
       abortive: verb.abortive?.(own) ?? true,
+      ...(verb.fastTls === true ? { fastTls: true } : {}),
     } as Step);
   }
   steps.push({ ...own, step: steps.length + 1 });

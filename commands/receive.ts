@@ -98,6 +98,8 @@ export const receive: VerbDecl = {
   },
   // The fast reading backing: bulk reads are what receive is for.
   abortive: () => false,
+  // A bulk TLS read: Deno.startTls reads it about twice as fast as node:tls (docs/tls.md).
+  fastTls: true,
   handle: true,
   script: true,
 };

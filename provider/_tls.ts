@@ -89,8 +89,30 @@ function isIp(name: string): boolean {
 }
 
 /**
+ * The peer certificate of a TLS connection made by `Deno.startTls`, or null. `Deno.TlsConn` has
+ * no public accessor; it keeps one under a symbol (`Symbol(getPeerCertificate)` on its
+ * prototype: the method Deno's own node:tls reads a certificate with), which answers from this
+ * connection's handshake. A Deno without it gives null, and the fields stay unknown.
+ */
+function denoPeerCertificate(conn: Deno.TlsConn): import("node:tls").PeerCertificate | null {
+  const prototype = Object.getPrototypeOf(conn) as Record<symbol, unknown>;
+  const key = Object.getOwnPropertySymbols(prototype).find((symbol) =>
+    symbol.description === "getPeerCertificate"
+  );
+  const method = key === undefined ? undefined : prototype[key];
+  if (typeof method !== "function") return null;
+  try {
+    const peer = method.call(conn, false);
+    return peer !== null && typeof peer === "object" && "subject" in peer ? peer : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Upgrades a `Deno.TcpConn` with `Deno.startTls` (client only: Deno has no server-side upgrade
- * of an existing connection). Only the ALPN protocol is known afterwards.
+ * of an existing connection). Afterwards the ALPN protocol is known, and the peer certificate's
+ * subject and expiry (see {@linkcode denoPeerCertificate}); the protocol version is not.
  */
 export async function startTlsDeno(
   conn: Deno.TcpConn,
@@ -103,9 +125,15 @@ export async function startTlsDeno(
   });
   try {
     const done = await tls.handshake();
+    const peer = denoPeerCertificate(tls);
     return {
       conn: tls,
-      info: { protocol: null, alpn: done.alpnProtocol, subject: null, expires: null },
+      info: {
+        protocol: null,
+        alpn: done.alpnProtocol,
+        subject: peer ? subjectText(peer.subject as unknown as Record<string, string>) : null,
+        expires: peer?.valid_to ? new Date(peer.valid_to).toISOString() : null,
+      },
     };
   } catch (error) {
     try {
@@ -124,6 +152,70 @@ let nodeTls: Promise<typeof import("node:tls")> | null = null;
 export async function loadTls(): Promise<void> {
   nodeTls ??= import("node:tls");
   await nodeTls;
+}
+
+/** Each backing's TLS set-up, done once per process by {@linkcode warmTls}. */
+const tlsWarm = new Map<"deno" | "node", Promise<void>>();
+
+/** How long the node:tls warm-up waits for its ClientHello. */
+const WARM_HELLO_MS = 1000;
+
+/**
+ * Sets up, once per process, what a handshake of a `kind` backing needs from the host, on a
+ * connection to itself on 127.0.0.1 (as the connect warm-up does): a process's first handshake
+ * otherwise pays for it inside its own time. deno: a `Deno.startTls`, closed before any byte of
+ * TLS is sent (the first one builds the root store: 40 to 70 ms; later ones take about 1 ms).
+ * node: node:tls, and a client that sends its ClientHello to a listener that then closes (the
+ * first handshake took 65 to 75 ms against a forking socat, 20 to 25 ms after this). Without
+ * net permission for 127.0.0.1 only node:tls is loaded. Never rejects.
+ */
+export function warmTls(kind: "deno" | "node"): Promise<void> {
+  let done = tlsWarm.get(kind);
+  if (done === undefined) {
+    done = warmOnSelf(kind).catch(() => {
+      // Whatever failed here, the first real handshake sets up for itself.
+    });
+    tlsWarm.set(kind, done);
+  }
+  return done;
+}
+
+async function warmOnSelf(kind: "deno" | "node"): Promise<void> {
+  if (kind === "node") await loadTls();
+  if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") return;
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  } catch {
+    return; // No descriptor or no loopback: the first handshake pays for the set-up.
+  }
+  try {
+    const accepted = listener.accept();
+    const port = listener.addr.port;
+    if (kind === "deno") {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      (await accepted).close();
+      (await Deno.startTls(conn, { hostname: "localhost" })).close();
+      return;
+    }
+    const tls = await nodeTls!;
+    const client = tls.connect({ host: "127.0.0.1", port, ca: [], rejectUnauthorized: false });
+    client.on("error", () => {});
+    const conn = await accepted;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        conn.read(new Uint8Array(4096)).catch(() => null),
+        new Promise((resolve) => timer = setTimeout(resolve, WARM_HELLO_MS)),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      conn.close();
+      client.destroy();
+    }
+  } finally {
+    listener.close();
+  }
 }
 
 /** The subject of a node:tls certificate object as `CN=…, O=…`; "" for none. */

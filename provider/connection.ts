@@ -88,7 +88,7 @@ import {
   type WskSocketBasicDispatch,
 } from "./_control.ts";
 import { statusFromError } from "./_errors.ts";
-import { loadTls, tlsStatusFromError } from "./_tls.ts";
+import { loadTls, tlsStatusFromError, warmTls } from "./_tls.ts";
 import type { TlsOptions, WskTlsCompletion } from "./tls.ts";
 import { probeBind } from "./_probe.ts";
 
@@ -402,9 +402,12 @@ export class WskConnectionSocket {
   }
 
   /**
-   * Loads what a TLS handshake on this socket needs from the host (node:tls on a node backing),
-   * so that a client timing {@linkcode WskConnectionSocket.startTls} times the handshake alone.
-   * Model-only; a handshake without it works the same.
+   * Loads what a TLS handshake on this socket needs from the host, so that a client timing
+   * {@linkcode WskConnectionSocket.startTls} times the handshake alone. For a client, once per
+   * process on a connection to itself on 127.0.0.1: node:tls and a ClientHello on a node backing;
+   * on a deno backing, one `Deno.startTls` (a process's first builds the root store, 40 to 70 ms).
+   * For a server, node:tls is loaded and nothing more. Before the connect it prepares the backing
+   * the connect will take. Model-only; a handshake without it works the same.
    *
    * @example
    * ```ts ignore
@@ -412,8 +415,13 @@ export class WskConnectionSocket {
    * const done = await socket.startTls({ role: "client", servername: "localhost" });
    * ```
    */
-  async prepareTls(): Promise<void> {
-    if (this.#backing?.kind === "node") await loadTls();
+  async prepareTls(role: "client" | "server" = "client"): Promise<void> {
+    const before = this.#state === "INIT" || this.#state === "BOUND";
+    const kind = this.#backing?.kind ??
+      (before ? this.#chooseBacking(this.#bound ?? wildcard(this.family, 0)) : null);
+    if (kind === null) return;
+    if (role === "client") await warmTls(kind);
+    else if (kind === "node") await loadTls();
   }
 
   /**

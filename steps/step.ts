@@ -70,6 +70,8 @@ export type Step =
       readonly verb: "connect";
       /** Make the socket on a backing that can reset (the command line's choice per verb). */
       readonly abortive?: boolean;
+      /** Run `--tls` with Deno.startTls, not node:tls (the command line's choice per verb). */
+      readonly fastTls?: boolean;
     })
     | (Connecting & { readonly verb: "connectex"; readonly data: Uint8Array })
     | (Connecting & {

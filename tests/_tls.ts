@@ -8,6 +8,7 @@
  */
 
 import { runProcess } from "./_child.ts";
+import { PY_ONE_CONNECTION } from "./_python.ts";
 
 /** The files {@linkcode makeCerts} writes (absolute paths) and the directory holding them. */
 export interface Certs {
@@ -164,3 +165,38 @@ export async function makeCerts(): Promise<Certs> {
     remove: () => Deno.remove(dir, { recursive: true }),
   };
 }
+
+/**
+ * A python3 TLS source. argv (after the host): CERT KEY N [abrupt]. It serves one connection
+ * with TLS (server side), sends N bytes (byte i is i·7 mod 251) in 1 MiB writes, sends
+ * close_notify (with `abrupt`: only a TCP FIN, as servers that skip it do) and waits for the
+ * client to close, then prints {"sha256": hex digest of what it sent, "version": the TLS
+ * version}.
+ */
+export const PY_TLS_SOURCE = PY_ONE_CONNECTION + String.raw`
+import hashlib, ssl
+cert, key, n, abrupt = args[0], args[1], int(args[2]), args[3:] == ["abrupt"]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+tls = context.wrap_socket(conn, server_side=True)
+version = tls.version()
+block = bytes((i * 7) % 251 for i in range(1 << 20))
+digest = hashlib.sha256()
+sent = 0
+while sent < n:
+    part = block[: min(len(block), n - sent)]
+    tls.sendall(part)
+    digest.update(part)
+    sent += len(part)
+try:
+    if abrupt:
+        tls.shutdown(socket.SHUT_WR)  # drops TLS first: no close_notify
+        plain = tls
+    else:
+        plain = tls.unwrap()
+    while plain.recv(65536):
+        pass
+except (OSError, ssl.SSLError):
+    pass
+print(json.dumps({"sha256": digest.hexdigest(), "version": version}), flush=True)
+`;

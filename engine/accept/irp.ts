@@ -41,7 +41,7 @@ async function serveIrp(server: Server, connection: Connection): Promise<Partial
   if (server.tls) {
     // --tls: the handshake first (its own line); the mode then runs on plaintext.
     const tls = server.tls;
-    await socket.prepareTls();
+    await socket.prepareTls("server");
     const done = await connectionCall(
       server,
       connection,

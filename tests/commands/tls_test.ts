@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { FFI, parseLine, runCli } from "../_helpers.ts";
 import { Child, runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-import { makeCerts } from "../_tls.ts";
+import { makeCerts, PY_TLS_SOURCE } from "../_tls.ts";
 import { CliChild } from "./_peer.ts";
 
 const certs = await makeCerts();
@@ -402,4 +402,83 @@ Deno.test("replay: a TlsHandshake record becomes a starttls step with the same s
   } finally {
     await Deno.remove(log);
   }
+});
+
+/** The SHA-256 of a file, in hex. */
+async function sha256File(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+Deno.test("receive --tls: 6 MiB from a python3 ssl source arrive whole, read with Deno.startTls", async () => {
+  const n = 6 * 1024 * 1024;
+  await using peer = await PythonPeer.start<{ sha256: string; version: string }>(
+    PY_TLS_SOURCE,
+    ["127.0.0.1", certs.cert, certs.key, String(n)],
+  );
+  const output = await Deno.makeTempFile({ prefix: "wsk-tls-receive-" });
+  try {
+    const out = await runCli([
+      "receive",
+      peer.address,
+      "--ca",
+      certs.ca,
+      "--output",
+      output,
+      "--no-progress",
+    ]);
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    const [hello] = linesOf(out.stdout, "TlsHandshake");
+    assert.equal(hello?.status, "STATUS_SUCCESS", out.stdout);
+    // Deno.startTls cannot tell the protocol version; the certificate is this connection's.
+    assert.equal(hello!.protocol, "-");
+    assert.equal(hello!.subject, "CN=localhost");
+    assert.ok(Date.parse(hello!.expires!) > Date.now(), String(hello!.expires));
+    const [received] = linesOf(out.stdout, "WskReceive");
+    assert.equal(received?.status, "STATUS_SUCCESS", out.stdout);
+    assert.equal(received!.bytes, String(n));
+    const report = await peer.report();
+    assert.match(report.version, /^TLSv1\.[23]$/);
+    assert.equal(await sha256File(output), report.sha256);
+  } finally {
+    await Deno.remove(output);
+  }
+});
+
+Deno.test("receive --tls --bind: a specific source address takes node:tls, which tells the protocol", async () => {
+  await using peer = await PythonPeer.start<{ sha256: string; version: string }>(
+    PY_TLS_SOURCE,
+    ["127.0.0.1", certs.cert, certs.key, String(64 * 1024)],
+  );
+  const out = await runCli([
+    "receive",
+    peer.address,
+    "--bind",
+    "127.0.0.1:0",
+    "--ca",
+    certs.ca,
+    "--bytes",
+    "65536",
+    "--output",
+    "/dev/null",
+  ]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const [hello] = linesOf(out.stdout, "TlsHandshake");
+  assert.equal(hello?.status, "STATUS_SUCCESS", out.stdout);
+  const report = await peer.report();
+  assert.equal(hello!.protocol, report.version);
+});
+
+Deno.test("receive --tls: a server's FIN without close_notify ends the stream like a FIN, exit 0", async () => {
+  const n = 256 * 1024;
+  await using peer = await PythonPeer.start<{ sha256: string }>(
+    PY_TLS_SOURCE,
+    ["127.0.0.1", certs.cert, certs.key, String(n), "abrupt"],
+  );
+  const out = await runCli(["receive", peer.address, "--ca", certs.ca, "--output", "/dev/null"]);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const [received] = linesOf(out.stdout, "WskReceive");
+  assert.equal(received?.status, "STATUS_SUCCESS", out.stdout);
+  assert.equal(received!.bytes, String(n));
+  await peer.report();
 });
