@@ -625,8 +625,8 @@ class NodeBacking implements ConnectionBacking {
   #socket: NodeSocket;
   /** The TCP socket (resets and socket options go to it). */
   #raw: NodeSocket;
-  /** Writes resolve when node takes the data (TLS: its callbacks come late and cost speed). */
-  #eager = false;
+  /** Whether TLS runs over the TCP socket (then reading is never paused: see #pause). */
+  #tls = false;
   /** Paused by the high-water mark. */
   #held = false;
   #chunks: Uint8Array[] = [];
@@ -686,7 +686,7 @@ class NodeBacking implements ConnectionBacking {
     try {
       const { socket, info } = await startTlsNode(raw, options);
       this.#socket = socket as unknown as NodeSocket;
-      this.#eager = true;
+      this.#tls = true;
       this.#listen(this.#socket, true);
       return info;
     } catch (error) {
@@ -708,7 +708,7 @@ class NodeBacking implements ConnectionBacking {
    * under it stalls it for good; so a TLS socket buffers what a slow reader has not taken.
    */
   #pause(): void {
-    if (this.#eager) return;
+    if (this.#tls) return;
     this.#held = true;
     this.#socket.pause();
   }
@@ -744,37 +744,11 @@ class NodeBacking implements ConnectionBacking {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("Bad resource ID"));
     // After a reset the stream is destroyed; report the reset, not the destroyed stream.
     if (this.#error !== null) return Promise.reject(this.#error);
-    if (this.#eager) return this.#writeEager(from);
     return new Promise((resolve, reject) => {
       this.#socket.write(from, (error) => {
         if (!error) resolve(from.length);
         else reject(this.#error ?? error);
       });
-    });
-  }
-
-  /**
-   * A write that completes once node has taken the bytes (at once, or at 'drain' when its buffer
-   * is full); a failure shows on the next call. Used on TLS sockets, where waiting for each
-   * write's callback halves the throughput.
-   */
-  #writeEager(from: Uint8Array): Promise<number> {
-    const socket = this.#socket;
-    // node keeps the buffer until it is written: the caller may reuse its own.
-    const taken = socket.write(from.slice(), (error) => {
-      if (error) this.#error ??= error;
-    });
-    if (taken) return Promise.resolve(from.length);
-    return new Promise((resolve, reject) => {
-      const settle = () => {
-        socket.off("drain", settle);
-        socket.off("close", settle);
-        if (this.#error !== null) reject(this.#error);
-        else if (this.#closed) reject(new Deno.errors.BadResource("Bad resource ID"));
-        else resolve(from.length);
-      };
-      socket.on("drain", settle);
-      socket.on("close", settle);
     });
   }
 

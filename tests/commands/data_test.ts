@@ -231,7 +231,7 @@ Deno.test("send streams a multi-megabyte --file, `--file -` and piped stdin byte
     const send = lineOf(lines, "WskSend");
     assert.equal(send.bytes, String(bytes.length), note);
     assert.ok(
-      Number(send.calls) >= Math.ceil(bytes.length / (256 * 1024)),
+      Number(send.calls) >= Math.ceil(bytes.length / MiB),
       `${note}: ${send.calls}`,
     );
     assertEndpoints(lines, peer, report);
