@@ -200,3 +200,29 @@ except (OSError, ssl.SSLError):
     pass
 print(json.dumps({"sha256": digest.hexdigest(), "version": version}), flush=True)
 `;
+
+/**
+ * A python3 TLS sink. argv (after the host): CERT KEY. It serves one connection with TLS (server
+ * side), reads until the client's close_notify or FIN, and prints {"bytes": N, "sha256": hex
+ * digest of what it read, "version": the TLS version}.
+ */
+export const PY_TLS_SINK = PY_ONE_CONNECTION + String.raw`
+import hashlib, ssl
+cert, key = args[0], args[1]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+tls = context.wrap_socket(conn, server_side=True)
+version = tls.version()
+digest = hashlib.sha256()
+got = 0
+while True:
+    try:
+        data = tls.recv(1 << 20)
+    except ssl.SSLEOFError:
+        break
+    if not data:
+        break
+    digest.update(data)
+    got += len(data)
+print(json.dumps({"bytes": got, "sha256": digest.hexdigest(), "version": version}), flush=True)
+`;

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { FFI, parseLine, runCli } from "../_helpers.ts";
 import { Child, runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
-import { makeCerts, PY_TLS_SOURCE } from "../_tls.ts";
-import { CliChild } from "./_peer.ts";
+import { makeCerts, PY_TLS_SINK, PY_TLS_SOURCE } from "../_tls.ts";
+import { CliChild, randomBytes } from "./_peer.ts";
 
 const certs = await makeCerts();
 globalThis.addEventListener("unload", () => Deno.removeSync(certs.dir, { recursive: true }));
@@ -409,6 +409,45 @@ async function sha256File(path: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** The SHA-256 of `bytes`, in hex. */
+async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A streamed send reuses its two read buffers while node:tls still holds the chunk it was given:
+// each WskSend must complete only once node:tls is done with it, or the sink reads later bytes.
+Deno.test("send --tls --file and stdin: 5 MiB of random bytes reach a python3 ssl sink byte-exact", async () => {
+  const bytes = randomBytes(5 * 1024 * 1024 + 777);
+  const expected = await sha256Hex(bytes);
+  const path = await Deno.makeTempFile({ prefix: "wsk-tls-send-" });
+  try {
+    await Deno.writeFile(path, bytes);
+    for (const source of [["--file", path], []]) {
+      await using peer = await PythonPeer.start<{ bytes: number; sha256: string; version: string }>(
+        PY_TLS_SINK,
+        ["127.0.0.1", certs.cert, certs.key],
+      );
+      const note = `send --tls ${source.join(" ") || "(stdin)"}`;
+      const out = await runCli(
+        ["send", peer.address, ...source, "--ca", certs.ca, "--no-progress"],
+        source.length === 0 ? { stdin: bytes } : {},
+      );
+      assert.equal(out.code, 0, `${note}: ${out.stdout}${out.stderr}`);
+      const [hello] = linesOf(out.stdout, "TlsHandshake");
+      assert.match(hello?.protocol ?? "", /^TLSv1\.[23]$/, out.stdout);
+      const [sent] = linesOf(out.stdout, "WskSend");
+      assert.equal(sent?.status, "STATUS_SUCCESS", out.stdout);
+      assert.equal(sent!.bytes, String(bytes.length), note);
+      const report = await peer.report();
+      assert.equal(report.bytes, bytes.length, note);
+      assert.equal(report.sha256, expected, note);
+    }
+  } finally {
+    await Deno.remove(path);
+  }
+});
 
 Deno.test("receive --tls: 6 MiB from a python3 ssl source arrive whole, read with Deno.startTls", async () => {
   const n = 6 * 1024 * 1024;
