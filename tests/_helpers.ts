@@ -205,6 +205,13 @@ export function hex(data: string | Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Lower-case hex of the SHA-256 digest of `bytes`, as python's hashlib prints it. */
+export async function sha256(bytes: Uint8Array): Promise<string> {
+  return hex(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
+  );
+}
+
 export { AF_INET, AF_INET6 };
 
 /** What a spawned CLI run produced. */

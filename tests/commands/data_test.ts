@@ -4,7 +4,7 @@
 // made and removed by python too, so these tests need no --allow-write of their own.
 
 import assert from "node:assert/strict";
-import { closedPort, hex, runCli, text, within } from "../_helpers.ts";
+import { closedPort, hex, runCli, sha256, text, within } from "../_helpers.ts";
 import { runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 import { assertAllSucceeded, callsOf, CliChild, randomBytes, statusLines } from "./_peer.ts";
@@ -125,11 +125,6 @@ function writeRandomFile(path: string, size: number): Promise<string> {
     path,
     String(size),
   );
-}
-
-async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return hex(digest);
 }
 
 function fromBase64(b64: string): Uint8Array {

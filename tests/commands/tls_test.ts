@@ -3,7 +3,7 @@
 // certificates are a throwaway CA and leaves made at test time (tests/_tls.ts).
 
 import assert from "node:assert/strict";
-import { FFI, parseLine, runCli } from "../_helpers.ts";
+import { FFI, parseLine, runCli, sha256 } from "../_helpers.ts";
 import { Child, runProcess } from "../_child.ts";
 import { PY_ONE_CONNECTION, PythonPeer } from "../_python.ts";
 import { makeCerts, PY_TLS_SINK, PY_TLS_SOURCE } from "../_tls.ts";
@@ -404,23 +404,11 @@ Deno.test("replay: a TlsHandshake record becomes a starttls step with the same s
   }
 });
 
-/** The SHA-256 of a file, in hex. */
-async function sha256File(path: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The SHA-256 of `bytes`, in hex. */
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 // A streamed send reuses its two read buffers while node:tls still holds the chunk it was given:
 // each WskSend must complete only once node:tls is done with it, or the sink reads later bytes.
 Deno.test("send --tls --file and stdin: 5 MiB of random bytes reach a python3 ssl sink byte-exact", async () => {
   const bytes = randomBytes(5 * 1024 * 1024 + 777);
-  const expected = await sha256Hex(bytes);
+  const expected = await sha256(bytes);
   const path = await Deno.makeTempFile({ prefix: "wsk-tls-send-" });
   try {
     await Deno.writeFile(path, bytes);
@@ -478,7 +466,7 @@ Deno.test("receive --tls: 6 MiB from a python3 ssl source arrive whole, read wit
     assert.equal(received!.bytes, String(n));
     const report = await peer.report();
     assert.match(report.version, /^TLSv1\.[23]$/);
-    assert.equal(await sha256File(output), report.sha256);
+    assert.equal(await sha256(await Deno.readFile(output)), report.sha256);
   } finally {
     await Deno.remove(output);
   }

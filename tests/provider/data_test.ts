@@ -41,6 +41,7 @@ import {
   readAll,
   readExactly,
   receive,
+  sha256,
   sleep,
   text,
   within,
@@ -78,12 +79,6 @@ function fromHex(s: string): Uint8Array {
   const out = new Uint8Array(s.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
   return out;
-}
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  return hex(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)),
-  );
 }
 
 /** Receives until `length` bytes arrived (each completion must succeed with 1..chunk bytes). */
